@@ -1,0 +1,101 @@
+"""Backend settings: one pydantic-settings model (env prefix TEAMPILOT_), CLI flags generated from it."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: `--model` shortcuts for the tiny local test models (built once by scripts/build_tiny_models.py).
+TINY_MODELS = {"tiny": "tiny-llama3", "tiny-fim": "tiny-qwen-fim"}
+#: Default model when `--model` is not given, by engine.
+DEFAULT_GPU_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
+DEFAULT_CPU_MODEL = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
+
+
+class Settings(BaseSettings):
+    """Everything `python -m backend serve` can be told, from flags or TEAMPILOT_* env variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TEAMPILOT_", extra="ignore")
+
+    engine: Literal["auto", "vllm", "transformers", "upstream"] = Field(
+        "auto",
+        description="Engine: vllm (GPU, in-process), transformers (embedded CPU), upstream "
+        "(forward to other OpenAI-compatible servers); auto = vllm if CUDA is present, else transformers.",
+    )
+    model: str = Field(
+        "",
+        description="Hub id or local path of the model; 'tiny' / 'tiny-fim' serve the tiny local test "
+        f"models. Empty: {DEFAULT_GPU_MODEL} on GPU, {DEFAULT_CPU_MODEL} on CPU.",
+    )
+    served_model_name: str = Field(
+        "", description="Name /v1/models lists and requests must use. Empty: derived from --model."
+    )
+    host: str = Field("127.0.0.1", description="Address to bind; a non-loopback one needs an API key or --allow-anonymous.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on (0: any free port).")
+    api_key: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Accepted API key (repeatable); clients send 'Authorization: Bearer KEY'."
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File of 'name:key' lines (one per developer; the name labels metrics); '#' comments."
+    )
+    allow_anonymous: bool = Field(
+        False, description="Allow binding a non-loopback host without any API key."
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, le=1_048_576, description="Context length in tokens. Empty: the model's own."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Weight and activation dtype (auto: the model's, float32 on CPU for float16 models)."
+    )
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0.0, le=1.0, description="vLLM: fraction of GPU memory for weights and KV cache."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, le=64, description="vLLM: GPUs to shard each layer across.")
+    pipeline_parallel_size: int = Field(1, ge=1, le=64, description="vLLM: pipeline stages (GPUs or hosts).")
+    enable_prefix_caching: bool = Field(True, description="vLLM: reuse the KV cache of shared prompt prefixes.")
+    max_num_seqs: int = Field(64, ge=1, le=4096, description="Most requests generated concurrently by the engine.")
+    upstream_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="upstream: base URLs (ending in /v1) of OpenAI-compatible servers; repeatable.",
+    )
+    upstream_api_key: str = Field("", description="upstream: API key sent to the upstream servers.")
+    upstream_model: str = Field("", description="upstream: model name the upstream servers serve. Empty: their first.")
+    tokenizer: str = Field("", description="Tokenizer hub id or path. Empty: the model's (upstream: required unless --model is set).")
+    seed: int = Field(0, ge=0, description="Seed for engines that need one.")
+    log_prompts: bool = Field(False, description="Log prompts and completions (off: never logged).")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+    @field_validator("api_key", "upstream_urls", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        """Accept 'a,b' from an env variable as well as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def is_loopback(self) -> bool:
+        """Whether host only accepts connections from this machine."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def served_name(self, model: str) -> str:
+        """The name clients use: --served-model-name, else teampilot/<tiny name>, else the model ref."""
+        if self.served_model_name:
+            return self.served_model_name
+        if model in TINY_MODELS:
+            return f"teampilot/{TINY_MODELS[model]}"
+        return model.rstrip("/")
+
+    def model_or_default(self, engine_name: str) -> str:
+        """The model reference to load for a resolved engine name."""
+        if self.model:
+            return self.model
+        return DEFAULT_GPU_MODEL if engine_name == "vllm" else DEFAULT_CPU_MODEL
