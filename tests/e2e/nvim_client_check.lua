@@ -51,10 +51,20 @@ local ok, err = pcall(function()
   results.server_capabilities = client.server_capabilities
   results.init_options = client.config.init_options
 
-  -- Cursor at the end of the given line (the blank body of a function).
+  -- The end of the given line (the blank body of a function), where insert mode's cursor would be;
+  -- normal mode cannot put the cursor past the last character, so the column is computed.
   local text = vim.api.nvim_buf_get_lines(bufnr, line, line + 1, false)[1] or ""
   vim.api.nvim_win_set_cursor(0, { line + 1, #text })
   local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  local utf16
+  if client.offset_encoding == "utf-8" then
+    utf16 = #text
+  elseif vim.fn.has("nvim-0.11") == 1 then
+    utf16 = vim.str_utfindex(text, "utf-16")
+  else
+    utf16 = select(2, vim.str_utfindex(text))
+  end
+  params.position = { line = line, character = utf16 }
   results.position = params.position
 
   -- 1. the completion fallback, exactly the request vim.lsp.omnifunc sends

@@ -1,0 +1,120 @@
+"""Real Neovim, headless, with the shipped setup (editors/neovim/teampilot.lua) and our language server.
+
+The driver (nvim_client_check.lua) opens a Python file, waits for the server to attach, asks for the
+completion fallback, a raw textDocument/inlineCompletion, the code actions, and runs :TeampilotAsk;
+the scripted backend answers and records what the server sent it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import REPO, InstalledClients, lsp_server_ready, skip_with_reason
+from tests.scripted_backend import Reply, ScriptedBackend
+
+pytestmark = pytest.mark.client
+
+DRIVER = Path(__file__).with_name("nvim_client_check.lua")
+SETUP = REPO / "editors" / "neovim" / "teampilot.lua"
+SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
+
+
+def lua_string(value: str) -> str:
+    """A Lua string literal."""
+    return json.dumps(value)
+
+
+def run_neovim(nvim: str, workspace: Path, source: Path, *, url: str, line: int, ask: str) -> dict[str, Any]:
+    """Run the driver in headless Neovim with the shipped setup; returns what it recorded."""
+    out = workspace / "nvim-result.json"
+    # Only the backend URL and the interpreter are set from outside (vim.g.teampilot, which the
+    # shipped file documents); everything else is the file as users get it.
+    overrides = (
+        "lua vim.g.teampilot = { cmd = { " + ", ".join(lua_string(a) for a in (sys.executable, "-m", "lsp", "--stdio"))
+        + " }, settings = { backend = { url = " + lua_string(url) + " } } }"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "TEAMPILOT_E2E_OUT": str(out),
+        "TEAMPILOT_E2E_FILE": str(source),
+        "TEAMPILOT_E2E_LINE": str(line),
+        "TEAMPILOT_E2E_ASK": ask,
+        "TEAMPILOT_E2E_TIMEOUT_MS": "30000",
+        "XDG_CACHE_HOME": str(workspace / ".cache"),  # answers land here, not in the real cache
+        "XDG_STATE_HOME": str(workspace / ".state"),
+    }
+    done = subprocess.run(
+        [nvim, "--headless", "-n", "-i", "NONE", "--cmd", overrides, "-u", str(SETUP), "-c", f"luafile {DRIVER}"],
+        cwd=workspace, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert out.exists(), f"Neovim wrote no result (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return dict(json.loads(out.read_text()))
+
+
+def items_of(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """Items of a completion or inline completion answer (a list, or an object with items)."""
+    assert "error" not in response or not response["error"], response
+    result = response.get("result")
+    if isinstance(result, dict):
+        return list(result.get("items", []))
+    return list(result or [])
+
+
+@pytest.fixture(scope="module")
+def nvim(installed_clients: InstalledClients) -> str:
+    """The installed Neovim, or a skip with the reason."""
+    if (reason := lsp_server_ready()) is not None:
+        skip_with_reason(reason)
+    return installed_clients.require("nvim", "Neovim")
+
+
+def test_neovim_completion_inline_actions_and_ask(nvim: str, tmp_path: Path) -> None:
+    workspace = tmp_path / "project"
+    (workspace / ".git").mkdir(parents=True)
+    source = workspace / "calc.py"
+    source.write_text(SOURCE)
+    with ScriptedBackend() as backend:
+        backend.completion = Reply(chunks=["return a", " + b"])
+        backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
+        result = run_neovim(nvim, workspace, source, url=backend.url, line=1, ask="what does add return?")
+        completion_requests = backend.completion_requests()
+        chat_requests = backend.chat_requests()
+
+    assert "error" not in result, result.get("error")
+    assert result["client_name"] == "teampilot"
+    assert result["init_options"]["backend"]["url"] == backend.url
+
+    # The completion fallback: one item that inserts the suggestion at the cursor.
+    completion_items = items_of(result["completion"])
+    texts = [(item.get("textEdit") or {}).get("newText") or item.get("insertText") or item["label"] for item in completion_items]
+    assert any("return a + b" in text for text in texts), completion_items
+
+    # A raw LSP 3.18 inline completion request.
+    inline_items = items_of(result["inline"])
+    inline_texts = [item["insertText"] if isinstance(item["insertText"], str) else item["insertText"]["value"] for item in inline_items]
+    assert any("return a + b" in text for text in inline_texts), inline_items
+
+    # What reached the backend came from the file Neovim opened, split at the cursor.
+    assert completion_requests, "the language server never called the backend"
+    request = completion_requests[-1].json
+    assert request["prompt"].endswith("def add(a, b):\n    ")
+    assert "print(add(1, 2))" in request["suffix"]
+
+    # Code actions are listed at the function.
+    actions = result["code_actions"].get("result") or []
+    titles = [action["title"] for action in actions]
+    assert any("explain" in title.lower() for title in titles), titles
+
+    # :TeampilotAsk reached the server and the backend, and the answer was shown.
+    assert result.get("ask_answered"), result
+    assert any("what does add return?" in json.dumps(r.json) for r in chat_requests)
+    shown = result["shown_documents"] + result["messages"]
+    assert shown, result
