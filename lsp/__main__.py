@@ -1,0 +1,122 @@
+"""`python -m lsp`: run the language server (stdio by default, `--tcp PORT` for debugging).
+
+Subcommands:
+  check [--backend URL] [--api-key K]   one-screen diagnosis of the backend connection
+  setup ...                             editor setup (see `python -m lsp setup --help`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from lsp.client import BackendClient, BackendError, BackendUnauthorized
+from lsp.settings import SettingsSources
+
+
+def _configure_logging(level: str) -> None:
+    # stdout is the LSP channel: logs go to stderr only
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.WARNING), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pygls logs every message body at INFO (prompts and completions): keep it quiet unless debugging
+    if level.upper() != "DEBUG":
+        logging.getLogger("pygls").setLevel(logging.WARNING)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lsp.server import create_server
+
+    _configure_logging(args.log_level)
+    server = create_server()
+    if args.tcp is not None:
+        server.start_tcp(args.host, args.tcp)
+    else:
+        server.start_io()
+    return 0
+
+
+async def _check(url: str, api_key: str, model: str, timeout_s: float) -> int:
+    """Print whether the backend is reachable, the key accepted, and which model answers."""
+    client = BackendClient(url, api_key, model, timeout_s=timeout_s)
+    ok = True
+    print(f"teampilot check: backend {url}  (API key: {'set' if api_key else 'none'})")
+    try:
+        try:
+            status, body = await client.health()
+            state = body.get("status") if isinstance(body, dict) else body
+            print(f"  [{'ok' if status == 200 else '!!'}] reachable: /health answered {status} {state or ''}".rstrip())
+        except BackendError as exc:
+            print(f"  [!!] reachable: no: {exc}")
+            print("       Is the backend running? Start it with: python -m backend serve")
+            return 1
+        try:
+            names = await client.models()
+            print(f"  [ok] key accepted: /models lists {len(names)} model(s): {', '.join(names[:5])}")
+        except BackendUnauthorized as exc:
+            print(f"  [!!] key accepted: no ({exc})")
+            print("       Set the key with --api-key or TEAMPILOT_API_KEY (or backend.apiKey in your editor).")
+            return 1
+        except BackendError as exc:
+            print(f"  [!!] models: {exc}")
+            return 1
+        if model and model not in names:
+            print(f"  [!!] configured model {model!r} is not served")
+            ok = False
+        chosen = await client.resolve_model()
+        started = time.perf_counter()
+        pieces: list[str] = []
+        try:
+            async for piece in client.stream_completion("def add(a, b):\n    return", "\n", max_tokens=8):
+                pieces.append(piece)
+            elapsed = (time.perf_counter() - started) * 1000
+            print(f"  [ok] model answers: {chosen} ({len(''.join(pieces))} chars in {elapsed:.0f} ms)")
+        except BackendError as exc:
+            print(f"  [!!] model answers: {chosen}: {exc}")
+            return 1
+    finally:
+        await client.aclose()
+    print("All good." if ok else "Some checks failed.")
+    return 0 if ok else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lsp", description="teampilot language server")
+    parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    parser.add_argument("--tcp", type=int, metavar="PORT", help="listen on a TCP port instead (debugging)")
+    parser.add_argument("--host", default="127.0.0.1", help="host for --tcp (default 127.0.0.1)")
+    parser.add_argument("--log-level", default=os.environ.get("TEAMPILOT_LOG_LEVEL", "WARNING"),
+                        help="stderr log level (DEBUG logs message bodies)")
+    sub = parser.add_subparsers(dest="command")
+    check = sub.add_parser("check", help="diagnose the connection to the backend")
+    check.add_argument("--backend", help="backend URL (default: env TEAMPILOT_BACKEND_URL or http://127.0.0.1:8000/v1)")
+    check.add_argument("--api-key", help="API key (default: env TEAMPILOT_API_KEY)")
+    check.add_argument("--model", help="model id (default: env TEAMPILOT_MODEL, else the first listed)")
+    check.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    sub.add_parser("setup", help="write or print the editor setup (python -m lsp setup --help)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m lsp` and the `teampilot-lsp` script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "setup":
+        from lsp import setup_cmd  # owned by the editor-setup work; imported only when asked for
+
+        return int(setup_cmd.main(argv[1:]) or 0)
+    args = _parser().parse_args(argv)
+    if args.command == "check":
+        settings, _ = SettingsSources().resolve()
+        url = args.backend or settings.backend.url
+        key = args.api_key if args.api_key is not None else settings.backend.api_key
+        model = args.model if args.model is not None else settings.backend.model
+        return asyncio.run(_check(url, key, model, args.timeout))
+    return _serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Async HTTP client for the OpenAI-compatible backend: streaming, timeouts, cancellation, errors.
+
+Every failure becomes one of a small set of :class:`BackendError` subclasses with a ``condition``
+string, so the server can answer empty and tell the user once per condition. Closing a stream
+(``aclose()`` on the iterator, or cancelling the task that iterates it) closes the HTTP response,
+which is how the backend learns to abort the generation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+
+class BackendError(Exception):
+    """A failed backend call; ``condition`` groups failures for user-facing messages."""
+
+    condition = "bad-response"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BackendUnavailable(BackendError):
+    """The backend could not be reached (connection refused, DNS, reset)."""
+
+    condition = "unavailable"
+
+
+class BackendUnauthorized(BackendError):
+    """The backend refused the API key (401/403)."""
+
+    condition = "unauthorized"
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer in time."""
+
+    condition = "timeout"
+
+
+class BackendHTTPError(BackendError):
+    """The backend answered with an HTTP error status (4xx other than auth, 5xx)."""
+
+    condition = "http"
+
+
+def _error_message(response_body: bytes, status: int) -> str:
+    try:
+        body = json.loads(response_body)
+        message = body.get("error", {}).get("message") if isinstance(body, dict) else None
+        if isinstance(message, str) and message:
+            return f"HTTP {status}: {message}"
+    except (ValueError, AttributeError):
+        pass
+    return f"HTTP {status}"
+
+
+class BackendClient:
+    """A client for one backend URL + API key. Cheap to build; rebuild when URL or key change."""
+
+    def __init__(self, url: str, api_key: str = "", model: str = "", timeout_s: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.model = model
+        self.timeout_s = timeout_s
+        self._resolved_model: str | None = model or None
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+            trust_env=False,  # never route loopback traffic through a proxy from the environment
+        )
+
+    @property
+    def resolved_model(self) -> str | None:
+        """The model id in use once known (configured or discovered)."""
+        return self._resolved_model
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _raise_for_status(status: int, body: bytes) -> None:
+        if status < 400:
+            return
+        message = _error_message(body, status)
+        if status in (401, 403):
+            raise BackendUnauthorized(message, status=status)
+        raise BackendHTTPError(message, status=status)
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except httpx.TimeoutException as exc:
+            raise BackendTimeout(f"backend did not answer within {self.timeout_s:g} s") from exc
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise BackendUnavailable(f"backend not reachable at {self.url}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"backend request failed: {exc}") from exc
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    async def models(self) -> list[str]:
+        """The model ids `GET {url}/models` lists."""
+        response = await self._call(self._http.get(f"{self.url}/models"))
+        self._raise_for_status(response.status_code, response.content)
+        try:
+            data = response.json()["data"]
+            return [str(item["id"]) for item in data]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BackendError("backend /models answer is not an OpenAI model list") from exc
+
+    async def resolve_model(self) -> str:
+        """The configured model, else the first one the backend lists (cached)."""
+        if self._resolved_model:
+            return self._resolved_model
+        names = await self.models()
+        if not names:
+            raise BackendError("backend lists no models")
+        self._resolved_model = names[0]
+        return names[0]
+
+    async def stream_completion(
+        self,
+        prompt: str,
+        suffix: str,
+        *,
+        max_tokens: int,
+        stop: Sequence[str] = (),
+        temperature: float = 0.2,
+    ) -> AsyncIterator[str]:
+        """Stream the text pieces of `POST {url}/completions` (stream: true).
+
+        Stop iterating (or cancel the consumer) to close the HTTP stream early.
+        """
+        body: dict[str, Any] = {
+            "model": await self.resolve_model(),
+            "prompt": prompt,
+            "suffix": suffix,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
+        if stop:
+            body["stop"] = list(stop)
+        async for choice in self._stream(f"{self.url}/completions", body):
+            text = choice.get("text")
+            if isinstance(text, str) and text:
+                yield text
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int = 1024,
+        temperature: float = 0.2,
+        on_text: Callable[[str], None] | None = None,
+    ) -> str:
+        """Run one streamed chat completion and return the whole answer.
+
+        ``on_text`` sees each piece as it arrives. Cancelling the calling task closes the stream.
+        """
+        body: dict[str, Any] = {
+            "model": await self.resolve_model(),
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
+        parts: list[str] = []
+        async for choice in self._stream(f"{self.url}/chat/completions", body):
+            delta = choice.get("delta") or {}
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str) and text:
+                parts.append(text)
+                if on_text is not None:
+                    on_text(text)
+        return "".join(parts)
+
+    async def _stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """POST and yield ``choices[0]`` of each SSE event until `[DONE]`."""
+        request = self._http.build_request("POST", url, json=body)
+        response: httpx.Response = await self._call(self._http.send(request, stream=True))
+        try:
+            if response.status_code >= 400:
+                content = await self._call(response.aread())
+                self._raise_for_status(response.status_code, content)
+            lines = response.aiter_lines()
+            while True:
+                try:
+                    line = await self._call(lines.__anext__())
+                except StopAsyncIteration:
+                    return
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                try:
+                    event = json.loads(data)
+                except ValueError as exc:
+                    raise BackendError("backend sent a malformed stream event") from exc
+                if not isinstance(event, dict):
+                    continue
+                if "error" in event:
+                    error = event["error"]
+                    message = error.get("message") if isinstance(error, dict) else str(error)
+                    raise BackendHTTPError(f"backend error: {message}")
+                choices = event.get("choices") or []
+                if choices and isinstance(choices[0], dict):
+                    yield choices[0]
+        finally:
+            await response.aclose()
+
+    async def health(self) -> tuple[int, Any]:
+        """`GET /health` at the server root (the URL without `/v1`): status code and JSON body."""
+        root = self.url[: -len("/v1")] if self.url.endswith("/v1") else self.url
+        response = await self._call(self._http.get(f"{root}/health"))
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()

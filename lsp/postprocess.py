@@ -1,0 +1,281 @@
+"""Pure post-processing of raw model output into a suggestion worth showing.
+
+Each step is a plain function over strings, so it is tested table-driven. :func:`postprocess`
+runs them in order; it returns ``None`` when the suggestion should not be shown at all.
+The parse check needs a parser and is therefore given as a callable (``error_count``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# special tokens of the model families we serve; the first one ends the suggestion
+_SPECIAL = re.compile(
+    r"<\|[a-z_]+(?:\|[a-z_]+)?\|>"  # <|eot_id|> <|end_of_text|> <|endoftext|> <|fim_middle|> <|im_end|>
+    r"|<\|[a-z]+_[a-z_]+\|>"
+    r"|<fim[_-](?:prefix|suffix|middle|pad)>|</?fim_middle>|<file_sep>|<repo_name>"
+    r"|<｜[^｜]{1,40}｜>"  # DeepSeek's full-width bars
+    r"|</s>|<s>|<EOT>|<PRE>|<SUF>|<MID>|\[/?INST\]|<\|begin_of_text\|>"
+)
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+_REPEATED_SPAN = re.compile(r"(.{1,12}?)\1{7,}", re.DOTALL)
+
+
+def strip_special_tokens(text: str) -> str:
+    """Cut the text at the first special token (end of turn, FIM markers, BOS/EOS text)."""
+    match = _SPECIAL.search(text)
+    return text if match is None else text[: match.start()]
+
+
+def is_blank(text: str) -> bool:
+    """True for empty or whitespace-only text."""
+    return not text.strip()
+
+
+def is_repetitive(text: str) -> bool:
+    """True for degenerate output: one line over and over, or a short span repeated many times."""
+    stripped = text.strip()
+    if not stripped:
+        return True
+    lines = [line.strip() for line in stripped.splitlines() if line.strip()]
+    if len(lines) >= 4 and len(set(lines)) * 3 <= len(lines):
+        return True
+    match = _REPEATED_SPAN.search(stripped)
+    return match is not None and (match.end() - match.start()) * 2 >= len(stripped)
+
+
+def trim_suffix_overlap(completion: str, suffix: str) -> str:
+    """Drop the end of ``completion`` that repeats the start of ``suffix``.
+
+    Two cases: whole lines (the classic duplicated closing ``}`` / ``return x`` below the cursor)
+    and the rest of the cursor's line (cursor inside ``f(|)``: a completion ``a, b)`` loses ``)``).
+    """
+    if not completion or not suffix:
+        return completion
+    # rest of the cursor line: the completion ends with it (ignoring trailing whitespace)
+    line_rest = suffix.split("\n", 1)[0].rstrip()
+    body = completion.rstrip()
+    if line_rest and "\n" not in completion.rstrip("\n"):
+        if body.endswith(line_rest):
+            return body[: -len(line_rest)]
+        # longest suffix of the completion that is a prefix of the rest of the line
+        for size in range(min(len(body), len(line_rest)), 0, -1):
+            if line_rest.startswith(body[-size:]) and not body[-size:].isalnum():
+                return body[:-size]
+    # whole lines: drop the completion's trailing lines that the suffix starts with
+    comp_lines = completion.rstrip().split("\n")
+    suffix_lines = [line for line in suffix.split("\n") if line.strip()]
+    if len(comp_lines) > 1 and suffix_lines and not line_rest:
+        # the suffix's first non-blank lines, in order
+        best = 0
+        for size in range(1, min(len(comp_lines) - 1, len(suffix_lines)) + 1):
+            tail = [line.strip() for line in comp_lines[-size:]]
+            head = [line.strip() for line in suffix_lines[:size]]
+            if tail == head and any(tail):
+                best = size
+        if best:
+            return "\n".join(comp_lines[:-best])
+    return completion
+
+
+def _indent_of(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _width(indent: str, tab: int = 4) -> int:
+    return len(indent.expandtabs(tab))
+
+
+def cut_at_scope_end(completion: str, cursor_line: str, *, brace_language: bool) -> str:
+    """Stop a multi-line completion where it leaves the scope the cursor is in.
+
+    Indentation languages: the first line indented less than the cursor's block (after a line ending
+    in ``:`` the block is one level deeper). Brace languages: a closing brace that closes a scope the
+    completion did not open ends the suggestion before that brace's line, or at it when it closes
+    the scope the cursor opened (``{|}``-style bodies are handled by the suffix overlap step).
+    """
+    lines = completion.split("\n")
+    if len(lines) == 1:
+        return completion
+    base = _width(_indent_of(cursor_line)) if cursor_line.strip() else _width(cursor_line)
+    opens_block = cursor_line.rstrip().endswith((":", "{", "(", "["))
+    first_text = (cursor_line + lines[0]).rstrip()
+    if first_text.endswith((":", "{", "(", "[")):
+        opens_block = True
+    kept = [lines[0]]
+    depth = sum(1 for ch in lines[0] if ch in _OPENERS) - sum(1 for ch in lines[0] if ch in _CLOSERS)
+    for line in lines[1:]:
+        if not line.strip():
+            kept.append(line)
+            continue
+        width = _width(_indent_of(line))
+        stripped = line.strip()
+        if brace_language:
+            closes = 0
+            for ch in stripped:
+                if ch in _CLOSERS:
+                    closes += 1
+                elif ch in _OPENERS:
+                    break
+            if depth <= 0 and stripped[0] in _CLOSERS and width < base + (1 if opens_block else 0):
+                break
+            depth += sum(1 for ch in stripped if ch in _OPENERS) - sum(1 for ch in stripped if ch in _CLOSERS)
+            kept.append(line)
+            if depth < 0:
+                break
+        else:
+            limit = base + 1 if opens_block else base
+            if width < limit and depth <= 0:
+                break
+            depth += sum(1 for ch in stripped if ch in _OPENERS) - sum(1 for ch in stripped if ch in _CLOSERS)
+            kept.append(line)
+    while len(kept) > 1 and not kept[-1].strip():
+        kept.pop()
+    return "\n".join(kept)
+
+
+def unmatched_brackets(text: str) -> tuple[list[str], int]:
+    """Openers left open by ``text`` (in order) and the index of its first closer with no opener in it.
+
+    The second value is -1 when every closer matches an opener inside the text. Brackets inside
+    string literals are ignored (a simple quote tracker, good enough for one suggestion).
+    """
+    stack: list[str] = []
+    quote = ""
+    escaped = False
+    for index, ch in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'`":
+            quote = ch
+        elif ch in _OPENERS:
+            stack.append(ch)
+        elif ch in _CLOSERS:
+            if stack and stack[-1] == _CLOSERS[ch]:
+                stack.pop()
+            else:
+                return stack, index
+    return stack, -1
+
+
+def balance_brackets(completion: str, suffix: str) -> str:
+    """Balance only the brackets the completion opened.
+
+    A closer that closes a bracket opened before the cursor is left to the code after the cursor when
+    that code already closes it (the suggestion is cut there); brackets the completion opened and did
+    not close on a single-line suggestion are closed, unless the rest of the line closes them.
+    """
+    stack, stray = unmatched_brackets(completion)
+    line_rest = suffix.split("\n", 1)[0].strip()
+    if stray >= 0:
+        closer = completion[stray]
+        if line_rest.startswith(closer) or not line_rest:
+            # the suffix closes it (or the line is otherwise finished): keep what comes before
+            head = completion[:stray]
+            if line_rest.startswith(closer) or head.strip():
+                completion = head.rstrip() if "\n" in head else head
+                stack, _ = unmatched_brackets(completion)
+    if stack and "\n" not in completion:
+        closers = "".join(_OPENERS[ch] for ch in reversed(stack))
+        if not line_rest.startswith(closers[:1]):
+            completion = completion + closers
+    return completion
+
+
+def fix_indentation(completion: str, cursor_line: str, indent_unit: str) -> str:
+    """Make the suggestion's indentation match the document.
+
+    Tabs/spaces follow ``indent_unit``; when a multi-line suggestion starts at an empty cursor line
+    but its body is indented from column 0, it is shifted to the cursor's indentation.
+    """
+    lines = completion.split("\n")
+    if len(lines) == 1:
+        return completion
+    use_tabs = indent_unit == "\t"
+    width = len(indent_unit.expandtabs(4)) or 4
+    out = [lines[0]]
+    for line in lines[1:]:
+        indent = _indent_of(line)
+        columns = _width(indent)
+        fixed = "\t" * (columns // 4) + " " * (columns % 4) if use_tabs else " " * columns
+        if not use_tabs and "\t" in indent:
+            fixed = " " * (indent.count("\t") * width + indent.count(" "))
+        out.append(fixed + line[len(indent):] if line.strip() else "")
+    # a block that follows an empty, indented cursor line must not start left of the cursor
+    if not cursor_line.strip() and cursor_line and lines[0] == "":
+        base = _width(cursor_line)
+        body = [line for line in out[1:] if line.strip()]
+        if body:
+            least = min(_width(_indent_of(line)) for line in body)
+            if least < base:
+                shift = (" " * (base - least)) if not use_tabs else "\t" * ((base - least) // 4)
+                out = [out[0]] + [shift + line if line.strip() else line for line in out[1:]]
+    return "\n".join(out)
+
+
+def first_line(completion: str) -> str:
+    """The suggestion up to the first line break after some text (single-line mode)."""
+    if "\n" not in completion:
+        return completion
+    head, _, rest = completion.partition("\n")
+    if head.strip():
+        return head
+    # leading break (cursor at end of line): keep the next line with its indentation
+    nxt = rest.split("\n", 1)[0]
+    return "\n" + nxt if nxt.strip() else ""
+
+
+@dataclass(frozen=True)
+class PostprocessInput:
+    """What the post-processing needs to know besides the raw text."""
+
+    prefix: str  # document text before the cursor (at least the cursor's line)
+    suffix: str  # document text after the cursor
+    multiline: bool
+    brace_language: bool = False
+    indent_unit: str = "    "
+
+
+def postprocess(
+    raw: str,
+    ctx: PostprocessInput,
+    *,
+    error_count: Callable[[str], int] | None = None,
+    baseline_errors: int | None = None,
+) -> str | None:
+    """Turn raw model output into the suggestion to show, or None to show nothing.
+
+    ``error_count(new_text)`` counts parse errors of the document with the suggestion inserted;
+    a multi-line suggestion that makes it worse than ``baseline_errors`` is rejected.
+    """
+    text = strip_special_tokens(raw).replace("\r\n", "\n")
+    if is_blank(text):
+        return None
+    cursor_line = ctx.prefix.rsplit("\n", 1)[-1]
+    if not ctx.multiline:
+        text = first_line(text)
+    text = fix_indentation(text, cursor_line, ctx.indent_unit)
+    if "\n" in text.strip("\n"):
+        text = cut_at_scope_end(text, cursor_line, brace_language=ctx.brace_language)
+    text = trim_suffix_overlap(text, ctx.suffix)
+    text = balance_brackets(text, ctx.suffix)
+    text = text.rstrip() if "\n" in text else text.rstrip("\n")
+    if not cursor_line.strip() and text.startswith("\n") and not ctx.multiline:
+        text = text.lstrip("\n")
+    if is_blank(text) or is_repetitive(text):
+        return None
+    if (
+        error_count is not None and baseline_errors is not None and "\n" in text
+        and error_count(ctx.prefix + text + ctx.suffix) > baseline_errors
+    ):
+        return None
+    return text

@@ -1,0 +1,444 @@
+"""The teampilot language server: pygls glue registered once, thin async handlers that delegate.
+
+Features live elsewhere: documents (`lsp/documents.py`), context (`lsp/context/`), the completion
+pipeline (`lsp/completion.py`), code actions (`lsp/actions/`). This module wires them to LSP
+methods, owns the settings and the backend client, and makes sure every request gets an answer:
+pygls by itself never answers a request whose params fail to deserialise, so
+:class:`TeampilotProtocol` answers those with InvalidParams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Coroutine
+from typing import Any
+
+import attrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+
+from lsp.client import BackendClient, BackendError
+from lsp.completion import CompletionPipeline
+from lsp.documents import DocumentStore
+from lsp.settings import SECTION, Settings, SettingsSources
+from lsp.status import StatusReporter
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+STATS_METHOD = "teampilot/stats"
+_WORD_BEFORE = re.compile(r"[\w$]*$")
+_INDEX_DELAY_S = 0.5
+
+
+@attrs.define
+class _UnanswerableRequest:
+    """A request whose params could not be deserialised: answered with an error, never handled."""
+
+    id: int | str
+    method: str
+    jsonrpc: str
+    error: types.ResponseError
+
+
+class TeampilotProtocol(LanguageServerProtocol):
+    """pygls' protocol, plus: a request with malformed params gets an InvalidParams error response."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """Deserialise a message; a request that fails becomes an :class:`_UnanswerableRequest`."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            msg_id = data.get("id")
+            method = data.get("method")
+            if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool) and isinstance(method, str):
+                cause = exc.__cause__
+                detail = str(cause).splitlines()[0] if cause is not None and str(cause) else "malformed params"
+                error = JsonRpcInvalidParams(f"Invalid params for {method}: {detail}").to_response_error()
+                return _UnanswerableRequest(id=msg_id, method=method, jsonrpc=self.VERSION, error=error)
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        """Answer unanswerable requests with their error; everything else as pygls does."""
+        if isinstance(message, _UnanswerableRequest):
+            logger.warning("invalid params for %s (request %s)", message.method, message.id)
+            self._send_response(message.id, error=message.error)
+            return
+        super().handle_message(message)
+
+
+class TeampilotServer(LanguageServer):
+    """The language server; see docs/CONTRACTS.md for the attributes features rely on."""
+
+    def __init__(self, settings: Settings | None = None, *, env: dict[str, str] | None = None) -> None:
+        super().__init__("teampilot", VERSION, protocol_cls=TeampilotProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.sources = SettingsSources(env)
+        self._fixed_settings = settings
+        self.config: Settings = settings if settings is not None else self.sources.resolve()[0]
+        self.documents = DocumentStore()
+        self.index: Any = None
+        self.actions: Any = None
+        self.completion = CompletionPipeline(self)
+        self.status = StatusReporter(notify=self._notify, show_message=self._show_error)
+        self._backend: BackendClient | None = None
+        self._backend_key: tuple[str, str, str, int] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._index_timers: dict[str, asyncio.TimerHandle] = {}
+
+    # -- contract ----------------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> BackendClient:
+        """The backend client for the current URL/key/model (rebuilt when they change)."""
+        b = self.config.backend
+        key = (b.url, b.api_key, b.model, self.config.completion.timeout_ms)
+        if self._backend is None or key != self._backend_key:
+            old = self._backend
+            self._backend = BackendClient(b.url, b.api_key, b.model, timeout_s=self.config.completion.timeout_ms / 1000)
+            self._backend_key = key
+            if old is not None:
+                self.spawn(old.aclose(), "close old backend client")
+        return self._backend
+
+    def report_status(self, state: str, message: str, model: str | None = None) -> None:
+        """Send `teampilot/status` (only when it changes)."""
+        self.status.report_status(state, message, model)
+
+    def report_error_once(self, condition: str, message: str) -> None:
+        """Show at most one `window/showMessage` per condition and interval."""
+        self.status.report_error_once(condition, message)
+
+    @property
+    def position_encoding(self) -> str:
+        """The negotiated position encoding ("utf-16" unless the client offered another first)."""
+        try:
+            encoding = self.workspace.position_encoding
+        except RuntimeError:
+            return "utf-16"
+        if encoding is None:
+            return "utf-16"
+        return str(getattr(encoding, "value", encoding))
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Run a background task, keep a reference, log its failure."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and (exc := t.exception()) is not None:
+                logger.error("background task %r failed: %s", what, exc, exc_info=exc)
+
+        task.add_done_callback(done)
+        return task
+
+    def _notify(self, method: str, params: Any) -> None:
+        self.protocol.notify(method, params)
+
+    def _show_error(self, message: str) -> None:
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Log internal errors; tell the user at most once per interval (never per keystroke)."""
+        logger.error("server error (%s): %s", getattr(source, "__name__", source), error)
+        if source is not None and getattr(source, "__name__", "") == "FeatureRequestError":
+            return
+        self.report_error_once("server-error", f"teampilot: internal error: {error}")
+
+    def apply_settings(self) -> None:
+        """Re-resolve the settings from their sources; report invalid ones once; follow URL/key changes."""
+        if self._fixed_settings is not None:
+            return
+        settings, message = self.sources.resolve()
+        if message:
+            self.status.clear("settings")
+            self.report_error_once("settings", message)
+        old = self.config
+        self.config = settings
+        if old.backend != settings.backend:
+            logger.info("backend settings changed: %s", settings.backend.url)
+            self.completion.invalidate()
+            for condition in ("unavailable", "unauthorized", "timeout", "http", "bad-response"):
+                self.status.clear(condition)
+            if self._backend is not None:
+                self.spawn(self.check_backend(), "backend check")
+
+    def client_supports(self, path: str) -> bool:
+        """Whether the client's capabilities have a truthy value at a dotted path."""
+        node: Any = getattr(self.protocol, "client_capabilities", None)
+        for part in path.split("."):
+            if node is None:
+                return False
+            node = getattr(node, part, None)
+        return bool(node)
+
+    async def pull_configuration(self) -> None:
+        """Ask the client for the `teampilot` section (only when it supports workspace/configuration)."""
+        if not self.client_supports("workspace.configuration"):
+            return
+        try:
+            result = await asyncio.wait_for(
+                self.workspace_configuration_async(types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])),
+                timeout=5,
+            )
+        except Exception as exc:
+            logger.warning("workspace/configuration failed: %s", exc)
+            return
+        if result and isinstance(result[0], dict) and result[0]:
+            self.sources.set_client(result[0])
+            self.apply_settings()
+
+    async def check_backend(self) -> None:
+        """Find out whether the backend answers and which model it serves; report the status."""
+        backend = self.backend
+        self.report_status("loading", f"connecting to {backend.url}", None)
+        try:
+            model = await backend.resolve_model()
+        except BackendError as exc:
+            state = "loading" if exc.status == 503 else "error"
+            self.report_status(state, f"teampilot: {exc}", None)
+            if state == "error":
+                self.report_error_once(exc.condition, f"teampilot: {exc}")
+            return
+        self.report_status("ok", f"connected to {backend.url}", model)
+
+    def schedule_index_update(self, uri: str) -> None:
+        """Update the workspace index for a document a little after the last edit."""
+        if self.index is None:
+            return
+        if (timer := self._index_timers.pop(uri, None)) is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._index_timers[uri] = loop.call_later(_INDEX_DELAY_S, self.update_index, uri)
+
+    def update_index(self, uri: str) -> None:
+        """Update the workspace index for one open document now."""
+        self._index_timers.pop(uri, None)
+        doc = self.documents.get(uri)
+        if self.index is None or doc is None:
+            return
+        try:
+            self.index.update_document(doc)
+        except Exception:
+            logger.exception("index update failed for %s", uri)
+
+    async def build_index(self) -> None:
+        """Build the workspace index in the background, reporting `$/progress` when supported."""
+        if self.index is None:
+            return
+        token: str | None = None
+        if self.client_supports("window.work_done_progress"):
+            token = "teampilot-index"
+            try:
+                await self.work_done_progress.create_async(token)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="teampilot: indexing", percentage=0))
+            except Exception:
+                token = None
+
+        def progress(done: int, total: int) -> None:
+            if token is not None and total:
+                self.work_done_progress.report(
+                    token, types.WorkDoneProgressReport(message=f"{done}/{total} files", percentage=int(done * 100 / total))
+                )
+
+        try:
+            count = await self.index.build(progress)
+            logger.info("indexed %s files", count)
+        finally:
+            if token is not None:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="indexed"))
+        for doc in self.documents:
+            self.update_index(doc.uri)
+
+
+def _make_index(roots: list[str]) -> Any:
+    try:
+        from lsp.context.index import WorkspaceIndex
+    except ImportError:
+        return None
+    return WorkspaceIndex(roots)
+
+
+def _make_actions(server: TeampilotServer) -> Any:
+    try:
+        from lsp.actions import ActionsFeature  # type: ignore[attr-defined]
+    except ImportError:
+        logger.info("code actions not available")
+        return None
+    try:
+        return ActionsFeature(server)
+    except Exception:
+        logger.exception("code actions failed to start")
+        return None
+
+
+def _workspace_roots(params: types.InitializeParams) -> list[str]:
+    from pygls.uris import to_fs_path
+
+    uris = [f.uri for f in params.workspace_folders or []]
+    if not uris and params.root_uri:
+        uris = [params.root_uri]
+    roots = [to_fs_path(u) for u in uris]
+    if not roots and params.root_path:
+        roots = [params.root_path]
+    return [r for r in roots if r]
+
+
+def create_server(settings: Settings | None = None, *, env: dict[str, str] | None = None) -> TeampilotServer:
+    """Build the server and register every feature (nothing runs until it is started)."""
+    server = TeampilotServer(settings, env=env)
+    server.actions = _make_actions(server)
+    _register_documents(server)
+    _register_settings(server)
+    _register_completion(server)
+    _register_actions(server)
+    return server
+
+
+def _register_documents(server: TeampilotServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    async def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        item = params.text_document
+        server.documents.open(item.uri, item.language_id, item.version, item.text)
+        server.update_index(item.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    async def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if server.documents.get(uri) is None:
+            logger.warning("change for a document that is not open: %s", uri)
+            return
+        server.documents.change(uri, params.text_document.version, params.content_changes, server.position_encoding)
+        server.schedule_index_update(uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    async def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        server.update_index(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    async def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        server.completion.cancel(params.text_document.uri)
+        server.documents.close(params.text_document.uri)
+
+
+def _register_settings(server: TeampilotServer) -> None:
+    @server.feature(types.INITIALIZE)
+    async def initialize(params: types.InitializeParams) -> None:
+        server.sources.set_init_options(params.initialization_options)
+        server.apply_settings()
+        server.index = _make_index(_workspace_roots(params))
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(params: types.InitializedParams) -> None:
+        await server.pull_configuration()
+        server.spawn(server.check_backend(), "backend check")
+        server.spawn(server.build_index(), "workspace index")
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
+        value = params.settings
+        if isinstance(value, dict) and SECTION in value:
+            server.sources.set_client(value[SECTION])
+            server.apply_settings()
+        else:
+            # the "pull" style: an empty notification means "ask me"
+            await server.pull_configuration()
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(params: None) -> None:
+        for uri in [doc.uri for doc in server.documents]:
+            server.completion.cancel(uri)
+        if server._backend is not None:
+            await server._backend.aclose()
+            server._backend = None
+
+    @server.feature(STATS_METHOD)
+    async def stats(params: Any) -> dict[str, Any]:
+        return server.completion.stats.as_dict()
+
+
+def _register_completion(server: TeampilotServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(params: types.InlineCompletionParams) -> types.InlineCompletionList:
+        found = await server.completion.suggest(params.text_document.uri, params.position, server.position_encoding)
+        if found is None:
+            return types.InlineCompletionList(items=[])
+        text, _ = found
+        position = params.position
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=text, range=types.Range(start=position, end=position))]
+        )
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=None, resolve_provider=False))
+    async def completion(params: types.CompletionParams) -> types.CompletionList:
+        uri = params.text_document.uri
+        encoding = server.position_encoding
+        found = await server.completion.suggest(uri, params.position, encoding)
+        doc = server.documents.get(uri)
+        if found is None or doc is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        text, offset = found
+        return types.CompletionList(is_incomplete=True, items=[completion_item(doc, offset, text, encoding)])
+
+
+def completion_item(doc: Any, offset: int, text: str, encoding: str) -> types.CompletionItem:
+    """The fallback item: it replaces the word before the cursor with that word + the suggestion.
+
+    The edit's range lies on the cursor's line (as the spec requires) and ends at the cursor, so
+    clients that filter by the word typed so far keep the item.
+    """
+    line_start = doc.line_start(doc.line_of(offset))
+    word = _WORD_BEFORE.search(doc.text[line_start:offset])
+    word_text = word.group(0) if word else ""
+    start = doc.position_at(offset - len(word_text), encoding)
+    end = doc.position_at(offset, encoding)
+    new_text = word_text + text
+    label = new_text.strip().splitlines()[0] if new_text.strip() else new_text
+    if len(label) > 60:
+        label = label[:57] + "..."
+    return types.CompletionItem(
+        label=label,
+        kind=types.CompletionItemKind.Text,
+        detail="teampilot",
+        documentation=None,
+        filter_text=new_text,
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=types.Range(start=start, end=end), new_text=new_text),
+        sort_text="0",
+        preselect=True,
+    )
+
+
+def _register_actions(server: TeampilotServer) -> None:
+    actions = server.actions
+    if actions is None:
+        return
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(resolve_provider=True),
+    )
+    async def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
+        return list(actions.code_actions(params))
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(params: types.CodeAction) -> types.CodeAction:
+        result: types.CodeAction = await actions.resolve(params)
+        return result
+
+    for name in list(getattr(actions, "commands", [])):
+        _register_command(server, actions, name)
+
+
+def _register_command(server: TeampilotServer, actions: Any, name: str) -> None:
+    async def run(*args: object) -> Any:
+        return await actions.execute_command(types.ExecuteCommandParams(command=name, arguments=list(args)))
+
+    server.command(name)(run)
