@@ -1,0 +1,1 @@
+"""HTTP routes: thin handlers delegating to `backend.serving.Serving` (found on app.state.serving)."""

@@ -1,0 +1,79 @@
+"""create_app(engine, settings): the FastAPI app, its routes and its one error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from backend.engines.base import Engine
+from backend.errors import APIError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
+from backend.metrics import Metrics
+from backend.routes import chat, completions, health, models
+from backend.security import KeyRing
+from backend.serving import Serving, error_response
+from backend.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = None) -> FastAPI:
+    """The API over one engine. The engine starts in the background when the app starts, so the
+    server listens (and /health answers 503) while the model loads."""
+    serving = Serving(engine, settings, Metrics(), keys or KeyRing.from_settings(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.create_task(serving.start_engine(), name="engine-start")
+        app.state.engine_start = loading
+        try:
+            yield
+        finally:
+            if not loading.done():
+                loading.cancel()
+                await asyncio.gather(loading, return_exceptions=True)
+            await serving.shutdown()
+
+    app = FastAPI(title="teampilot backend", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.serving = serving
+    for module in (completions, chat, models, health):
+        app.include_router(module.router)
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    """APIError -> its OpenAI body."""
+    assert isinstance(exc, APIError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's 404/405 in the same error shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"No route {request.method} {request.url.path}."))
+    if exc.status_code == 405:
+        return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}."))
+    return error_response(InvalidRequest(str(exc.detail), code=f"http_{exc.status_code}"))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's validation errors (routes with typed parameters) in the same error shape."""
+    assert isinstance(exc, RequestValidationError)
+    return error_response(InvalidRequest(str(exc.errors()[:3]), code="invalid_value"))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered as a 500 in the same shape."""
+    logger.error("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(InternalError("Internal server error."))

@@ -1,0 +1,429 @@
+"""Request -> prompt -> engine -> JSON or SSE, with abort on disconnect.
+
+`Serving` owns the engine's lifecycle (started in the background so the server listens while the
+model loads) and every request's path through prompting and the engine. Text stop strings and
+hole-filling post-processing are applied here, uniformly for every engine, so engines only get
+stop token ids. A client that goes away cancels the request's task: the engine stream is closed
+(which aborts the request in the engine) and `teampilot_requests_aborted` counts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from backend import protocol
+from backend.engines.base import Engine, SamplingParams
+from backend.errors import (
+    APIError,
+    EngineUnavailable,
+    InternalError,
+    InvalidRequest,
+    ModelNotFound,
+    Unauthorized,
+)
+from backend.metrics import Metrics
+from backend.prompting import HoleFillCleaner, Prompter, RenderedPrompt, TextStopper
+from backend.security import KeyRing
+from backend.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RequestT = TypeVar("RequestT", bound=BaseModel)
+DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /completions
+FIM_MIN_RESERVE = 16
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class ClientGone(Exception):
+    """The client disconnected before a non-streamed answer was ready."""
+
+
+@dataclass
+class Generation:
+    """One request's generation: what goes to the engine and what came back."""
+
+    route: str
+    request_id: str
+    prompt: RenderedPrompt
+    params: SamplingParams
+    text_stops: tuple[str, ...]
+    received_at: float
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+class Serving:
+    """The engine behind the API: lifecycle, prompting, generation, accounting."""
+
+    def __init__(self, engine: Engine, settings: Settings, metrics: Metrics, keys: KeyRing) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.metrics = metrics
+        self.keys = keys
+        self.prompter: Prompter | None = None
+        self.failure: str | None = None
+        self.on_failure: Callable[[str], None] | None = None
+        metrics.watch_engine(self._engine_stats)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the engine has loaded and requests can be served."""
+        return self.prompter is not None
+
+    async def start_engine(self) -> None:
+        """Load the engine, then build the prompter; failures are kept for /health and reported."""
+        started = time.perf_counter()
+        logger.info("loading model (engine %s)...", type(self.engine).__name__)
+        try:
+            await self.engine.start()
+            card = self.engine.card
+            self.prompter = Prompter(self.engine.tokenizer, card.family, card.max_model_len)
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            logger.exception("engine failed to start")
+            if self.on_failure is not None:
+                self.on_failure(self.failure)
+            return
+        logger.info(
+            "model %s ready in %.1f s (family %s, context %d tokens, stop ids %s, native FIM %s)",
+            card.id,
+            time.perf_counter() - started,
+            card.family,
+            card.max_model_len,
+            list(self.prompter.end_token_ids),
+            self.prompter.fim is not None,
+        )
+
+    async def shutdown(self) -> None:
+        """Stop the engine."""
+        await self.engine.shutdown()
+
+    def _engine_stats(self) -> dict[str, float]:
+        """Engine counters, or none before the engine is up."""
+        return self.engine.stats() if self.ready else {}
+
+    def served_models(self) -> list[tuple[str, str, int]]:
+        """(id, root, max_model_len) of the served model."""
+        card = self.engine.card
+        return [(card.id, card.root, card.max_model_len)]
+
+    # -- one request -----------------------------------------------------------------------------
+
+    async def handle(
+        self,
+        request: Request,
+        route: str,
+        model: type[RequestT],
+        serve: Callable[[RequestT, float, Request], Awaitable[Response]],
+    ) -> Response:
+        """Authenticate, parse, check model and readiness, serve; every outcome is counted."""
+        received_at = time.perf_counter()
+        key_name = "unknown"
+        try:
+            key_name = self.authenticate(request)
+            body = await request.body()
+            parsed = parse_body(model, body)
+            if not self.ready:
+                raise EngineUnavailable(self.failure or "The model is still loading; retry shortly.")
+            self.check_model(getattr(parsed, "model", ""))
+            response = await serve(parsed, received_at, request)
+        except APIError as exc:
+            response = error_response(exc)
+        except ClientGone:
+            response = Response(status_code=499)
+        self.metrics.requests.labels(route, str(response.status_code), key_name).inc()
+        return response
+
+    def authenticate(self, request: Request) -> str:
+        """The key name of the request (401 when keys are required and none matches)."""
+        headers = request.headers
+        return self.keys.check(headers.get("authorization"), headers.get("api-key"))
+
+    def check_model(self, name: str) -> None:
+        """404 unless name is empty or the served model (its id or root)."""
+        card = self.engine.card
+        if name and name not in (card.id, card.root):
+            raise ModelNotFound(name, [card.id])
+
+    async def completion(self, req: protocol.CompletionRequest, received_at: float, request: Request) -> Response:
+        """POST /v1/completions."""
+        prompter = self._prompter()
+        req.check_n()
+        prompt = req.single_prompt()
+        if req.suffix is not None and isinstance(prompt, list):
+            prompt = prompter.tokenizer.decode(prompt)
+        wanted = req.max_tokens if req.max_tokens is not None else DEFAULT_COMPLETION_MAX_TOKENS
+        reserve = min(max(wanted, 1), max(FIM_MIN_RESERVE, prompter.max_model_len // 4))
+        rendered = prompter.render_completion(prompt, req.suffix, reserve)
+        max_tokens = prompter.clamp_max_tokens(req.max_tokens, len(rendered.token_ids), DEFAULT_COMPLETION_MAX_TOKENS)
+        gen = self._generation("completions", "cmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
+        echo = ""
+        if req.echo:
+            echo = rendered.text if rendered.text is not None else prompter.tokenizer.decode(rendered.token_ids)
+        if req.stream:
+            return sse_response(self._stream_completion(gen, req.include_usage(), echo))
+        text = await cancel_on_disconnect(request, self._collect(gen))
+        body = protocol.completion_response(
+            gen.request_id, self.engine.card.id, echo + text, gen.finish_reason,
+            len(rendered.token_ids), gen.completion_tokens,
+        )
+        return json_response(body)
+
+    async def chat(self, req: protocol.ChatRequest, received_at: float, request: Request) -> Response:
+        """POST /v1/chat/completions."""
+        prompter = self._prompter()
+        req.check_n()
+        rendered = prompter.render_chat(req.plain_messages())
+        requested = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        max_tokens = prompter.clamp_max_tokens(requested, len(rendered.token_ids), None)
+        gen = self._generation("chat", "chatcmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
+        if req.stream:
+            return sse_response(self._stream_chat(gen, req.include_usage()))
+        text = await cancel_on_disconnect(request, self._collect(gen))
+        body = protocol.chat_response(
+            gen.request_id, self.engine.card.id, text, gen.finish_reason, len(rendered.token_ids), gen.completion_tokens
+        )
+        return json_response(body)
+
+    def _prompter(self) -> Prompter:
+        """The prompter (the engine is ready: handle() checked)."""
+        if self.prompter is None:
+            raise EngineUnavailable("The model is still loading; retry shortly.")
+        return self.prompter
+
+    def _generation(
+        self,
+        route: str,
+        id_prefix: str,
+        rendered: RenderedPrompt,
+        req: protocol.CompletionRequest | protocol.ChatRequest,
+        client_stops: list[str],
+        max_tokens: int,
+        received_at: float,
+    ) -> Generation:
+        """Sampling parameters and stops for one request."""
+        stop_ids, text_stops = self._prompter().stops(client_stops)
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=1.0 if req.temperature is None else req.temperature,
+            top_p=1.0 if req.top_p is None else req.top_p,
+            stop_token_ids=stop_ids,
+            seed=req.seed,
+        )
+        request_id = f"{id_prefix}{uuid.uuid4().hex}"
+        if self.settings.log_prompts:
+            logger.info("request %s prompt (%s): %r", request_id, rendered.mode, rendered.text)
+        return Generation(route, request_id, rendered, params, text_stops, received_at)
+
+    # -- generation ------------------------------------------------------------------------------
+
+    async def _texts(self, gen: Generation) -> AsyncIterator[str]:
+        """Text pieces of the answer after post-processing and text stops; sets gen.finish_reason.
+
+        Closing this iterator (a disconnect) closes the engine stream, which aborts the request.
+        """
+        cleaner: HoleFillCleaner | None = gen.prompt.cleaner()
+        stopper = TextStopper(gen.text_stops)
+        metrics = self.metrics
+        stream = self.engine.generate(gen.prompt.token_ids, gen.params, gen.request_id)
+        finished = False
+        metrics.requests_in_flight.inc()
+        metrics.prompt_tokens.labels(gen.route).inc(len(gen.prompt.token_ids))
+        try:
+            first = True
+            async for delta in stream:
+                if first:
+                    first = False
+                    metrics.time_to_first_token.labels(gen.route).observe(time.perf_counter() - gen.received_at)
+                gen.completion_tokens += len(delta.token_ids)
+                text = delta.text
+                if cleaner is not None:
+                    text = cleaner.feed(text)
+                    if delta.finish_reason is not None or cleaner.done:
+                        text += cleaner.finish()
+                text = stopper.feed(text)
+                if stopper.stopped or (cleaner is not None and cleaner.done):
+                    gen.finish_reason = "stop"
+                elif delta.finish_reason is not None:
+                    text += stopper.finish()
+                    gen.finish_reason = delta.finish_reason
+                if text:
+                    yield text
+                if gen.finish_reason is not None:
+                    finished = delta.finish_reason is not None
+                    break
+            else:  # the engine stream ended without a finish_reason
+                finished = True
+                tail = stopper.feed(cleaner.finish() if cleaner is not None else "")
+                if not stopper.stopped:
+                    tail += stopper.finish()
+                gen.finish_reason = "stop"
+                if tail:
+                    yield tail
+        except (asyncio.CancelledError, GeneratorExit):
+            metrics.requests_aborted.labels(gen.route).inc()
+            logger.info("request %s aborted: the client went away", gen.request_id)
+            raise
+        finally:
+            metrics.requests_in_flight.dec()
+            metrics.tokens_generated.labels(gen.route).inc(gen.completion_tokens)
+            with anyio.CancelScope(shield=True):
+                await _close(stream)
+                if not finished:
+                    await self.engine.abort(gen.request_id)
+
+    async def _collect(self, gen: Generation) -> str:
+        """The whole answer."""
+        texts = [text async for text in self._texts(gen)]
+        answer = "".join(texts)
+        if self.settings.log_prompts:
+            logger.info("request %s completion: %r", gen.request_id, answer)
+        return answer
+
+    async def _stream_completion(self, gen: Generation, include_usage: bool, echo: str) -> AsyncIterator[bytes]:
+        """SSE events of a text completion."""
+        model, created = self.engine.card.id, int(time.time())
+        rid = gen.request_id
+        if echo:
+            yield sse(protocol.completion_chunk(rid, created, model, echo, None))
+        async for event in self._stream(gen, lambda text: protocol.completion_chunk(rid, created, model, text, None)):
+            yield event
+        yield sse(protocol.completion_chunk(rid, created, model, "", gen.finish_reason))
+        if include_usage:
+            yield sse(protocol.usage_chunk(rid, created, model, "text_completion", len(gen.prompt.token_ids), gen.completion_tokens))
+        yield DONE
+
+    async def _stream_chat(self, gen: Generation, include_usage: bool) -> AsyncIterator[bytes]:
+        """SSE events of a chat completion."""
+        model, created = self.engine.card.id, int(time.time())
+        rid = gen.request_id
+        yield sse(protocol.chat_chunk(rid, created, model, {"role": "assistant", "content": ""}, None))
+        async for event in self._stream(gen, lambda text: protocol.chat_chunk(rid, created, model, {"content": text}, None)):
+            yield event
+        yield sse(protocol.chat_chunk(rid, created, model, {}, gen.finish_reason))
+        if include_usage:
+            yield sse(protocol.usage_chunk(rid, created, model, "chat.completion.chunk", len(gen.prompt.token_ids), gen.completion_tokens))
+        yield DONE
+
+    async def _stream(self, gen: Generation, chunk: Callable[[str], dict[str, Any]]) -> AsyncIterator[bytes]:
+        """Content events; an error after the stream began becomes one last error event and [DONE]."""
+        texts = self._texts(gen)
+        pieces: list[str] = []
+        try:
+            async for text in texts:
+                if self.settings.log_prompts:
+                    pieces.append(text)
+                yield sse(chunk(text))
+        except APIError as exc:
+            yield sse(exc.body())
+            yield DONE
+            raise _StreamEnded from None
+        except Exception:
+            logger.exception("request %s failed while streaming", gen.request_id)
+            yield sse(InternalError("The engine failed while generating.").body())
+            yield DONE
+            raise _StreamEnded from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _close(texts)
+        if self.settings.log_prompts:
+            logger.info("request %s completion: %r", gen.request_id, "".join(pieces))
+
+
+class _StreamEnded(Exception):
+    """Raised after an error event was sent, to end the SSE stream without more events."""
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    """One server-sent event."""
+    return b"data: " + _DUMPS(payload).encode() + b"\n\n"
+
+
+def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
+    """A text/event-stream response; a stream ended by an error event finishes cleanly."""
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                yield event
+        except _StreamEnded:
+            return
+
+    return StreamingResponse(
+        body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+def json_response(body: dict[str, Any], status_code: int = 200) -> Response:
+    """A compact JSON response."""
+    return Response(_DUMPS(body), status_code=status_code, media_type="application/json")
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    """The OpenAI error body of an APIError."""
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+
+
+def parse_body(model: type[RequestT], body: bytes) -> RequestT:
+    """Validate a JSON body; malformed JSON and invalid fields are 400s naming the field."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid" or not body.strip():
+            raise InvalidRequest(f"The body is not valid JSON: {first['msg']}", code="invalid_json") from None
+        if first["type"] == "model_type":
+            raise InvalidRequest("The body must be a JSON object.", code="invalid_json") from None
+        param = ".".join(str(part) for part in first["loc"]) or None
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        code = "missing_required_parameter" if first["type"] == "missing" else "invalid_value"
+        raise InvalidRequest(message, param=param, code=code) from None
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[str]) -> str:
+    """Await work unless the client disconnects first; then cancel it (aborting the engine request)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        watcher.cancel()
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def _wait_disconnect(request: Request) -> None:
+    """Return when the client has disconnected."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _close(stream: AsyncIterator[Any]) -> None:
+    """Close an async iterator if it can be closed."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
