@@ -195,8 +195,10 @@ def test_overlong_fim_then_trims_far_suffix() -> None:
     prompter = llama3_prompter(1024)
     rendered = prompter.render_completion(LONG_PREFIX, LONG_SUFFIX, reserve=128)
     assert len(rendered.token_ids) <= 1024 - 128
-    assert LONG_PREFIX.endswith(rendered.prefix) and rendered.prefix
-    assert LONG_SUFFIX.startswith(rendered.suffix) and rendered.suffix.startswith("after_0 = 0\n")
+    assert LONG_PREFIX.endswith(rendered.prefix)
+    assert rendered.prefix
+    assert LONG_SUFFIX.startswith(rendered.suffix)
+    assert rendered.suffix.startswith("after_0 = 0\n")
     assert len(rendered.suffix) < len(LONG_SUFFIX)
     assert len(rendered.prefix) > len(rendered.suffix)  # the near prefix matters most
 
@@ -250,7 +252,8 @@ def test_llama3_always_stops_on_end_of_turn_tokens() -> None:
     assert list(tokenizer.eos_token_ids) == [prompter.special_id("<|end_of_text|>")]  # eos lists only one
     assert set(prompter.end_token_ids) == expected
     ids, texts = prompter.stops([])
-    assert set(ids) == expected and texts == ()
+    assert set(ids) == expected
+    assert texts == ()
 
 
 def test_continue_stop_strings_are_text_stops_for_llama3() -> None:
