@@ -256,7 +256,10 @@ class Serving:
                     if delta.finish_reason is not None or cleaner.done:
                         text += cleaner.finish()
                 text = stopper.feed(text)
-                if stopper.stopped or (cleaner is not None and cleaner.done):
+                if stopper.stopped:
+                    gen.finish_reason = "stop"
+                elif cleaner is not None and cleaner.done:
+                    text += stopper.finish()
                     gen.finish_reason = "stop"
                 elif delta.finish_reason is not None:
                     text += stopper.finish()
