@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -327,6 +327,66 @@ class _Gatherer:
         for raw in self.doc_raws:
             self.by_name.setdefault(raw.name, []).append(raw)
         self.doc_dir = str(PurePath(doc.path).parent)
+        self.recovered: dict[str, list[Definition]] = {}
+
+    def recover(self, names: Sequence[str], deadline: float) -> None:
+        """Find definitions a broken tree hides (e.g. everything after an unclosed bracket) by text.
+
+        A definition line found by the language's pattern is cut out (dedented, and wrapped in a
+        dummy class for members), parsed alone, and kept only if it parses as that definition.
+        """
+        spec = self.doc.language
+        if spec is None or not spec.definition_pattern or self.doc.tree is None:
+            return
+        missing = [n for n in dict.fromkeys(names) if n not in self.by_name and re.fullmatch(r"[\w$]+", n)]
+        if not missing:
+            return
+        if not self.doc.tree.root_node.has_error:
+            return
+        alternation = "|".join(re.escape(n) for n in missing[:12])
+        pattern = re.compile(spec.definition_pattern.replace("{names}", alternation), re.MULTILINE)
+        text = self.doc.text
+        tries = 0
+        for match in pattern.finditer(text):
+            if tries >= 16 or time.perf_counter() > deadline:
+                break
+            group = next((g for g in ("n", "c", "m") if match.groupdict().get(g)), None)
+            if group is None:
+                continue
+            name = match.group(group)
+            if name in self.recovered:
+                continue
+            tries += 1
+            definition = self._parse_alone(spec, match.start(), name, wrap=group == "m")
+            if definition is not None:
+                self.recovered[name] = [definition]
+
+    def _parse_alone(self, spec: LanguageSpec, start: int, name: str, *, wrap: bool) -> Definition | None:
+        doc = self.doc
+        line = doc.line_of(start)
+        first = doc.line_text(line)
+        indent = first[: len(first) - len(first.lstrip())]
+        lines = [first[len(indent):]]
+        for n in range(line + 1, min(doc.line_count, line + 80)):
+            current = doc.line_text(n)
+            stripped = current.lstrip()
+            if spec.id == "python" and stripped and len(current) - len(stripped) <= len(indent) and \
+                    not stripped.startswith((")", "]")):
+                break
+            lines.append(current[len(indent):] if current.startswith(indent) else stripped)
+        head, tail = spec.member_wrapper if wrap else ("", "")
+        chunk = (head + "\n".join(lines) + tail).encode("utf-8")
+        tree = spec.parser().parse(chunk)
+        row = head.count("\n")
+        for raw in scan_definitions(spec, tree):
+            if raw.name == name and raw.node.start_point[0] == row:
+                rendered = render_definition(spec, chunk, raw, doc.path)
+                shift = line - row
+                return replace(rendered, start_line=rendered.start_line + shift, end_line=rendered.end_line + shift,
+                               container_header="", qualified_name=name)
+            if raw.node.start_point[0] > row:
+                break
+        return None
 
     def _render(self, raw: RawDefinition) -> Definition:
         assert self.doc.language is not None
@@ -345,6 +405,9 @@ class _Gatherer:
             if used.called and raw.kind in {"constant"}:
                 score -= 3
             found.append(_Candidate((self.doc.path, start_line, raw.name), score, self._render(raw)))
+        for definition in self.recovered.get(used.name, ()):
+            if not self.visible[0] <= definition.start_line <= self.visible[1]:
+                found.append(_Candidate((self.doc.path, definition.start_line, definition.name), base + 6, definition))
         if self.index is not None:
             for definition in self.index.lookup(used.name):
                 if definition.path == self.doc.path or definition.name != used.name:
@@ -532,6 +595,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
     ranked: list[Snippet] = []   # fresh candidates, best first
     urgent: set[Snippet] = set()  # about the cursor line: must get in
     relative: dict[str, str] = {}
+    local_start: dict[Snippet, int] = {}  # snippets from this document -> where their code starts
 
     def rel(path: str) -> str:
         if path not in relative:
@@ -545,7 +609,9 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
             if outer_scope.start < min_prefix_start:
                 header = doc.text[outer_scope.start:outer_scope.body_start].rstrip()
                 if header and len(header) < 400:
-                    ranked.append(Snippet(rel(doc.path), header, "definition"))
+                    snippet = Snippet(rel(doc.path), header, "definition")
+                    ranked.append(snippet)
+                    local_start[snippet] = outer_scope.start
         # definitions of names used near the cursor
         line_start = doc.line_start(cursor_line_no)
         scope_start_line = doc.line_of(scope.start) if scope is not None else 0
@@ -555,6 +621,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         below = [doc.line_text(n) for n in range(cursor_line_no + 1, below_limit)]
         used = _used_names([*above[:3], *below[:1], *above[3:], *below[1:]], doc.text[line_start:offset], comment)
         gatherer = _Gatherer(doc, index, imports, visible, class_names)
+        gatherer.recover([u.name for u in used[:8]], deadline)
         seen_keys: set[tuple[str, int, str]] = set()
         for rank, name in enumerate(used):
             if time.perf_counter() > deadline:
@@ -566,6 +633,8 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
                 snippet = Snippet(rel(candidate.definition.path), _definition_snippet_text(candidate.definition),
                                   "definition")
                 ranked.append(snippet)
+                if candidate.definition.path == doc.path:
+                    local_start[snippet] = doc.line_start(candidate.definition.start_line)
                 if name.on_cursor_line:
                     urgent.add(snippet)
         timings["definitions"] = time.perf_counter() - t0
@@ -573,7 +642,9 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         if imports and visible[0] > 0 and time.perf_counter() < deadline:
             import_text = "\n".join(imports[:20])
             if len(import_text) < snippet_cap // 3:
-                ranked.append(Snippet(rel(doc.path), import_text, "import"))
+                snippet = Snippet(rel(doc.path), import_text, "import")
+                ranked.append(snippet)
+                local_start[snippet] = max(0, doc.text.find(imports[0]))
 
     # similar code from other open / recently edited documents
     others = [d for d in recent if d.uri != doc.uri][:8]
@@ -585,9 +656,14 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
 
     chosen = _choose(previous, ranked, urgent, snippet_cap, comment)
     doc.context_cache["sticky"] = (scope_key, chosen)
-    used_chars = sum(len(render_snippet(s, comment)) for s in chosen)
-
-    prefix_start = _prefix_start(doc, offset, max(remaining - used_chars, 0))
+    # drop this file's snippets that the final prefix window shows anyway (dropping only widens it)
+    for _ in range(3):
+        used_chars = sum(len(render_snippet(s, comment)) for s in chosen)
+        prefix_start = _prefix_start(doc, offset, max(remaining - used_chars, 0))
+        kept = [s for s in chosen if not prefix_start <= local_start.get(s, -1) < suffix_end]
+        if len(kept) == len(chosen):
+            break
+        chosen = kept
     prefix = doc.text[prefix_start:offset]
     timings["total"] = time.perf_counter() - t0
     return CodeContext(

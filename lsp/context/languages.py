@@ -42,6 +42,11 @@ class LanguageSpec:
     block_types: frozenset[str] = frozenset()
     # how tests are conventionally named: ("test_{stem}.py",) etc. (for the code actions)
     test_file_patterns: tuple[str, ...] = ()
+    # a regex (``{names}`` is replaced by an alternation) finding definition lines by text, for
+    # when a broken tree hides them; group ``n`` = a definition that parses alone, ``m`` = a member
+    # that needs ``member_wrapper`` around it to parse
+    definition_pattern: str = ""
+    member_wrapper: tuple[str, str] = ("", "")
 
     def parser(self) -> Parser:
         """A fresh parser for this language (parsers are not thread-safe: one per user)."""
@@ -60,6 +65,8 @@ class _Entry:
     scope_types: Mapping[str, str]
     block_types: frozenset[str]
     test_file_patterns: tuple[str, ...]
+    definition_pattern: str = ""
+    member_wrapper: tuple[str, str] = ("", "")
 
 
 _JS_SCOPES = {
@@ -89,33 +96,62 @@ _CURLY = frozenset({"statement_block", "compound_statement", "block", "class_bod
                     "field_declaration_list", "interface_body", "enum_body", "object_type",
                     "constructor_body", "enumerator_list"})
 
+_JS_MODS = r"(?:(?:public|private|protected|static|async|readonly|abstract|override|declare|get|set)[ \t]+)*"
+_JS_PATTERN = (
+    r"^[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:declare[ \t]+)?(?:async[ \t]+)?"
+    r"(?:function\*?|class|interface|type|enum|abstract[ \t]+class|namespace)[ \t]+(?P<n>{names})\b"
+    r"|^[ \t]*(?:export[ \t]+)?(?:const|let|var)[ \t]+(?P<c>{names})[ \t]*(?::[^=\n]*)?="
+    r"|^[ \t]*" + _JS_MODS + r"[#*]?(?P<m>{names})[ \t]*(?:<[^\n]*>)?\([^;]*$"
+)
+_JAVA_MODS = r"(?:(?:public|private|protected|static|final|abstract|synchronized|native|default|sealed)[ \t]+)*"
+_JAVA_PATTERN = (
+    r"^[ \t]*" + _JAVA_MODS + r"(?:class|interface|enum|record|@interface)[ \t]+(?P<n>{names})\b"
+    r"|^[ \t]*" + _JAVA_MODS + r"(?:<[^>\n]*>[ \t]+)?[\w<>\[\],.? ]+[ \t]+(?P<m>{names})[ \t]*\([^;]*$"
+)
+_C_PATTERN = (
+    r"^[\w*&:<>, \t]*?\b(?P<n>{names})[ \t]*\([^;]*$"
+    r"|^[ \t]*(?:typedef[ \t]+)?(?:struct|class|union|enum)[ \t]+(?P<c>{names})\b"
+)
+_CPP_PATTERN = (
+    r"^(?P<i>[\w*&:<>, \t]*?)\b(?P<n>{names})[ \t]*\([^;]*$"
+    r"|^[ \t]*(?:typedef[ \t]+)?(?:template[ \t]*<[^\n]*>[ \t]*)?(?:struct|class|union|enum)[ \t]+(?P<c>{names})\b"
+)
+_PATTERNS = {
+    "python": r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(?P<n>{names})\b",
+    "go": r"^func[ \t]+(?:\([^)]*\)[ \t]*)?(?P<n>{names})\b|^type[ \t]+(?P<c>{names})\b",
+    "rust": r"^[ \t]*(?:pub(?:\([^)]*\))?[ \t]+)?(?:(?:async|const|unsafe|extern[ \t]+\"[^\"]*\")[ \t]+)*"
+            r"(?:fn|struct|enum|trait|type|union)[ \t]+(?P<n>{names})\b",
+}
+
 _ENTRIES: tuple[_Entry, ...] = (
     _Entry("python", "tree_sitter_python", "language", ("python",), (".py", ".pyi", ".pyw"), "#", "python",
            {"function_definition": "function", "class_definition": "class"}, frozenset({"block"}),
-           ("test_{stem}.py", "{stem}_test.py")),
+           ("test_{stem}.py", "{stem}_test.py"), _PATTERNS["python"]),
     _Entry("javascript", "tree_sitter_javascript", "language",
            ("javascript", "javascriptreact", "js", "jsx"), (".js", ".mjs", ".cjs", ".jsx"), "//", "javascript",
-           _JS_SCOPES, _CURLY, ("{stem}.test.js", "{stem}.spec.js")),
+           _JS_SCOPES, _CURLY, ("{stem}.test.js", "{stem}.spec.js"), _JS_PATTERN, ("class __C {\n", "\n}")),
     _Entry("typescript", "tree_sitter_typescript", "language_typescript", ("typescript", "ts"),
-           (".ts", ".mts", ".cts"), "//", "typescript", _TS_SCOPES, _CURLY, ("{stem}.test.ts", "{stem}.spec.ts")),
+           (".ts", ".mts", ".cts"), "//", "typescript", _TS_SCOPES, _CURLY, ("{stem}.test.ts", "{stem}.spec.ts"), _JS_PATTERN,
+           ("class __C {\n", "\n}")),
     _Entry("tsx", "tree_sitter_typescript", "language_tsx", ("typescriptreact", "tsx"), (".tsx",), "//",
-           "typescript", _TS_SCOPES, _CURLY, ("{stem}.test.tsx", "{stem}.spec.tsx")),
+           "typescript", _TS_SCOPES, _CURLY, ("{stem}.test.tsx", "{stem}.spec.tsx"), _JS_PATTERN,
+           ("class __C {\n", "\n}")),
     _Entry("go", "tree_sitter_go", "language", ("go", "golang"), (".go",), "//", "go",
            {"function_declaration": "function", "method_declaration": "method", "func_literal": "function",
-            "type_declaration": "type"}, _CURLY, ("{stem}_test.go",)),
+            "type_declaration": "type"}, _CURLY, ("{stem}_test.go",), _PATTERNS["go"]),
     _Entry("rust", "tree_sitter_rust", "language", ("rust", "rs"), (".rs",), "//", "rust",
            {"function_item": "function", "impl_item": "class", "trait_item": "interface", "struct_item": "struct",
             "enum_item": "enum", "mod_item": "module", "closure_expression": "function"}, _CURLY,
-           ("{stem}_test.rs", "tests/{stem}.rs")),
+           ("{stem}_test.rs", "tests/{stem}.rs"), _PATTERNS["rust"]),
     _Entry("java", "tree_sitter_java", "language", ("java",), (".java",), "//", "java",
            {"method_declaration": "method", "constructor_declaration": "method", "class_declaration": "class",
             "interface_declaration": "interface", "enum_declaration": "enum", "record_declaration": "class",
-            "lambda_expression": "function"}, _CURLY, ("{stem}Test.java",)),
+            "lambda_expression": "function"}, _CURLY, ("{stem}Test.java",), _JAVA_PATTERN, ("class __C {\n", "\n}")),
     _Entry("c", "tree_sitter_c", "language", ("c",), (".c", ".h"), "//", "c", _C_SCOPES, _CURLY,
-           ("test_{stem}.c",)),
+           ("test_{stem}.c",), _C_PATTERN),
     _Entry("cpp", "tree_sitter_cpp", "language", ("cpp", "c++", "cuda-cpp", "objective-cpp"),
            (".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".inl", ".cu"), "//", "cpp",
-           _CPP_SCOPES, _CURLY, ("{stem}_test.cpp", "test_{stem}.cpp")),
+           _CPP_SCOPES, _CURLY, ("{stem}_test.cpp", "test_{stem}.cpp"), _CPP_PATTERN, ("struct __C {\n", "\n};")),
 )
 
 
@@ -158,6 +194,7 @@ class _Registry:
             id=entry.id, names=entry.names, extensions=entry.extensions, ts_language=language,
             line_comment=entry.line_comment, queries=queries, scope_types=entry.scope_types,
             block_types=entry.block_types, test_file_patterns=entry.test_file_patterns,
+            definition_pattern=entry.definition_pattern, member_wrapper=entry.member_wrapper,
         )
 
 
