@@ -36,11 +36,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tree_sitter import Node, QueryCursor  # noqa: E402
+from tree_sitter import Node, QueryCursor
 
-from lsp.context.extract import build_completion_context  # noqa: E402
-from lsp.context.index import Definition, WorkspaceIndex, iter_source_files  # noqa: E402
-from lsp.documents import Document  # noqa: E402
+from lsp.context.extract import build_completion_context
+from lsp.context.index import Definition, WorkspaceIndex, iter_source_files
+from lsp.documents import Document
 
 PYPI = ("requests", "rich", "click")
 NPM = ("zod", "@tanstack/query-core", "@trpc/server")
