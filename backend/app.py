@@ -38,7 +38,10 @@ def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = Non
             if not loading.done():
                 loading.cancel()
                 await asyncio.gather(loading, return_exceptions=True)
-            await serving.shutdown()
+            try:
+                await serving.shutdown()
+            except Exception:
+                logger.exception("engine shutdown failed")
 
     app = FastAPI(title="teampilot backend", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.serving = serving

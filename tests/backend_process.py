@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,3 +148,7 @@ def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 15.0) 
         os.killpg(process.pid, signal.SIGKILL)  # workers the engine may have left behind
     if process.poll() is None:
         process.wait(5)
+
+
+#: The `backend_server` fixture: (engine, model, api_keys, extra_args) -> RunningServer
+BackendFactory = Callable[..., RunningServer]

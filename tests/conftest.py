@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.backend_process import RunningServer, start_backend
-
-BackendFactory = Callable[..., RunningServer]
+from tests.backend_process import BackendFactory, RunningServer, start_backend
 
 
 @pytest.fixture(scope="session")
