@@ -9,6 +9,15 @@
 (require 'cl-lib)
 
 (defvar e2e-result nil)
+(defvar e2e-shown nil "What the server showed: window/showMessage and window/showDocument params.")
+
+(with-eval-after-load 'eglot
+  (advice-add 'eglot-handle-notification :before
+              (lambda (_server method &rest params)
+                (when (eq method 'window/showMessage) (push params e2e-shown))))
+  (advice-add 'eglot-handle-request :before
+              (lambda (_server method &rest params)
+                (when (eq method 'window/showDocument) (push params e2e-shown)))))
 (defun e2e-put (key value) (setq e2e-result (plist-put e2e-result key value)))
 
 (defun e2e-wait (predicate timeout)
@@ -44,7 +53,17 @@
           (e2e-put :candidates (vconcat (all-completions "" table))))
         (completion-at-point)
         (e2e-put :line_after (buffer-substring-no-properties (line-beginning-position) (line-end-position)))
-        (e2e-put :buffer (buffer-substring-no-properties (point-min) (point-max))))
+        (e2e-put :buffer (buffer-substring-no-properties (point-min) (point-max)))
+        ;; teampilot-ask (the shipped command, question given as its argument as the minibuffer would)
+        (let* ((caps (eglot--capabilities (eglot-current-server)))
+               (commands (append (plist-get (plist-get caps :executeCommandProvider) :commands) nil))
+               (question (getenv "TEAMPILOT_E2E_ASK")))
+          (e2e-put :ask_offered (if (member "teampilot.ask" commands) t :json-false))
+          (when (and question (member "teampilot.ask" commands))
+            (teampilot-ask question)
+            (e2e-put :ask_answered
+                     (if (e2e-wait (lambda () e2e-shown) 60) t :json-false))
+            (e2e-put :shown (vconcat e2e-shown)))))
     (error (e2e-put :error (error-message-string err))))
   (with-temp-file out (insert (json-encode e2e-result)))
   (kill-emacs 0))

@@ -10,19 +10,21 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import REPO, InstalledClients, lsp_server_ready, skip_with_reason
-from tests.scripted_backend import Reply, ScriptedBackend
+from tests.scripted_backend import RecordedRequest, Reply, ScriptedBackend
 
 pytestmark = pytest.mark.client
 
 DRIVER = Path(__file__).with_name("emacs_client_check.el")
 SETUP = REPO / "editors" / "emacs" / "teampilot-eglot.el"
 SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
+QUESTION = "what does add return?"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def emacs(installed_clients: InstalledClients) -> str:
     return path
 
 
-def run_emacs(emacs: str, workspace: Path, source: Path, *, url: str, line: int) -> dict[str, Any]:
+def run_emacs(emacs: str, workspace: Path, source: Path, *, url: str, line: int, ask: str) -> dict[str, Any]:
     """Run the batch driver; returns what it recorded."""
     out = workspace / "emacs-result.json"
     env = {
@@ -51,6 +53,7 @@ def run_emacs(emacs: str, workspace: Path, source: Path, *, url: str, line: int)
         "TEAMPILOT_E2E_FILE": str(source),
         "TEAMPILOT_E2E_LINE": str(line),
         "TEAMPILOT_E2E_OUT": str(out),
+        "TEAMPILOT_E2E_ASK": ask,
     }
     (workspace / "home").mkdir(exist_ok=True)
     done = subprocess.run(
@@ -60,22 +63,48 @@ def run_emacs(emacs: str, workspace: Path, source: Path, *, url: str, line: int)
     return dict(json.loads(out.read_text()))
 
 
-def test_eglot_connects_and_completes_at_point(emacs: str, tmp_path: Path) -> None:
-    workspace = tmp_path / "project"
+@dataclass(frozen=True)
+class EmacsRun:
+    """One batch Emacs session against the scripted backend, and what the backend saw."""
+
+    result: dict[str, Any]
+    completion_requests: list[RecordedRequest]
+    chat_requests: list[RecordedRequest]
+
+
+@pytest.fixture(scope="module")
+def emacs_run(emacs: str, tmp_path_factory: pytest.TempPathFactory) -> EmacsRun:
+    """Runs the batch driver once; the tests below check its parts."""
+    workspace = tmp_path_factory.mktemp("emacs") / "project"
     (workspace / ".git").mkdir(parents=True)
     source = workspace / "calc.py"
     source.write_text(SOURCE)
     with ScriptedBackend() as backend:
         backend.completion = Reply(chunks=["return a", " + b"])
-        result = run_emacs(emacs, workspace, source, url=backend.url, line=2)
-        requests = backend.completion_requests()
-
+        backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
+        result = run_emacs(emacs, workspace, source, url=backend.url, line=2, ask=QUESTION)
+        run = EmacsRun(result, backend.completion_requests(), backend.chat_requests())
     assert "error" not in result, result
+    return run
+
+
+def test_eglot_connects_and_completes_at_point(emacs_run: EmacsRun) -> None:
+    result = emacs_run.result
     assert result["connected"] is True
     assert result["server_class"] == "teampilot-eglot-server"
     assert any("return a + b" in candidate for candidate in result["candidates"]), result["candidates"]
     # completion-at-point inserted the suggestion in place, nothing duplicated around it.
     assert result["line_after"] == "    return a + b"
     assert result["buffer"] == SOURCE.replace("def add(a, b):\n    \n", "def add(a, b):\n    return a + b\n")
-    assert requests, "the language server never called the backend"
-    assert requests[-1].json["prompt"].endswith("def add(a, b):\n    ")
+    assert emacs_run.completion_requests, "the language server never called the backend"
+    assert emacs_run.completion_requests[0].json["prompt"].endswith("def add(a, b):\n    ")
+
+
+def test_teampilot_ask_from_emacs(emacs_run: EmacsRun) -> None:
+    """The shipped `teampilot-ask` reaches the server and the backend, and the answer is shown."""
+    result = emacs_run.result
+    if result.get("ask_offered") is not True:
+        skip_with_reason("the language server does not offer the teampilot.ask command yet (lsp/actions/)")
+    assert result["ask_answered"] is True, result
+    assert result["shown"], result
+    assert any(QUESTION in json.dumps(request.json) for request in emacs_run.chat_requests)
