@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BackendFactory
+from tests.backend_process import BackendFactory
 from tests.e2e.conftest import REPO, InstalledClients
 
 pytestmark = [pytest.mark.client, pytest.mark.slow]
