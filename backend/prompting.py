@@ -504,7 +504,7 @@ class Prompter:
         """max_tokens clamped to what fits after the prompt (at least 1)."""
         room = max(1, self.max_model_len - prompt_tokens)
         wanted = requested if requested is not None else default
-        return room if wanted is None else max(0, min(wanted, room))
+        return room if wanted is None else max(1, min(wanted, room))
 
 
 def _trim_fim(prefix: str, suffix: str, content_tokens: int, target_tokens: int) -> tuple[str, str]:

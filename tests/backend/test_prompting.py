@@ -235,6 +235,7 @@ def test_overlong_plain_prompt_is_context_length_exceeded() -> None:
         pytest.param(None, 100, 16, 16, id="default"),
         pytest.param(None, 100, None, 156, id="chat-default-is-room"),
         pytest.param(10, 255, None, 1, id="one-left"),
+        pytest.param(0, 10, None, 1, id="zero-means-one"),
     ],
 )
 def test_clamp_max_tokens(requested: int | None, prompt_tokens: int, default: int | None, expected: int) -> None:
