@@ -67,7 +67,14 @@ class UpstreamEngine:
 
     tokenizer: Tokenizer
 
-    def __init__(self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tokenizer: Tokenizer | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Replicas from settings.upstream_urls; a given tokenizer replaces loading one in start()."""
         if not settings.upstream_urls:
             raise ValueError("the upstream engine needs at least one --upstream-urls URL")
         self.settings = settings
@@ -83,6 +90,8 @@ class UpstreamEngine:
             max_model_len=settings.max_model_len or 0,
             family="generic",
         )
+        if tokenizer is not None:
+            self.tokenizer = tokenizer
         self._responses: dict[str, httpx.Response] = {}
         self._aborting: set[str] = set()
         self._specials: dict[int, str] = {}
@@ -97,14 +106,16 @@ class UpstreamEngine:
         """Load the tokenizer, open the HTTP client and learn the model name and context length."""
         from backend.engines.vllm import resolve_model_ref
         from backend.prompting import detect_family
-        from backend.tokenizer import Tokenizer
 
         ref = self.settings.tokenizer or self.settings.model
-        if not ref:
-            raise ValueError("the upstream engine needs --tokenizer or --model (a local path or hub id)")
-        if not self.settings.tokenizer:
-            ref = await asyncio.to_thread(resolve_model_ref, self.settings, "upstream")
-        self.tokenizer = await asyncio.to_thread(Tokenizer.from_pretrained, ref)
+        if not hasattr(self, "tokenizer"):
+            from backend.tokenizer import Tokenizer
+
+            if not ref:
+                raise ValueError("the upstream engine needs --tokenizer or --model (a local path or hub id)")
+            if not self.settings.tokenizer:
+                ref = await asyncio.to_thread(resolve_model_ref, self.settings, "upstream")
+            self.tokenizer = await asyncio.to_thread(Tokenizer.from_pretrained, ref)
         headers = {"Authorization": f"Bearer {self.settings.upstream_api_key}"} if self.settings.upstream_api_key else {}
         self._client = httpx.AsyncClient(
             headers=headers,
@@ -138,7 +149,7 @@ class UpstreamEngine:
         from pathlib import Path
 
         config = Path(ref) / "config.json"
-        if config.is_file():
+        if ref and config.is_file():
             value = json.loads(config.read_text()).get("max_position_embeddings")
             if isinstance(value, int) and value > 0:
                 return value

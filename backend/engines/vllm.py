@@ -84,11 +84,13 @@ class VllmEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         settings = self.settings
+        optional: dict[str, Any] = {}
+        if settings.max_model_len:  # else the model's own
+            optional["max_model_len"] = settings.max_model_len
         args = AsyncEngineArgs(
             model=path,
             served_model_name=[self.card.id],
             tokenizer=tokenizer_ref,
-            max_model_len=settings.max_model_len,
             dtype=settings.dtype,
             seed=settings.seed,
             gpu_memory_utilization=settings.gpu_memory_utilization,
@@ -98,6 +100,7 @@ class VllmEngine:
             max_num_seqs=settings.max_num_seqs,
             disable_log_stats=True,
             enable_log_requests=False,
+            **optional,
         )
         self._llm = AsyncLLM.from_engine_args(args)
         self._sampling = (VllmSamplingParams, RequestOutputKind.DELTA, TokensPrompt)
@@ -169,8 +172,12 @@ class VllmEngine:
     async def shutdown(self) -> None:
         """Stop vLLM's engine core and workers."""
         llm, self._llm = self._llm, None
-        if llm is not None:
-            await asyncio.to_thread(llm.shutdown)
+        if llm is None:
+            return
+        handler = getattr(llm, "output_handler", None)
+        if handler is not None:  # else it reports the engine core's exit as a failure
+            handler.cancel()
+        await asyncio.to_thread(llm.shutdown)
 
     def stats(self) -> dict[str, float]:
         """Requests and tokens as this engine saw them, plus vLLM's own unfinished count."""
