@@ -35,8 +35,8 @@ MAX_NAMES = 24
 SIMILAR_WINDOW = 12
 SIMILAR_MIN_SCORE = 0.25
 
-_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
-_ATTR_CALL = re.compile(r"([A-Za-z_$][A-Za-z0-9_$]*)\s*(?:\.|::|->)\s*([A-Za-z_$][A-Za-z0-9_$]*)\s*$")
+_IDENT = re.compile(r"(?:[^\W\d]|\$)[\w$]*")
+_ATTR_CALL = re.compile(r"((?:[^\W\d]|\$)[\w$]*)\s*(?:\.|::|->)\s*((?:[^\W\d]|\$)[\w$]*)\s*$")
 _STOP = frozenset(["self", "this", "cls", "super", "def", "return", "if", "elif", "else", "for", "while", "in", "not", "and", "or", "is", "None", "True", "False", "const", "let", "var", "function", "new", "import", "from", "as", "class", "async", "await", "yield", "public", "private", "protected", "static", "void", "int", "float", "double", "long", "short", "char", "bool", "boolean", "string", "number", "any", "unknown", "never", "undefined", "null", "nil", "true", "false", "fn", "mut", "pub", "impl", "use", "mod", "crate", "struct", "enum", "trait", "where", "match", "loop", "break", "continue", "func", "package", "type", "interface", "go", "defer", "chan", "map", "range", "select", "case", "switch", "default", "try", "except", "finally", "catch", "throw", "throws", "raise", "with", "lambda", "pass", "del", "global", "nonlocal", "assert", "print", "len", "str", "dict", "list", "set", "tuple", "object", "extends", "implements", "instanceof", "typeof", "keyof", "readonly", "export", "declare", "namespace", "module", "require", "auto", "unsigned", "signed", "sizeof", "typedef", "union", "extern", "inline", "virtual", "override", "template", "typename", "operator", "delete", "using", "std", "Self", "self_", "args", "kwargs", "i", "j", "k", "n", "x", "y", "e", "err", "ok", "Ok", "Err", "Some", "none"])
 
 
@@ -442,6 +442,38 @@ def _definition_snippet_text(definition: Definition) -> str:
         indented = "\n".join(("    " + line) if line else line for line in definition.text.split("\n"))
         return f"{definition.container_header}\n{indented}"
     return definition.text
+
+
+def related_definitions(doc: Document, start: int, end: int, index: WorkspaceIndex | None, *,
+                        limit: int = 8) -> tuple[Snippet, ...]:
+    """Definitions of the names the code in ``text[start:end]`` uses (this file and the workspace).
+
+    Calls rank before other names, earlier uses before later ones; definitions inside the range
+    itself are left out. Snippet paths are workspace-relative.
+    """
+    if doc.language is None or doc.tree is None:
+        return ()
+    start, end = max(0, start), min(len(doc.text), end)
+    first_line, last_line = doc.line_of(start), doc.line_of(max(start, end - 1))
+    lines = [doc.line_text(n) for n in range(first_line, last_line + 1)]
+    used = _used_names(lines, "", doc.language.line_comment)
+    used.sort(key=lambda u: not u.called)
+    imports = imports_of(doc)
+    gatherer = _Gatherer(doc, index, imports, (first_line, last_line), [])
+    gatherer.recover([u.name for u in used[:8]], time.perf_counter() + 0.05)
+    out: list[Snippet] = []
+    seen: set[tuple[str, int, str]] = set()
+    for rank, name in enumerate(used):
+        for candidate in gatherer.candidates(name, rank):
+            if candidate.key in seen:
+                continue
+            seen.add(candidate.key)
+            path = index.relative_path(candidate.definition.path) if index is not None else \
+                PurePath(candidate.definition.path).name
+            out.append(Snippet(path, _definition_snippet_text(candidate.definition), "definition"))
+            if len(out) >= limit:
+                return tuple(out)
+    return tuple(out)
 
 
 # ---- similar code ----------------------------------------------------------------------------

@@ -83,7 +83,7 @@ _WRAPPERS = {"decorated_definition", "export_statement", "template_declaration",
 _CONTAINER_NODES = {
     "class_definition", "class_declaration", "abstract_class_declaration", "class", "class_specifier",
     "struct_specifier", "interface_declaration", "impl_item", "trait_item", "enum_declaration",
-    "record_declaration", "internal_module", "namespace_definition", "object",
+    "record_declaration", "object",
 }
 
 
@@ -485,7 +485,12 @@ class WorkspaceIndex:
         if self._doc_versions.get(doc.path) == doc.version and doc.path in self._by_path:
             return
         self._doc_versions[doc.path] = doc.version
-        self._set(doc.path, definitions_of(doc.language, doc.source, doc.tree, doc.path))
+        definitions = definitions_of(doc.language, doc.source, doc.tree, doc.path)
+        if doc.tree.root_node.has_error:
+            # a half-typed line can hide the rest of the file from the parser: keep what it hides
+            found = {d.qualified_name for d in definitions}
+            definitions += [d for d in self.definitions_in(doc.path) if d.qualified_name not in found]
+        self._set(doc.path, definitions)
 
     def remove(self, path: str) -> None:
         """Forget a file (deleted, or now ignored)."""

@@ -1,0 +1,226 @@
+"""Completion context: multi-line decisions, budgets, retrieval, prompt format and stability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from lsp.context.extract import (
+    CodeContext,
+    build_completion_context,
+    estimate_tokens,
+    is_multiline_position,
+    related_definitions,
+)
+from lsp.context.index import WorkspaceIndex
+from lsp.documents import Document
+
+CURSOR = "<|>"
+
+
+def _doc(source: str, language_id: str = "python", path: str = "/w/m.py") -> tuple[Document, int]:
+    offset = source.index(CURSOR)
+    return Document(Path(path).as_uri(), language_id, 1, source.replace(CURSOR, "")), offset
+
+
+@pytest.mark.parametrize(
+    ("language_id", "source", "expected"),
+    [
+        pytest.param("python", "def f(x):<|>", True, id="py-after-colon"),
+        pytest.param("python", "def f(x):\n    <|>", True, id="py-empty-function-body"),
+        pytest.param("python", "class A:\n    def f(self):\n        <|>\n\nclass B:\n    pass\n", True,
+                     id="py-blank-line-in-empty-block"),
+        pytest.param("python", "def f(x):\n    y = 1\n    <|>\n", False, id="py-blank-line-in-nonempty-block"),
+        pytest.param("python", "x = foo(<|>)", False, id="py-inside-call"),
+        pytest.param("python", "    return x +<|>", False, id="py-mid-expression"),
+        pytest.param("python", "if ready:<|>\n", True, id="py-if"),
+        pytest.param("python", "# note:<|>", False, id="py-comment-ending-in-colon"),
+        pytest.param("python", "value = compute(a, b)<|>  # trailing", False, id="py-text-after-cursor"),
+        pytest.param("typescript", "function f(): void {<|>}", True, id="ts-brace-autoclosed"),
+        pytest.param("typescript", "function f(): void {\n  <|>\n}", True, id="ts-empty-body"),
+        pytest.param("typescript", "const x = { a:<|>", False, id="ts-object-key-colon"),
+        pytest.param("typescript", "const y = compute(<|>);", False, id="ts-call-args"),
+        pytest.param("go", "func f() {\n\t<|>\n}\n", True, id="go-empty-body"),
+        pytest.param("go", "\tx := <|>", False, id="go-assignment"),
+        pytest.param("rust", "fn f() -> i32 {<|>", True, id="rust-open-brace"),
+        pytest.param("java", "switch (x) {\n  case 1:<|>", True, id="java-case"),
+        pytest.param("c", "int f(void) {\n    return <|>;\n}", False, id="c-return"),
+    ],
+)
+def test_multiline(language_id: str, source: str, expected: bool) -> None:
+    doc, offset = _doc(source, language_id, "/w/m")
+    assert is_multiline_position(doc, offset) is expected
+    assert build_completion_context(doc, offset, None).multiline is expected
+
+
+def _big_python(n_funcs: int = 300) -> str:
+    parts = ['"""Module."""\nimport os\nimport json\n\n\ndef far_helper(path: str, retries: int = 3) -> bytes:\n'
+             '    """Read a file with retries."""\n    return b""\n']
+    for i in range(n_funcs):
+        parts.append(f"\n\ndef func_{i}(a, b):\n    total = a + b * {i}\n    return total\n")
+    parts.append("\n\nclass Worker:\n    def run(self, path):\n        data = <|>\n        return data\n")
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("budget", [128, 512, 1024, 2048, 4096])
+def test_prompt_and_suffix_fit_the_budget(budget: int) -> None:
+    doc, offset = _doc(_big_python())
+    ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
+    assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= budget
+    assert len(ctx.suffix) < len(ctx.prefix)
+    assert doc.text[:offset].endswith(ctx.prefix)
+    assert doc.text[offset:].startswith(ctx.suffix)
+    start = offset - len(ctx.prefix)
+    assert start == 0 or doc.text[start - 1] == "\n", "prefix starts at a line boundary"
+    suffix_end = offset + len(ctx.suffix)
+    assert suffix_end == len(doc.text) or doc.text[suffix_end - 1] == "\n" or "\n" not in ctx.suffix
+
+
+def test_far_above_definition_reaches_the_prompt() -> None:
+    doc, offset = _doc(_big_python().replace("data = <|>", "data = far_helper(<|>"))
+    ctx = build_completion_context(doc, offset, None)
+    assert "def far_helper(path: str, retries: int = 3) -> bytes:" not in ctx.prefix
+    prompt = ctx.prompt()
+    assert "# def far_helper(path: str, retries: int = 3) -> bytes:" in prompt
+    assert '#     """Read a file with retries."""' in prompt
+    # nothing irrelevant: none of the 300 unrelated functions is dumped into the prompt
+    assert "def func_1(" not in prompt.split("# Path: m.py\n")[0].replace(ctx.prefix, "")
+
+
+def _workspace(tmp_path: Path) -> tuple[WorkspaceIndex, Path]:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "storage.py").write_text(
+        '"""Storage."""\n\n\ndef save_blob(bucket: str, key: str, data: bytes, *, overwrite: bool = False) -> str:\n'
+        '    """Store data under bucket/key and return its URL."""\n    return f"{bucket}/{key}"\n\n\n'
+        'class Bucket:\n    """A bucket."""\n\n    def __init__(self, name: str, region: str = "eu") -> None:\n'
+        '        self.name = name\n\n    def list_keys(self, prefix: str = "") -> list[str]:\n        return []\n')
+    (pkg / "unrelated.py").write_text("def unrelated_thing(x):\n    return x\n")
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "api.ts").write_text(
+        "export interface User { id: string; name: string }\n\n"
+        "export async function fetchUser(id: string, opts?: { cache: boolean }): Promise<User> {\n"
+        "  return { id, name: '' };\n}\n")
+    index = WorkspaceIndex([tmp_path])
+    index.build_sync()
+    return index, tmp_path
+
+
+def test_cross_file_definition_reaches_the_prompt(tmp_path: Path) -> None:
+    index, root = _workspace(tmp_path)
+    doc, offset = _doc("from pkg.storage import save_blob, Bucket\n\n\ndef upload(data):\n"
+                       "    url = save_blob(<|>\n    return url\n", path=str(root / "pkg" / "app.py"))
+    ctx = build_completion_context(doc, offset, index)
+    prompt = ctx.prompt()
+    assert "# Path: pkg/storage.py\n# def save_blob(bucket: str, key: str, data: bytes, *, overwrite: bool = False) -> str:" in prompt
+    assert prompt.endswith("# Path: pkg/app.py\n" + ctx.prefix)
+    assert "unrelated_thing" not in prompt
+    assert ctx.path == "pkg/app.py"
+
+
+def test_class_constructor_shows_init_signature(tmp_path: Path) -> None:
+    index, root = _workspace(tmp_path)
+    doc, offset = _doc("from pkg.storage import Bucket\n\nb = Bucket(<|>\n", path=str(root / "pkg" / "app.py"))
+    prompt = build_completion_context(doc, offset, index).prompt()
+    assert "# class Bucket:" in prompt
+    assert "def __init__(self, name: str, region: str = \"eu\") -> None:" in prompt
+
+
+def test_typescript_cross_file(tmp_path: Path) -> None:
+    index, root = _workspace(tmp_path)
+    doc, offset = _doc("import { fetchUser } from './api';\n\nexport async function show(id: string) {\n"
+                       "  const user = await fetchUser(<|>\n}\n", "typescript", str(root / "web" / "view.ts"))
+    prompt = build_completion_context(doc, offset, index).prompt()
+    assert "// Path: web/api.ts\n// export async function fetchUser(id: string, opts?: { cache: boolean }): Promise<User>" in prompt
+
+
+def test_method_call_on_self_prefers_own_class(tmp_path: Path) -> None:
+    index, root = _workspace(tmp_path)
+    filler = "".join(f"    def m{i}(self):\n        return {i}\n\n" for i in range(120))
+    source = ("class Bucket:\n    def list_keys(self, only_mine: bool) -> list[str]:\n        return []\n\n"
+              + filler + "    def go(self):\n        return self.list_keys(<|>\n")
+    doc, offset = _doc(source, path=str(root / "pkg" / "mine.py"))
+    ctx = build_completion_context(doc, offset, index)
+    assert "def list_keys(self, only_mine: bool) -> list[str]:" in ctx.prompt()
+
+
+def test_related_definitions(tmp_path: Path) -> None:
+    index, root = _workspace(tmp_path)
+    doc, _ = _doc("from pkg.storage import save_blob\n\ndef f(b):\n    return save_blob(b, 'k', b'')<|>\n",
+                  path=str(root / "pkg" / "app.py"))
+    start = doc.text.index("def f")
+    snippets = related_definitions(doc, start, len(doc.text), index)
+    assert snippets and snippets[0].path == "pkg/storage.py"
+    assert snippets[0].text.startswith("def save_blob(")
+    assert all(s.kind == "definition" for s in snippets)
+
+
+def test_similar_snippets_from_recent_documents() -> None:
+    other = Document("file:///w/other.py", "python", 1,
+                     "def unrelated():\n    pass\n\n\ndef export_report(rows, writer):\n"
+                     "    header = build_header(rows)\n    writer.write_header(header)\n"
+                     "    for row in rows:\n        writer.write_row(format_row(row))\n")
+    doc, offset = _doc("def export_csv(rows, writer):\n    header = build_header(rows)\n"
+                       "    writer.write_header(header)\n    for row in rows:\n        <|>\n")
+    ctx = build_completion_context(doc, offset, None, recent=[other, doc])
+    similar = [s for s in ctx.snippets if s.kind == "similar"]
+    assert similar and similar[0].path == "other.py"
+    assert "writer.write_row(format_row(row))" in similar[0].text
+
+
+def _type(doc: Document, offset: int, text: str) -> int:
+    position = doc.position_at(offset)
+    doc.apply_change(types.TextDocumentContentChangePartial(range=types.Range(start=position, end=position),
+                                                            text=text))
+    doc.version += 1
+    return offset + len(text)
+
+
+def test_prompt_is_stable_while_typing_in_one_scope(tmp_path: Path) -> None:
+    index, root = _workspace(tmp_path)
+    source = ("from pkg.storage import save_blob, Bucket\n" + _big_python(200).split("\n", 1)[1]).replace(
+        "data = <|>", "url = save_blob(path, 'k', b'')\n        data = <|>")
+    doc, offset = _doc(source, path=str(root / "pkg" / "app.py"))
+    first = build_completion_context(doc, offset, index)
+    assert "def save_blob(" in first.render_snippets()
+    for char in " 1 + 2 * 3":
+        offset = _type(doc, offset, char)
+        ctx = build_completion_context(doc, offset, index)
+        assert ctx.render_snippets() == first.render_snippets()
+        assert ctx.prompt().startswith(first.prompt()[: -len(first.prefix)])
+        assert ctx.prefix.startswith(first.prefix)
+    # a newly used name adds its definition after the earlier ones (the earlier text stays a prefix)
+    offset = _type(doc, offset, " + len(Bucket(")
+    grown = build_completion_context(doc, offset, index)
+    earlier = first.render_snippets().rsplit("# Path: pkg/app.py\n", 1)[0]
+    assert grown.render_snippets().startswith(earlier)
+    assert "class Bucket:" in grown.render_snippets()
+
+
+def test_zero_deadline_still_answers() -> None:
+    doc, offset = _doc(_big_python().replace("data = <|>", "data = far_helper(<|>"))
+    ctx = build_completion_context(doc, offset, None, deadline_s=0.0)
+    assert isinstance(ctx, CodeContext)
+    assert ctx.prefix and doc.text[:offset].endswith(ctx.prefix)
+
+
+def test_plain_text_falls_back_to_windows() -> None:
+    text = "".join(f"line {i} with some words\n" for i in range(2000))
+    doc = Document("file:///w/notes.txt", "plaintext", 1, text)
+    offset = text.index("line 1500")
+    ctx = build_completion_context(doc, offset, None, budget_tokens=512)
+    assert doc.tree is None and ctx.snippets == () and ctx.scope is None
+    assert ctx.prompt().startswith("// Path: notes.txt\n")
+    assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= 512
+    assert ctx.multiline is False
+
+
+def test_non_ascii_document() -> None:
+    doc, offset = _doc("def grüße(name: str) -> str:\n    return f'Grüße, {name} 😀'\n\n\n"
+                       + "".join(f"x{i} = 'ü{i}'\n" for i in range(600))
+                       + "print(grüße(<|>))\n")
+    ctx = build_completion_context(doc, offset, None, budget_tokens=256)
+    assert "# def grüße(name: str) -> str:" in ctx.prompt()
+    assert ctx.suffix.startswith("))")
