@@ -152,7 +152,8 @@ def test_related_definitions(tmp_path: Path) -> None:
                   path=str(root / "pkg" / "app.py"))
     start = doc.text.index("def f")
     snippets = related_definitions(doc, start, len(doc.text), index)
-    assert snippets and snippets[0].path == "pkg/storage.py"
+    assert snippets
+    assert snippets[0].path == "pkg/storage.py"
     assert snippets[0].text.startswith("def save_blob(")
     assert all(s.kind == "definition" for s in snippets)
 
@@ -166,7 +167,8 @@ def test_similar_snippets_from_recent_documents() -> None:
                        "    writer.write_header(header)\n    for row in rows:\n        <|>\n")
     ctx = build_completion_context(doc, offset, None, recent=[other, doc])
     similar = [s for s in ctx.snippets if s.kind == "similar"]
-    assert similar and similar[0].path == "other.py"
+    assert similar
+    assert similar[0].path == "other.py"
     assert "writer.write_row(format_row(row))" in similar[0].text
 
 
@@ -203,7 +205,8 @@ def test_zero_deadline_still_answers() -> None:
     doc, offset = _doc(_big_python().replace("data = <|>", "data = far_helper(<|>"))
     ctx = build_completion_context(doc, offset, None, deadline_s=0.0)
     assert isinstance(ctx, CodeContext)
-    assert ctx.prefix and doc.text[:offset].endswith(ctx.prefix)
+    assert ctx.prefix
+    assert doc.text[:offset].endswith(ctx.prefix)
 
 
 def test_plain_text_falls_back_to_windows() -> None:
@@ -211,7 +214,9 @@ def test_plain_text_falls_back_to_windows() -> None:
     doc = Document("file:///w/notes.txt", "plaintext", 1, text)
     offset = text.index("line 1500")
     ctx = build_completion_context(doc, offset, None, budget_tokens=512)
-    assert doc.tree is None and ctx.snippets == () and ctx.scope is None
+    assert doc.tree is None
+    assert ctx.snippets == ()
+    assert ctx.scope is None
     assert ctx.prompt().startswith("// Path: notes.txt\n")
     assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= 512
     assert ctx.multiline is False

@@ -191,7 +191,8 @@ def test_every_supported_language_has_a_case() -> None:
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_definitions(case: Case) -> None:
     doc, _ = _doc(case)
-    assert doc.language is not None and doc.tree is not None
+    assert doc.language is not None
+    assert doc.tree is not None
     found = {(d.qualified_name, d.kind) for d in definitions_of(doc.language, doc.source, doc.tree, doc.path)}
     assert case.definitions <= found, found
 
@@ -199,7 +200,8 @@ def test_definitions(case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_definition_headers_are_signatures(case: Case) -> None:
     doc, _ = _doc(case)
-    assert doc.language is not None and doc.tree is not None
+    assert doc.language is not None
+    assert doc.tree is not None
     for definition in definitions_of(doc.language, doc.source, doc.tree, doc.path):
         assert definition.header, definition
         assert definition.name in definition.header, definition
@@ -218,7 +220,8 @@ def test_imports(case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_calls(case: Case) -> None:
     doc, _ = _doc(case)
-    assert doc.language is not None and doc.tree is not None
+    assert doc.language is not None
+    assert doc.tree is not None
     captures = QueryCursor(doc.language.queries["calls"]).captures(doc.tree.root_node)
     names = {doc.node_text(node) for node in captures.get("call", [])}
     assert case.calls <= names, names
@@ -262,7 +265,8 @@ def test_python_scope_edges(source: str, expected: tuple[str, str, str] | None) 
 def test_unknown_language_has_no_spec() -> None:
     assert spec_for("markdown", "README.md") is None
     doc = Document("file:///w/README.md", "markdown", 1, "# title\n")
-    assert doc.tree is None and doc.language is None
+    assert doc.tree is None
+    assert doc.language is None
     assert imports_of(doc) == ()
     assert enclosing_definition(doc, 3) is None
 
@@ -280,4 +284,5 @@ def test_unknown_language_has_no_spec() -> None:
 )
 def test_spec_for(language_id: str | None, path: str | None, expected: str) -> None:
     spec = spec_for(language_id, path)
-    assert spec is not None and spec.id == expected
+    assert spec is not None
+    assert spec.id == expected

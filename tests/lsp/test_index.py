@@ -81,7 +81,8 @@ async def test_build_reports_progress_and_indexes(workspace: Path) -> None:
 
     total = await index.build(progress)
     assert total == 3
-    assert calls[0] == (0, 3) and calls[-1] == (3, 3)
+    assert calls[0] == (0, 3)
+    assert calls[-1] == (3, 3)
     assert threads == {loop_thread}, "progress is reported on the event loop"
     assert index.ready
     [run_job] = index.lookup("run_job")
@@ -125,7 +126,8 @@ def test_update_document_and_remove(workspace: Path) -> None:
     index.update_document(doc)
     [run_job] = index.lookup("run_job")
     assert run_job.header == "def run_job(n, *, retries=3):"
-    assert index.lookup("added") and index.lookup("Job") == []
+    assert index.lookup("added")
+    assert index.lookup("Job") == []
     # a half-typed line breaks the parse: what the broken tree hides is kept from before
     doc.apply_change(types.TextDocumentContentChangePartial(
         range=types.Range(start=types.Position(line=1, character=12), end=types.Position(line=1, character=12)),
@@ -134,7 +136,8 @@ def test_update_document_and_remove(workspace: Path) -> None:
     index.update_document(doc)
     assert index.lookup("added"), "definitions after the broken line survive"
     index.remove(str(path))
-    assert index.lookup("run_job") == [] and index.lookup("added") == []
+    assert index.lookup("run_job") == []
+    assert index.lookup("added") == []
     assert index.lookup("main")
 
 
