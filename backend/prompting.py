@@ -230,14 +230,17 @@ def hole_fill_messages(prefix: str, suffix: str) -> list[dict[str, str]]:
 class HoleFillCleaner:
     """Streams a chat model's hole-filling answer into the text that goes in the hole.
 
-    Works line by line: drops an opening code fence and stops at a closing one, drops the echo of
-    the cursor line's prefix at the start, stops before a line that repeats the suffix's first
-    line, strips the rest of the cursor line from the end of the first line, and drops the final
-    newline. `feed` returns text safe to emit and whether the answer is complete.
+    Works line by line: drops an opening code fence and stops at a closing one; at the start drops
+    lines that repeat the lines before the cursor (a run ending at the cursor line) and the echo of
+    the cursor line's own prefix; strips the rest of the cursor line from the end of the first
+    line; stops before a line that repeats what follows the hole; drops trailing blank lines.
     """
 
+    ECHO_LINES = 12  # how many lines before the cursor an echo may repeat
+
     def __init__(self, prefix: str, suffix: str) -> None:
-        self._line_prefix = prefix[prefix.rfind("\n") + 1:]
+        before, _, self._line_prefix = prefix.rpartition("\n")
+        self._tail = [line.strip() for line in before.split("\n") if line.strip()][-self.ECHO_LINES:]
         first_suffix_line, _, rest = suffix.partition("\n")
         self._line_suffix = first_suffix_line.strip()  # rest of the cursor line
         next_lines = (rest if not self._line_suffix else "").split("\n")
@@ -246,6 +249,8 @@ class HoleFillCleaner:
         self._buffer = ""
         self._first = True  # no code line emitted yet
         self._pending = ""  # newlines and blank lines emitted only if more code follows
+        self._echo: list[str] = []  # lines held back: they may repeat the prefix
+        self._echo_starts: list[int] = []
         self._done = False
 
     @property
@@ -267,15 +272,17 @@ class HoleFillCleaner:
     def finish(self) -> str:
         """The rest once generation ended (a trailing newline or blank lines are dropped)."""
         line, self._buffer = self._buffer, ""
-        text = "" if self._done or not line.strip() else self._line(line, complete=False)
+        out = [] if self._done else self._release_echo()
+        if not self._done and line.strip():
+            out.append(self._line(line, complete=False))
         self._done = True
-        return text
+        return "".join(out)
 
     def _line(self, line: str, *, complete: bool) -> str:
         """Process one line; returns the text to emit for it."""
         stripped = line.strip()
         if stripped.startswith("```"):
-            if self._first and complete:
+            if self._first and complete and not self._echo:
                 return ""  # opening fence (with or without a language)
             self._done = True  # closing fence
             return ""
@@ -286,6 +293,38 @@ class HoleFillCleaner:
             if not self._first:
                 self._pending += line + "\n"
             return ""  # blank lines wait for more code (leading ones are dropped)
+        if self._first and complete and self._held_as_echo(line, stripped):
+            return ""
+        out = self._release_echo()
+        out.append(self._code(line, stripped, complete))
+        return "".join(out)
+
+    def _held_as_echo(self, line: str, stripped: str) -> bool:
+        """Hold a line that continues a repeat of the lines before the cursor; once the repeat
+        reaches the cursor line, drop everything held."""
+        held = len(self._echo)
+        if held == 0:
+            starts = [i for i, t in enumerate(self._tail) if t == stripped and len(t) > 1]
+        else:
+            starts = [i for i in self._echo_starts if i + held < len(self._tail) and self._tail[i + held] == stripped]
+        if not starts:
+            return False
+        if any(i + held == len(self._tail) - 1 for i in starts):  # the repeat reached the cursor line
+            self._echo, self._echo_starts = [], []
+        else:
+            self._echo.append(line)
+            self._echo_starts = starts
+        return True
+
+    def _release_echo(self) -> list[str]:
+        """Held lines that turned out not to be an echo, as output."""
+        held, self._echo, self._echo_starts = self._echo, [], []
+        return [self._code(line, line.strip(), True) for line in held]
+
+    def _code(self, line: str, stripped: str, complete: bool) -> str:
+        """Emit one code line (first-line echo and rest-of-line trimming, suffix-repeat stop)."""
+        if self._done:
+            return ""
         if self._first:
             if self._line_prefix and line.startswith(self._line_prefix):
                 line = line[len(self._line_prefix):]

@@ -304,6 +304,11 @@ def test_text_stopper(stops: list[str], pieces: list[str], expected: str, stoppe
                      "if x:\n        return 1\n\n    return 2", id="multiline-then-fence"),
         pytest.param("a = ", "\n", "\n\n1{{FILL_HERE}}\n", "1", id="blank-lines-and-hole-marker"),
         pytest.param("a = ", "", "", "", id="empty"),
+        pytest.param("def add(a, b):\n    ", "\n", "def add(a, b):\n    return a + b\n", "return a + b", id="prefix-line-echo"),
+        pytest.param("import os\n\ndef main():\n    ", "\n", "```\nimport os\n\ndef main():\n    return 0\n```",
+                     "return 0", id="prefix-lines-echo-with-blank"),
+        pytest.param("x = 1\ny = 2\n", "", "x = 1\nz = 3", "x = 1\nz = 3", id="not-an-echo-released"),
+        pytest.param("def f():\n    ", "\n\nf()\n", "return 1\n\nf()\nmore", "return 1", id="short-suffix-repeat"),
     ],
 )
 def test_hole_fill_cleaner(prefix: str, suffix: str, answer: str, expected: str) -> None:
