@@ -1,0 +1,489 @@
+"""Backend benchmark: server overhead, throughput against vLLM's own server, disconnect cost.
+
+    python scripts/bench_backend.py [--quick] [--model tiny] [--overhead-engine vllm|transformers]
+                                    [--skip-throughput] [--skip-disconnect]
+
+Everything is measured within one run, on the same model, as ratios or percentiles:
+
+1. Server overhead: time to first token (TTFT) through our HTTP server (`python -m backend serve`,
+   streaming client on loopback) minus the engine's own TTFT, measured by driving an engine object
+   of the same kind directly in this process with the same token ids; requests alternate between
+   the two paths so that load from elsewhere hits both alike. Target: p50 <= 5 ms.
+2. Throughput with the vllm engine: completion tokens/s at concurrency 1, 4 and 16, our server vs
+   vLLM's own OpenAI server (`python -m vllm.entrypoints.launchers.api_server.entry`) on the same
+   model, same requests (greedy, same stop ids), rounds alternating which server goes first.
+   Target: ratio >= 0.95.
+3. Disconnect: a streaming client reads a few tokens of a long generation and closes the
+   connection; tokens generated after the disconnect = the engine's tokens for that request
+   (`teampilot_engine_tokens_generated_total` on /metrics) minus the tokens the client received.
+   Target: at most one decode step (1 token per running sequence).
+
+Engines started here need `if __name__ == "__main__":` (vLLM spawns its workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from tests.backend_process import RunningServer, backend_env, start_backend, stop_process_group
+
+API_KEY = "bench-key"
+PROMPTS = (
+    "def fibonacci(n):\n    ",
+    "import os\n\n\ndef list_files(path):\n    ",
+    "class Stack:\n    def __init__(self):\n        ",
+    "for i in range(10):\n    ",
+)
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def say(message: str) -> None:
+    """Progress on stderr (results go to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def sse_events(response: httpx.Response) -> Any:
+    """JSON payloads of an SSE stream until [DONE]."""
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            if data:
+                yield json.loads(data)
+
+
+@dataclass
+class StreamResult:
+    """One streamed completion as a client saw it."""
+
+    ttft_s: float
+    total_s: float
+    text: str
+    completion_tokens: int
+    finish_reason: str | None
+
+
+async def stream_completion(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> StreamResult:
+    """POST a streaming /completions request and read it to the end."""
+    started = time.perf_counter()
+    ttft = float("nan")
+    pieces: list[str] = []
+    tokens = 0
+    finish: str | None = None
+    async with client.stream("POST", f"{url}/completions", json=body) as response:
+        response.raise_for_status()
+        async for event in sse_events(response):
+            usage = event.get("usage")
+            if usage:
+                tokens = int(usage.get("completion_tokens") or 0)
+            for choice in event.get("choices") or []:
+                if choice.get("text"):
+                    if not pieces:
+                        ttft = time.perf_counter() - started
+                    pieces.append(choice["text"])
+                finish = choice.get("finish_reason") or finish
+    return StreamResult(ttft, time.perf_counter() - started, "".join(pieces), tokens, finish)
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one unlabelled Prometheus sample (0 if absent)."""
+    match = re.search(rf"^{re.escape(name)}\s+([0-9.eE+-]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+# -- servers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class VllmServer:
+    """vLLM's own OpenAI-compatible server as a subprocess."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        """Terminate its process group."""
+        stop_process_group(self.process)
+
+
+def start_vllm_server(model_path: str, served_name: str, args: argparse.Namespace) -> VllmServer:
+    """Start `python -m vllm.entrypoints.launchers.api_server.entry` with our engine's settings."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry",
+        "--model", model_path, "--served-model-name", served_name,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--gpu-memory-utilization", "0.85", "--enable-prefix-caching", "--max-num-seqs", "64",
+        "--seed", "0", "--disable-log-stats", "--disable-uvicorn-access-log",
+        "--uvicorn-log-level", "warning",
+    ]
+    if args.dtype != "auto":
+        command += ["--dtype", args.dtype]
+    log = tempfile.NamedTemporaryFile(prefix="vllm-server-", suffix=".log", delete=False)  # noqa: SIM115 (kept by the child)
+    process = subprocess.Popen(command, env=backend_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    server = VllmServer(f"http://127.0.0.1:{port}/v1", process, Path(log.name))
+    deadline = time.monotonic() + 300
+    with httpx.Client(timeout=5) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM's server exited:\n{server.log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    return server
+            time.sleep(0.5)
+    server.stop()
+    raise TimeoutError("vLLM's server did not become healthy")
+
+
+def served_model(url: str) -> str:
+    """The first model a server lists."""
+    response = httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10)
+    response.raise_for_status()
+    return str(response.json()["data"][0]["id"])
+
+
+# -- 1. server overhead ----------------------------------------------------------------------------
+
+
+async def bench_overhead(server: RunningServer, engine_name: str, args: argparse.Namespace) -> dict[str, float]:
+    """TTFT via HTTP vs the engine driven directly, alternating, same token ids."""
+    from backend.engines import create_engine
+    from backend.engines.base import SamplingParams
+    from backend.prompting import Prompter
+    from backend.settings import Settings
+
+    settings = Settings(engine=engine_name, model=args.model, dtype=args.dtype, max_model_len=args.max_model_len)
+    say(f"overhead: starting an in-process {engine_name} engine")
+    engine = create_engine(settings)
+    await engine.start()
+    try:
+        prompter = Prompter(engine.tokenizer, engine.card.family, engine.card.max_model_len)
+        stop_ids, _ = prompter.stops([])
+        model = served_model(server.url)
+        engine_ttft: list[float] = []
+        http_ttft: list[float] = []
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+            for index in range(args.overhead_requests + 3):  # the first 3 pairs warm up
+                prompt = PROMPTS[index % len(PROMPTS)]
+                ids = prompter.render_completion(prompt, None, args.overhead_max_tokens).token_ids
+                params = SamplingParams(max_tokens=args.overhead_max_tokens, temperature=0.0, stop_token_ids=stop_ids)
+                body = {"model": model, "prompt": prompt, "max_tokens": args.overhead_max_tokens,
+                        "temperature": 0.0, "stream": True}
+                order = ("engine", "http") if index % 2 == 0 else ("http", "engine")
+                for path in order:
+                    if path == "engine":
+                        value = await engine_first_text(engine, ids, params, f"bench-{index}")
+                        if index >= 3:
+                            engine_ttft.append(value)
+                    else:
+                        result = await stream_completion(client, server.url, body)
+                        if index >= 3:
+                            http_ttft.append(result.ttft_s)
+    finally:
+        await engine.shutdown()
+    engine_ms = [v * 1000 for v in engine_ttft if v == v]
+    http_ms = [v * 1000 for v in http_ttft if v == v]
+    return {
+        "engine_p50": pct(engine_ms, 50), "engine_p95": pct(engine_ms, 95),
+        "http_p50": pct(http_ms, 50), "http_p95": pct(http_ms, 95),
+        "overhead_p50": pct(http_ms, 50) - pct(engine_ms, 50),
+        "overhead_p95": pct(http_ms, 95) - pct(engine_ms, 95),
+        "n": float(min(len(engine_ms), len(http_ms))),
+    }
+
+
+async def engine_first_text(engine: Any, ids: list[int], params: Any, request_id: str) -> float:
+    """Seconds from generate() to the first delta with text; reads the request to its end."""
+    started = time.perf_counter()
+    first = float("nan")
+    async for delta in engine.generate(ids, params, request_id):
+        if delta.text and first != first:
+            first = time.perf_counter() - started
+    return first
+
+
+# -- 2. throughput ---------------------------------------------------------------------------------
+
+
+async def run_load(url: str, model: str, concurrency: int, duration_s: float, body_extra: dict[str, Any]) -> tuple[float, int]:
+    """Completion tokens/s with `concurrency` clients each sending requests until duration_s."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    tokens = 0
+    requests = 0
+    async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as client:
+        started = time.perf_counter()
+        deadline = started + duration_s
+
+        async def worker(worker_index: int) -> None:
+            nonlocal tokens, requests
+            index = worker_index
+            while time.perf_counter() < deadline:
+                body = {"model": model, "prompt": PROMPTS[index % len(PROMPTS)], **body_extra}
+                result = await stream_completion(client, url, body)
+                tokens += result.completion_tokens
+                requests += 1
+                index += concurrency
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return tokens / elapsed, requests
+
+
+async def bench_throughput(ours: RunningServer, theirs: VllmServer, stop_ids: list[int], args: argparse.Namespace) -> list[dict[str, float]]:
+    """Tokens/s per concurrency for both servers, rounds alternating the order."""
+    model = served_model(ours.url)
+    extra = {"max_tokens": args.max_tokens, "temperature": 0.0, "stream": True,
+             "stream_options": {"include_usage": True}, "stop_token_ids": stop_ids}
+    # same answers on both? (greedy, same stop ids): compare one completion
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as client:
+        a = await stream_completion(client, ours.url, {"model": model, "prompt": PROMPTS[0], **extra})
+        b = await stream_completion(client, theirs.url, {"model": model, "prompt": PROMPTS[0], **extra})
+    say(f"throughput: same greedy answer on both servers: {a.text == b.text} "
+        f"({a.completion_tokens} vs {b.completion_tokens} tokens)")
+    rows = []
+    for concurrency in args.concurrency:
+        ours_tps: list[float] = []
+        theirs_tps: list[float] = []
+        for round_index in range(args.rounds):
+            order = ((ours.url, ours_tps), (theirs.url, theirs_tps))
+            if round_index % 2:
+                order = order[::-1]
+            for url, sink in order:
+                await run_load(url, model, concurrency, min(1.0, args.duration), extra)  # warm up
+                tps, _ = await run_load(url, model, concurrency, args.duration, extra)
+                sink.append(tps)
+        say(f"throughput c={concurrency}: ours {ours_tps} vLLM {theirs_tps}")
+        ours_median, theirs_median = statistics.median(ours_tps), statistics.median(theirs_tps)
+        rows.append({"concurrency": float(concurrency), "ours": ours_median, "vllm": theirs_median,
+                     "ratio": ours_median / theirs_median if theirs_median else float("nan")})
+    return rows
+
+
+# -- 3. disconnect ---------------------------------------------------------------------------------
+
+
+async def bench_disconnect(server: RunningServer, args: argparse.Namespace) -> list[dict[str, float]]:
+    """Tokens the engine generates after a streaming client disconnects."""
+    from backend.tokenizer import Tokenizer
+
+    model = served_model(server.url)
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    tokenizer = Tokenizer.from_pretrained(args.model_path)
+    rows = []
+    async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+        for trial in range(args.disconnect_trials):
+            before = (await client.get(f"{server.root}/metrics")).text
+            tokens_before = metric(before, "teampilot_engine_tokens_generated_total")
+            aborted_before = metric(before, "teampilot_engine_requests_aborted_total")
+            body = {"model": model, "prompt": PROMPTS[trial % len(PROMPTS)], "max_tokens": args.disconnect_max_tokens,
+                    "temperature": 1.0, "seed": 1000 + trial, "stream": True}
+            received = ""
+            pieces = 0
+            arrivals: list[float] = []
+            finished = False
+            async with client.stream("POST", f"{server.url}/completions", json=body) as response:
+                async for event in sse_events(response):
+                    choice = (event.get("choices") or [{}])[0]
+                    if choice.get("finish_reason"):
+                        finished = True
+                        break
+                    if choice.get("text"):
+                        received += choice["text"]
+                        pieces += 1
+                        arrivals.append(time.perf_counter())
+                        if pieces >= args.disconnect_after:
+                            break  # leaving the block closes the connection
+            disconnected_at = time.perf_counter()
+            if finished:
+                say(f"disconnect trial {trial}: the answer finished before the disconnect; skipped")
+                continue
+            idle_at = disconnected_at
+            while time.perf_counter() - disconnected_at < 10:
+                text = (await client.get(f"{server.root}/metrics")).text
+                if metric(text, "teampilot_engine_requests_running") == 0:
+                    idle_at = time.perf_counter()
+                    break
+                await asyncio.sleep(0.002)
+            after = (await client.get(f"{server.root}/metrics")).text
+            engine_tokens = metric(after, "teampilot_engine_tokens_generated_total") - tokens_before
+            client_tokens = len(tokenizer.encode(received, add_bos=False))
+            step_ms = statistics.median([b - a for a, b in itertools.pairwise(arrivals)] or [float("nan")]) * 1000
+            rows.append({
+                "client_tokens": float(client_tokens), "engine_tokens": engine_tokens,
+                "after_disconnect": engine_tokens - client_tokens,
+                "aborted": metric(after, "teampilot_engine_requests_aborted_total") - aborted_before,
+                "stop_ms": (idle_at - disconnected_at) * 1000, "decode_step_ms": step_ms,
+            })
+    return rows
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--model", default="tiny", help="model for every server (default: the tiny Llama 3 model)")
+    parser.add_argument("--dtype", default="float32", help="dtype for the vLLM engines (both servers)")
+    parser.add_argument("--max-model-len", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="fewer requests and rounds (about 2 minutes less)")
+    parser.add_argument("--overhead-engine", default="vllm", choices=["vllm", "transformers"])
+    parser.add_argument("--overhead-requests", type=int, default=None)
+    parser.add_argument("--overhead-max-tokens", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--rounds", type=int, default=None, help="throughput rounds per server and concurrency")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of load per measurement")
+    parser.add_argument("--max-tokens", type=int, default=64, help="max_tokens of throughput requests")
+    parser.add_argument("--disconnect-trials", type=int, default=None)
+    parser.add_argument("--disconnect-after", type=int, default=4, help="text events read before disconnecting")
+    parser.add_argument("--disconnect-max-tokens", type=int, default=512)
+    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-disconnect", action="store_true")
+    args = parser.parse_args(argv)
+    args.overhead_requests = args.overhead_requests or (15 if args.quick else 40)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.duration = args.duration or (1.5 if args.quick else 3.0)
+    args.disconnect_trials = args.disconnect_trials or (3 if args.quick else 6)
+    return args
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Start what the chosen sections need, measure, print, stop everything."""
+    from backend.engines.vllm import resolve_model_ref
+    from backend.settings import Settings
+
+    for key, value in backend_env().items():
+        os.environ.setdefault(key, value)
+    settings = Settings(model=args.model)
+    args.model_path = resolve_model_ref(settings, "vllm")
+    extra = ["--dtype", args.dtype] + (["--max-model-len", str(args.max_model_len)] if args.max_model_len else [])
+    servers: dict[str, RunningServer] = {}
+
+    def ours(engine: str) -> RunningServer:
+        if engine not in servers:
+            say(f"starting our backend (--engine {engine}, --model {args.model})")
+            servers[engine] = start_backend(engine, args.model, (API_KEY,), extra)
+        return servers[engine]
+
+    results: dict[str, Any] = {}
+    vllm_server: VllmServer | None = None
+    wall = time.perf_counter()
+    try:
+        if not args.skip_overhead:
+            results["overhead"] = await bench_overhead(ours(args.overhead_engine), args.overhead_engine, args)
+        if not args.skip_throughput:
+            server = ours("vllm")
+            say("starting vLLM's own server")
+            vllm_server = start_vllm_server(args.model_path, served_model(server.url), args)
+            results["stop_ids"] = stop_ids = _stop_ids(args.model_path)
+            results["throughput"] = await bench_throughput(server, vllm_server, stop_ids, args)
+            vllm_server.stop()
+            vllm_server = None
+        if not args.skip_disconnect:
+            results["disconnect"] = await bench_disconnect(ours("vllm"), args)
+    finally:
+        if vllm_server is not None:
+            vllm_server.stop()
+        for server in servers.values():
+            server.stop()
+    report(results, args, time.perf_counter() - wall)
+    return 0
+
+
+def _stop_ids(model_path: str) -> list[int]:
+    """The stop ids our backend uses for this model (what prompting decides), for vLLM's server."""
+    from backend.tokenizer import Tokenizer
+
+    from backend.prompting import Prompter, detect_family
+
+    tokenizer = Tokenizer.from_pretrained(model_path)
+    family = detect_family(model_path, set(tokenizer.special_tokens))
+    return list(Prompter(tokenizer, family, 4096).stops([])[0])
+
+
+def report(results: dict[str, Any], args: argparse.Namespace, wall_s: float) -> None:
+    """Print the numbers."""
+    print(f"teampilot backend benchmark: model {args.model} ({args.model_path}), dtype {args.dtype}, "
+          f"{os.cpu_count()} CPUs, {'quick' if args.quick else 'full'} run, {wall_s:.0f} s")
+    if "overhead" in results:
+        o = results["overhead"]
+        print(f"\n1. Server overhead ({args.overhead_engine} engine, {o['n']:.0f} alternating requests, "
+              f"max_tokens {args.overhead_max_tokens}; TTFT in ms)")
+        print(f"   engine direct   p50 {o['engine_p50']:7.2f}   p95 {o['engine_p95']:7.2f}")
+        print(f"   through HTTP    p50 {o['http_p50']:7.2f}   p95 {o['http_p95']:7.2f}")
+        verdict = "OK" if o["overhead_p50"] <= 5.0 else "ABOVE TARGET"
+        print(f"   overhead        p50 {o['overhead_p50']:7.2f}   p95 {o['overhead_p95']:7.2f}   (target p50 <= 5 ms: {verdict})")
+    if "throughput" in results:
+        print(f"\n2. Throughput, vllm engine vs vLLM's own server (completion tokens/s, streaming, greedy, "
+              f"max_tokens {args.max_tokens}, median of {args.rounds} x {args.duration:.1f} s; stop ids {results['stop_ids']})")
+        print("   concurrency      ours      vLLM    ratio")
+        for row in results["throughput"]:
+            print(f"   {row['concurrency']:11.0f} {row['ours']:9.1f} {row['vllm']:9.1f}   {row['ratio']:6.3f}")
+        worst = min(row["ratio"] for row in results["throughput"])
+        print(f"   lowest ratio {worst:.3f} (target >= 0.95: {'OK' if worst >= 0.95 else 'BELOW TARGET'})")
+    if "disconnect" in results:
+        rows = results["disconnect"]
+        print(f"\n3. Disconnect mid-stream (vllm engine, client closes after {args.disconnect_after} text events, max_tokens {args.disconnect_max_tokens})")
+        print("   client tokens  engine tokens  after disconnect  aborted  engine idle after  decode step")
+        for row in rows:
+            print(f"   {row['client_tokens']:13.0f} {row['engine_tokens']:14.0f} {row['after_disconnect']:17.0f} "
+                  f"{row['aborted']:8.0f} {row['stop_ms']:14.1f} ms {row['decode_step_ms']:9.2f} ms")
+        if rows:
+            worst = max(row["after_disconnect"] for row in rows)
+            print(f"   most tokens generated after a disconnect: {worst:.0f} (target <= 1 decode step)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    return asyncio.run(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
