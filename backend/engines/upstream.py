@@ -219,7 +219,8 @@ class UpstreamEngine:
             "temperature": params.temperature,
             "top_p": params.top_p,
             "stream": True,
-            "stop_token_ids": list(params.stop_token_ids),
+            "stop_token_ids": list(params.stop_token_ids),  # vLLM's extension; others ignore it
+            "return_token_ids": True,  # vLLM's extension: exact ids instead of re-tokenised text
         }
         if params.stop:
             body["stop"] = list(params.stop)
@@ -351,11 +352,15 @@ class UpstreamEngine:
         cut = _cut_at(text, stop_texts)
         if cut is not None:  # a server that writes special tokens out
             text, reason = text[:cut], "stop"
-        ids = tuple(self.tokenizer.encode(text, add_bos=False)) if text else ()
+        sent_ids = choice.get("token_ids")
+        if isinstance(sent_ids, list) and cut is None:
+            ids = tuple(int(i) for i in sent_ids)
+        else:
+            ids = tuple(self.tokenizer.encode(text, add_bos=False)) if text else ()
         self._tokens_generated += len(ids)
         if reason is not None:
             return Delta(text, ids, reason if reason in _FINISH_REASONS else "stop")
-        return Delta(text, ids) if text else None
+        return Delta(text, ids) if text or ids else None
 
     async def abort(self, request_id: str) -> None:
         """Close the request's upstream stream (the upstream server then aborts it)."""
