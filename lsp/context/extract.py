@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from tree_sitter import Node, QueryCursor
+from tree_sitter import Node, QueryCursor, Tree
 
 from lsp.context.index import Definition, RawDefinition, render_definition, scan_definitions
 from lsp.context.languages import LanguageSpec, line_comment_for
@@ -275,18 +275,44 @@ def _used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> li
 class _Candidate:
     key: tuple[str, int, str]
     score: float
-    definition: Definition
+    definition: Definition | None = None
+    raw: RawDefinition | None = None
 
 
-def _doc_definitions(doc: Document) -> list[RawDefinition]:
-    cached = doc.context_cache.get("defs")
-    if cached is not None and cached[0] == doc.version and cached[1] == len(doc.text):
-        return list(cached[2])
+# A document's own definitions are scanned from a snapshot (a copy of the tree plus the source
+# bytes it was parsed from), reused for a while as the user types: definitions far from the
+# cursor do not change with a keystroke, and rendering reads the snapshot, so it stays consistent.
+RESCAN_AFTER_VERSIONS = 48
+RESCAN_AFTER_SECONDS = 3.0
+
+
+@dataclass
+class _DocDefinitions:
+    version: int
+    created: float
+    source: bytes
+    tree: Tree
+    by_name: dict[str, list[RawDefinition]]
+    rendered: dict[int, Definition] = field(default_factory=dict)
+    recovered: dict[str, list[Definition]] = field(default_factory=dict)
+    searched: set[str] = field(default_factory=set)
+
+
+def _doc_definitions(doc: Document) -> _DocDefinitions | None:
     if doc.language is None or doc.tree is None:
-        return []
-    raws = scan_definitions(doc.language, doc.tree)
-    doc.context_cache["defs"] = (doc.version, len(doc.text), raws)
-    return raws
+        return None
+    cached: _DocDefinitions | None = doc.context_cache.get("defs")
+    now = time.monotonic()
+    if cached is not None and 0 <= doc.version - cached.version < RESCAN_AFTER_VERSIONS and \
+            now - cached.created < RESCAN_AFTER_SECONDS:
+        return cached
+    snapshot = doc.tree.copy()
+    by_name: dict[str, list[RawDefinition]] = {}
+    for raw in scan_definitions(doc.language, snapshot):
+        by_name.setdefault(raw.name, []).append(raw)
+    fresh = _DocDefinitions(doc.version, now, doc.source, snapshot, by_name)
+    doc.context_cache["defs"] = fresh
+    return fresh
 
 
 def _module_hints(imports: Sequence[str]) -> set[str]:
@@ -304,12 +330,23 @@ def _module_hints(imports: Sequence[str]) -> set[str]:
     return hints
 
 
-def _path_matches_hint(path: str, hints: set[str]) -> bool:
+@dataclass(frozen=True)
+class _PathFacts:
+    module: str      # file stem, or the folder name for __init__/index/mod files
+    directory: str
+    penalty: float   # tests and declaration files rank a little lower
+
+
+def _path_facts(path: str) -> _PathFacts:
     p = PurePath(path)
-    stem = p.stem
-    if stem == "__init__" or stem == "index" or stem == "mod":
+    stem = p.name.split(".")[0]
+    if stem in {"__init__", "index", "mod"}:
         stem = p.parent.name
-    return stem in hints
+    name = p.name.lower()
+    is_test = name.startswith("test_") or any(part in name for part in (".test.", ".spec.", "_test.", "test.java")) \
+        or any(part in {"tests", "test", "__tests__"} for part in p.parts)
+    penalty = (2.0 if is_test else 0.0) + (0.5 if name.endswith(".d.ts") else 0.0)
+    return _PathFacts(stem, str(p.parent), penalty)
 
 
 class _Gatherer:
@@ -321,29 +358,34 @@ class _Gatherer:
         self.index = index
         self.hints = _module_hints(imports)
         self.visible = visible           # line range already shown in the windows (inclusive)
-        self.class_names = set(scope_nodes_names)
-        self.doc_raws = _doc_definitions(doc)
-        self.by_name: dict[str, list[RawDefinition]] = {}
-        for raw in self.doc_raws:
-            self.by_name.setdefault(raw.name, []).append(raw)
+        self.class_names = {n for n in scope_nodes_names if n}
+        self.own = _doc_definitions(doc)
+        self.by_name: dict[str, list[RawDefinition]] = self.own.by_name if self.own is not None else {}
         self.doc_dir = str(PurePath(doc.path).parent)
-        self.recovered: dict[str, list[Definition]] = {}
+        self.facts: dict[str, _PathFacts] = {}
+
+    @property
+    def recovered(self) -> dict[str, list[Definition]]:
+        """Definitions found by text search that the tree did not show."""
+        return self.own.recovered if self.own is not None else {}
 
     def recover(self, names: Sequence[str], deadline: float) -> None:
         """Find definitions a broken tree hides (e.g. everything after an unclosed bracket) by text.
 
         A definition line found by the language's pattern is cut out (dedented, and wrapped in a
         dummy class for members), parsed alone, and kept only if it parses as that definition.
+        Each name is searched once per snapshot.
         """
         spec = self.doc.language
-        if spec is None or not spec.definition_pattern or self.doc.tree is None:
+        own = self.own
+        if spec is None or not spec.definition_pattern or own is None or not own.tree.root_node.has_error:
             return
-        missing = [n for n in dict.fromkeys(names) if n not in self.by_name and re.fullmatch(r"[\w$]+", n)]
+        missing = [n for n in dict.fromkeys(names)
+                   if n not in self.by_name and n not in own.searched and re.fullmatch(r"[\w$]+", n)][:12]
         if not missing:
             return
-        if not self.doc.tree.root_node.has_error:
-            return
-        alternation = "|".join(re.escape(n) for n in missing[:12])
+        own.searched.update(missing)
+        alternation = "|".join(re.escape(n) for n in missing)
         pattern = re.compile(spec.definition_pattern.replace("{names}", alternation), re.MULTILINE)
         text = self.doc.text
         tries = 0
@@ -354,12 +396,12 @@ class _Gatherer:
             if group is None:
                 continue
             name = match.group(group)
-            if name in self.recovered:
+            if name in own.recovered:
                 continue
             tries += 1
             definition = self._parse_alone(spec, match.start(), name, wrap=group == "m")
             if definition is not None:
-                self.recovered[name] = [definition]
+                own.recovered[name] = [definition]
 
     def _parse_alone(self, spec: LanguageSpec, start: int, name: str, *, wrap: bool) -> Definition | None:
         doc = self.doc
@@ -388,23 +430,42 @@ class _Gatherer:
                 break
         return None
 
-    def _render(self, raw: RawDefinition) -> Definition:
+    def render(self, candidate: _Candidate) -> Definition:
+        """The candidate's definition, rendered once per snapshot."""
+        if candidate.definition is not None:
+            return candidate.definition
+        assert candidate.raw is not None
+        assert self.own is not None
         assert self.doc.language is not None
-        return render_definition(self.doc.language, self.doc.source, raw, self.doc.path)
+        raw = candidate.raw
+        definition = self.own.rendered.get(raw.node.id)
+        if definition is None:
+            definition = render_definition(self.doc.language, self.own.source, raw, self.doc.path)
+            self.own.rendered[raw.node.id] = definition
+        candidate.definition = definition
+        return definition
+
+    def _facts(self, path: str) -> _PathFacts:
+        facts = self.facts.get(path)
+        if facts is None:
+            facts = self.facts[path] = _path_facts(path)
+        return facts
 
     def candidates(self, used: UsedName, rank: int) -> list[_Candidate]:
+        """The best one or two definitions for a used name (rendered), best first."""
         found: list[_Candidate] = []
         base = 100.0 - rank * 3 + (20 if used.on_cursor_line else 0) + (5 if used.called else 0)
+        on_self = used.receiver in {"self", "this", "cls"}
         for raw in self.by_name.get(used.name, ()):
             start_line = raw.outer.start_point[0]
             if self.visible[0] <= start_line <= self.visible[1]:
                 continue  # already in the window
             score = base + 6
-            if used.receiver in {"self", "this", "cls"} and raw.container is not None:
+            if on_self and raw.container is not None:
                 score += 4
-            if used.called and raw.kind in {"constant"}:
+            if used.called and raw.kind == "constant":
                 score -= 3
-            found.append(_Candidate((self.doc.path, start_line, raw.name), score, self._render(raw)))
+            found.append(_Candidate((self.doc.path, start_line, raw.name), score, raw=raw))
         for definition in self.recovered.get(used.name, ()):
             if not self.visible[0] <= definition.start_line <= self.visible[1]:
                 found.append(_Candidate((self.doc.path, definition.start_line, definition.name), base + 6, definition))
@@ -412,28 +473,27 @@ class _Gatherer:
             for definition in self.index.lookup(used.name):
                 if definition.path == self.doc.path or definition.name != used.name:
                     continue
-                score = base
-                if _path_matches_hint(definition.path, self.hints):
+                facts = self._facts(definition.path)
+                score = base - facts.penalty
+                if facts.module in self.hints:
                     score += 4
-                if used.receiver and _path_matches_hint(definition.path, {used.receiver}):
+                if used.receiver and facts.module == used.receiver:
                     score += 4
-                if used.receiver in {"self", "this", "cls"} and definition.container_header and \
-                        any(name and name in definition.container_header for name in self.class_names):
+                if on_self and definition.container_header and \
+                        any(name in definition.container_header for name in self.class_names):
                     score += 3
-                if str(PurePath(definition.path).parent) == self.doc_dir:
+                if facts.directory == self.doc_dir:
                     score += 1
                 if used.called and definition.kind == "constant":
                     score -= 3
-                if PurePath(definition.path).name.endswith((".d.ts",)):
-                    score -= 0.5
-                if "test" in PurePath(definition.path).name.lower():
-                    score -= 2
                 found.append(_Candidate((definition.path, definition.start_line, definition.name), score, definition))
-        found.sort(key=lambda c: (-c.score, c.key))
         if len(found) > 1:
+            found.sort(key=lambda c: (-c.score, c.key))
             best = found[0].score
             keep = 1 if len(found) > 6 else 2
             found = [c for c in found[:keep] if c.score >= best - 4]
+        for candidate in found:
+            self.render(candidate)
         return found
 
 
@@ -468,9 +528,9 @@ def related_definitions(doc: Document, start: int, end: int, index: WorkspaceInd
             if candidate.key in seen:
                 continue
             seen.add(candidate.key)
-            path = index.relative_path(candidate.definition.path) if index is not None else \
-                PurePath(candidate.definition.path).name
-            out.append(Snippet(path, _definition_snippet_text(candidate.definition), "definition"))
+            definition = gatherer.render(candidate)
+            path = index.relative_path(definition.path) if index is not None else PurePath(definition.path).name
+            out.append(Snippet(path, _definition_snippet_text(definition), "definition"))
             if len(out) >= limit:
                 return tuple(out)
     return tuple(out)
@@ -653,7 +713,10 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         below = [doc.line_text(n) for n in range(cursor_line_no + 1, below_limit)]
         used = _used_names([*above[:3], *below[:1], *above[3:], *below[1:]], doc.text[line_start:offset], comment)
         gatherer = _Gatherer(doc, index, imports, visible, class_names)
-        gatherer.recover([u.name for u in used[:8]], deadline)
+        # the word being typed at the cursor is unfinished: searching the text for it is wasted work
+        typing = doc.text[offset - 1:offset].isidentifier() or doc.text[offset - 1:offset].isdigit()
+        gatherer.recover([u.name for u in used[int(typing and bool(used) and used[0].on_cursor_line):][:8]],
+                         deadline)
         seen_keys: set[tuple[str, int, str]] = set()
         for rank, name in enumerate(used):
             if time.perf_counter() > deadline:
@@ -662,11 +725,11 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
                 if candidate.key in seen_keys:
                     continue
                 seen_keys.add(candidate.key)
-                snippet = Snippet(rel(candidate.definition.path), _definition_snippet_text(candidate.definition),
-                                  "definition")
+                definition = gatherer.render(candidate)
+                snippet = Snippet(rel(definition.path), _definition_snippet_text(definition), "definition")
                 ranked.append(snippet)
-                if candidate.definition.path == doc.path:
-                    local_start[snippet] = doc.line_start(candidate.definition.start_line)
+                if definition.path == doc.path:
+                    local_start[snippet] = doc.line_start(definition.start_line)
                 if name.on_cursor_line:
                     urgent.add(snippet)
         timings["definitions"] = time.perf_counter() - t0
