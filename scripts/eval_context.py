@@ -110,6 +110,22 @@ def _import_modules(text: str, name: str) -> list[str]:
     return out
 
 
+def _module_aliases(text: str, alias: str) -> list[str]:
+    """Module specifiers an identifier names (``import a.b as alias``, ``from p import alias``, ``import * as alias``)."""
+    out: list[str] = []
+    a = re.escape(alias)
+    for m in re.finditer(rf"^\s*import\s+([.\w]+)\s+as\s+{a}\s*$", text, re.MULTILINE):
+        out.append(m.group(1))
+    for m in re.finditer(rf"^\s*import\s+((?:[\w]+\.)*{a})\s*$", text, re.MULTILINE):
+        out.append(m.group(1))
+    for m in re.finditer(rf"^\s*from\s+([.\w]+)\s+import\s+[^\n]*\b{a}\b", text, re.MULTILINE):
+        base = m.group(1)
+        out.append(base + alias if base.endswith(".") else f"{base}.{alias}")
+    for m in re.finditer(rf"import\s+\*\s+as\s+{a}\s+from\s+[\"']([^\"']+)[\"']", text):
+        out.append(m.group(1))
+    return out
+
+
 def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
     if module.startswith("."):
         if "/" in module or module in {".", ".."}:  # ES relative path
@@ -135,15 +151,24 @@ def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receive
     defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE]
     if not defs:
         return None
-    if len(defs) == 1:
-        return defs[0]
-    if receiver in {"self", "this", "cls"} and enclosing_class:
+    if receiver in {"self", "this", "cls"}:
         own = [d for d in defs if d.path == str(path) and d.qualified_name == f"{enclosing_class}.{name}"]
         if len(own) == 1:
             return own[0]
-        return None
+        methods = [d for d in defs if d.kind == "method"]
+        return methods[0] if len(methods) == 1 and len(defs) == 1 else None
     if receiver:
-        return None
+        # `module.func(`: the receiver must be an imported module that defines the function;
+        # `obj.method(`: only a unique method counts (a same-named function is not what
+        # `rows.map(` or `headers.set(` call)
+        for module in _module_aliases(doc_text, receiver):
+            matches = [d for d in defs if d.kind != "method" and _module_matches(module, Path(d.path), path)]
+            if len(matches) == 1:
+                return matches[0]
+        methods = [d for d in defs if d.kind == "method"]
+        return methods[0] if len(methods) == 1 and len(defs) == 1 else None
+    if len(defs) == 1:
+        return defs[0]
     local = [d for d in defs if d.path == str(path) and d.qualified_name == name]
     if len(local) == 1:
         return local[0]

@@ -253,9 +253,12 @@ def _used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> li
         matches = list(_IDENT.finditer(line))
         for m in reversed(matches):
             name = m.group(0)
-            if name in _STOP or len(name) < 2 or name in seen:
+            member = line[: m.start()].rstrip().endswith((".", "->", "::"))
+            if (name in _STOP and not member) or len(name) < 2 or name in seen:
                 continue
             rest = line[m.end():].lstrip()
+            if (rest.startswith("=") and not rest.startswith("==")) or rest.startswith(":="):
+                continue  # assigned here: a local being defined, not a use
             called = rest.startswith("(") or (on_cursor_line and not rest and m is matches[-1])
             receiver_match = _ATTR_CALL.search(line[: m.end()])
             receiver = receiver_match.group(1) if receiver_match and receiver_match.group(2) == name else ""
@@ -422,6 +425,9 @@ class _Gatherer:
         row = head.count("\n")
         for raw in scan_definitions(spec, tree):
             if raw.name == name and raw.node.start_point[0] == row:
+                if raw.kind in {"function", "method"} and raw.node.child_by_field_name("body") is None and \
+                        raw.node.child_by_field_name("value") is None:
+                    return None  # a call line that happens to parse as a bodiless signature
                 rendered = render_definition(spec, chunk, raw, doc.path)
                 shift = line - row
                 return replace(rendered, start_line=rendered.start_line + shift, end_line=rendered.end_line + shift,
@@ -673,7 +679,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
     line_head = offset - doc.line_start(cursor_line_no)
     snippet_cap = max(0, min(int(budget_chars * SNIPPET_SHARE), remaining - line_head))
     min_prefix_start = _prefix_start(doc, offset, max(remaining - snippet_cap, 0))
-    visible = (doc.line_of(min_prefix_start), doc.line_of(suffix_end))
+    visible = (doc.line_of(min_prefix_start), doc.line_of(max(offset, suffix_end - 1)))
 
     scopes = enclosing_definitions(doc, offset) if spec is not None else []
     scope = scopes[0] if scopes else None

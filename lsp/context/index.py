@@ -189,6 +189,7 @@ def _doc_comment(source: bytes, outer: Node) -> str:
         prev = prev.prev_sibling
     if len(lines) > 6:
         lines = [*lines[:5], lines[-1]] if lines[-1].strip().endswith("*/") else lines[:6]
+    lines = [line if len(line) <= 160 else line[:157] + "..." for line in lines]
     return "\n".join(line.strip() if i else line for i, line in enumerate(lines))
 
 
@@ -242,8 +243,9 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
             text = f"{comment}\n{text}"
     if header.count("\n") >= 6:
         header = "\n".join(header.split("\n")[:6])
-    if len(text) > _SUMMARY_CHARS:
-        text = text[:_SUMMARY_CHARS].rsplit("\n", 1)[0] + f"\n{inner}..."
+    limit = max(_SUMMARY_CHARS, text.find(header.split("\n", 1)[0]) + len(header) + 1)
+    if len(text) > limit:  # never cut into the header
+        text = text[:limit].rsplit("\n", 1)[0] + f"\n{inner}..."
     container_name = _container_name(raw.container) if raw.container is not None else ""
     container_header = ""
     if raw.container is not None:
