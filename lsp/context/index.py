@@ -298,6 +298,28 @@ def definitions_of(spec: LanguageSpec, source: bytes, tree: Tree, path: str) -> 
     return [render_definition(spec, source, raw, path) for raw in scan_definitions(spec, tree)]
 
 
+class _LazyDefinition:
+    """A definition of an open document, rendered from its tree snapshot on first use."""
+
+    __slots__ = ("_raw", "_rendered", "_source", "_spec", "name", "path", "qualified_name")
+
+    def __init__(self, spec: LanguageSpec, source: bytes, raw: RawDefinition, path: str) -> None:
+        self._spec = spec
+        self._source = source
+        self._raw = raw
+        self._rendered: Definition | None = None
+        self.name = raw.name
+        self.path = path
+        container = _container_name(raw.container) if raw.container is not None else ""
+        self.qualified_name = f"{container}.{raw.name}" if container else raw.name
+
+    def render(self) -> Definition:
+        """The rendered definition (computed once)."""
+        if self._rendered is None:
+            self._rendered = render_definition(self._spec, self._source, self._raw, self.path)
+        return self._rendered
+
+
 # ---- file selection ---------------------------------------------------------------------
 def is_generated(name: str, head: bytes) -> bool:
     """Generated or minified, judged by the file name and its first bytes."""
@@ -386,8 +408,8 @@ class WorkspaceIndex:
     def __init__(self, root_paths: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.root_paths: list[Path] = [Path(p).resolve() for p in root_paths]
         self._lock = threading.Lock()
-        self._by_path: dict[str, list[Definition]] = {}
-        self._by_name: dict[str, list[Definition]] = {}
+        self._by_path: dict[str, list[Definition | _LazyDefinition]] = {}
+        self._by_name: dict[str, list[Definition | _LazyDefinition]] = {}
         self._doc_versions: dict[str, int] = {}
         self.ready = False
         self.file_count = 0
@@ -442,7 +464,7 @@ class WorkspaceIndex:
             if key in self._doc_versions:
                 continue  # an open document already supplied newer entries
             try:
-                self._set(key, self._parse_file(path))
+                self._set(key, list(self._parse_file(path)))
             except Exception:  # one bad file must not stop the index
                 logger.exception("workspace index: failed on %s", key)
 
@@ -455,7 +477,7 @@ class WorkspaceIndex:
         tree = spec.parser().parse(source)
         return definitions_of(spec, source, tree, str(path))
 
-    def _set(self, path: str, definitions: list[Definition]) -> None:
+    def _set(self, path: str, definitions: list[Definition | _LazyDefinition]) -> None:
         with self._lock:
             old = self._by_path.pop(path, [])
             touched: set[str] = set()
@@ -474,24 +496,32 @@ class WorkspaceIndex:
                     self._by_name.setdefault(key, []).append(definition)
 
     @staticmethod
-    def _keys(definition: Definition) -> tuple[str, ...]:
+    def _keys(definition: Definition | _LazyDefinition) -> tuple[str, ...]:
         if definition.qualified_name and definition.qualified_name != definition.name:
             return (definition.name, definition.qualified_name)
         return (definition.name,)
 
     # -- updates from the editor --
     def update_document(self, doc: Document) -> None:
-        """Replace a file's entries with those of an open document's current tree."""
+        """Replace a file's entries with those of an open document's current tree.
+
+        Cheap enough for the event loop: the tree is snapshotted and scanned, and each definition
+        is rendered only when a lookup first returns it.
+        """
         if doc.tree is None or doc.language is None:
             return
         if self._doc_versions.get(doc.path) == doc.version and doc.path in self._by_path:
             return
         self._doc_versions[doc.path] = doc.version
-        definitions = definitions_of(doc.language, doc.source, doc.tree, doc.path)
-        if doc.tree.root_node.has_error:
+        snapshot = doc.tree.copy()
+        definitions: list[Definition | _LazyDefinition] = [
+            _LazyDefinition(doc.language, doc.source, raw, doc.path) for raw in scan_definitions(doc.language, snapshot)]
+        if snapshot.root_node.has_error:
             # a half-typed line can hide the rest of the file from the parser: keep what it hides
             found = {d.qualified_name for d in definitions}
-            definitions += [d for d in self.definitions_in(doc.path) if d.qualified_name not in found]
+            with self._lock:
+                previous = list(self._by_path.get(doc.path, ()))
+            definitions += [d for d in previous if d.qualified_name not in found]
         self._set(doc.path, definitions)
 
     def remove(self, path: str) -> None:
@@ -504,12 +534,14 @@ class WorkspaceIndex:
         """Definitions named ``name`` (or qualified ``Class.member``), in a stable order."""
         with self._lock:
             found = list(self._by_name.get(name, ()))
-        return sorted(found, key=lambda d: (d.path, d.start_line))
+        rendered = [d.render() if isinstance(d, _LazyDefinition) else d for d in found]
+        return sorted(rendered, key=lambda d: (d.path, d.start_line))
 
     def definitions_in(self, path: str) -> list[Definition]:
         """Every definition recorded for a file."""
         with self._lock:
-            return list(self._by_path.get(path, ()))
+            found = list(self._by_path.get(path, ()))
+        return [d.render() if isinstance(d, _LazyDefinition) else d for d in found]
 
     def paths(self) -> list[str]:
         """Every indexed file."""
