@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the real editors and clients the end-to-end tests drive (Neovim, Emacs + eglot, Continue's CLI,
+# Install the real editors and clients the end-to-end tests drive (Neovim, Emacs + eglot + lsp-mode, Continue's CLI,
 # the VS Code extension's npm packages). Anything that cannot be installed is reported; its tests skip.
 # Idempotent: what is already there is left alone, so a second run takes a second or two.
 # Never fails the run: the exit status is always 0.
@@ -19,11 +19,16 @@ have_eglot() {
   command -v emacs >/dev/null 2>&1 && emacs --batch --eval "(require 'eglot)" >/dev/null 2>&1
 }
 
-# -- Debian packages: neovim, emacs-nox, elpa-eglot ---------------------------------------------------
+have_lsp_mode() {
+  command -v emacs >/dev/null 2>&1 && emacs --batch --eval "(require 'lsp-mode)" >/dev/null 2>&1
+}
+
+# -- Debian packages: neovim, emacs-nox, elpa-eglot, elpa-lsp-mode ---------------------------------------------------
 apt_wanted=()
 command -v nvim >/dev/null 2>&1 || apt_wanted+=(neovim)
 command -v emacs >/dev/null 2>&1 || apt_wanted+=(emacs-nox)
 have_eglot || apt_wanted+=(elpa-eglot)
+have_lsp_mode || apt_wanted+=(elpa-lsp-mode)
 if [ ${#apt_wanted[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     note "apt-get install ${apt_wanted[*]}"
@@ -40,6 +45,7 @@ fi
 if command -v nvim >/dev/null 2>&1; then note "neovim: $(nvim --version | head -1)"; else missing+=(neovim); fi
 if command -v emacs >/dev/null 2>&1; then note "emacs: $(emacs --version | head -1)"; else missing+=(emacs); fi
 if have_eglot; then note "eglot: available"; else missing+=(eglot); fi
+if have_lsp_mode; then note "lsp-mode: available"; else missing+=(lsp-mode); fi
 
 # -- Node clients -------------------------------------------------------------------------------------
 if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.client
 
 DRIVER = Path(__file__).with_name("emacs_client_check.el")
 SETUP = REPO / "editors" / "emacs" / "teampilot-eglot.el"
+LSP_MODE_DRIVER = Path(__file__).with_name("emacs_lsp_mode_check.el")
+LSP_MODE_SETUP = REPO / "editors" / "emacs" / "teampilot-lsp-mode.el"
 SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
 QUESTION = "what does add return?"
 
@@ -39,15 +41,18 @@ def emacs(installed_clients: InstalledClients) -> str:
     return path
 
 
-def run_emacs(emacs: str, workspace: Path, source: Path, *, url: str, line: int, ask: str) -> dict[str, Any]:
-    """Run the batch driver; returns what it recorded."""
+def run_emacs(
+    emacs: str, workspace: Path, source: Path, *, url: str, line: int, ask: str,
+    driver: Path = DRIVER, setup: Path = SETUP,
+) -> dict[str, Any]:
+    """Run a batch driver with a shipped setup; returns what it recorded."""
     out = workspace / "emacs-result.json"
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "HOME": str(workspace / "home"),  # no personal init files, no eglot events buffer saved anywhere real
         "XDG_CACHE_HOME": str(workspace / ".cache"),
-        "TEAMPILOT_E2E_SETUP": str(SETUP),
+        "TEAMPILOT_E2E_SETUP": str(setup),
         "TEAMPILOT_E2E_PYTHON": sys.executable,
         "TEAMPILOT_E2E_URL": url,
         "TEAMPILOT_E2E_FILE": str(source),
@@ -57,7 +62,7 @@ def run_emacs(emacs: str, workspace: Path, source: Path, *, url: str, line: int,
     }
     (workspace / "home").mkdir(exist_ok=True)
     done = subprocess.run(
-        [emacs, "--batch", "-l", str(DRIVER)], cwd=workspace, env=env, capture_output=True, text=True, timeout=180, check=False,
+        [emacs, "--batch", "-l", str(driver)], cwd=workspace, env=env, capture_output=True, text=True, timeout=180, check=False,
     )
     assert out.exists(), f"Emacs wrote no result (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
     return dict(json.loads(out.read_text()))
@@ -108,3 +113,50 @@ def test_teampilot_ask_from_emacs(emacs_run: EmacsRun) -> None:
     assert result["ask_answered"] is True, result
     assert result["shown"], result
     assert any(QUESTION in json.dumps(request.json) for request in emacs_run.chat_requests)
+
+
+# -- lsp-mode (Debian's elpa-lsp-mode is 8.0: completion fallback and ask; inline completion needs 9.0.1+)
+
+
+@pytest.fixture(scope="module")
+def lsp_mode_run(emacs: str, tmp_path_factory: pytest.TempPathFactory) -> EmacsRun:
+    """One batch Emacs session with lsp-mode and editors/emacs/teampilot-lsp-mode.el."""
+    done = subprocess.run([emacs, "--batch", "--eval", "(require 'lsp-mode)"], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        skip_with_reason(f"lsp-mode is not installed (apt-get install elpa-lsp-mode): {done.stderr.strip()[-300:]}")
+    workspace = tmp_path_factory.mktemp("lsp-mode") / "project"
+    (workspace / ".git").mkdir(parents=True)
+    source = workspace / "calc.py"
+    source.write_text(SOURCE)
+    with ScriptedBackend() as backend:
+        backend.completion = Reply(chunks=["return a", " + b"])
+        backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
+        result = run_emacs(emacs, workspace, source, url=backend.url, line=2, ask=QUESTION,
+                           driver=LSP_MODE_DRIVER, setup=LSP_MODE_SETUP)
+        run = EmacsRun(result, backend.completion_requests(), backend.chat_requests())
+    assert "error" not in result, result
+    return run
+
+
+def test_lsp_mode_connects_and_completes_at_point(lsp_mode_run: EmacsRun) -> None:
+    result = lsp_mode_run.result
+    assert result["connected"] is True
+    assert any("return a + b" in candidate for candidate in result["candidates"]), result["candidates"]
+    assert result["line_after"] == "    return a + b"
+    assert lsp_mode_run.completion_requests, "the language server never called the backend"
+    assert lsp_mode_run.completion_requests[0].json["prompt"].endswith("def add(a, b):\n    ")
+
+
+def test_lsp_mode_inline_completion(lsp_mode_run: EmacsRun) -> None:
+    result = lsp_mode_run.result
+    if result["inline_available"] is not True:
+        skip_with_reason("this lsp-mode has no lsp-inline-completion (needs lsp-mode 9.0.1+, from MELPA)")
+    assert result["inline_line_after"] == "    return a + b"
+
+
+def test_lsp_mode_teampilot_ask(lsp_mode_run: EmacsRun) -> None:
+    result = lsp_mode_run.result
+    if result.get("ask_offered") is not True:
+        skip_with_reason("the language server does not offer the teampilot.ask command yet (lsp/actions/)")
+    assert result["ask_answered"] is True, result
+    assert any(QUESTION in json.dumps(request.json) for request in lsp_mode_run.chat_requests)
