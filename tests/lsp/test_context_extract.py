@@ -229,3 +229,49 @@ def test_non_ascii_document() -> None:
     ctx = build_completion_context(doc, offset, None, budget_tokens=256)
     assert "# def grüße(name: str) -> str:" in ctx.prompt()
     assert ctx.suffix.startswith("))")
+
+
+@pytest.mark.parametrize(
+    ("language_id", "path", "source", "header"),
+    [
+        pytest.param("python", "/w/svc.py",
+                     "class Service:\n    def start(self):\n        self.mount(<|>\n        self.ready = True\n\n"
+                     + "".join(f"    def filler_{i}(self):\n        return {i}\n\n" for i in range(150))
+                     + "    def mount(self, prefix: str, adapter: object) -> None:\n        self.adapters[prefix] = adapter\n",
+                     "def mount(self, prefix: str, adapter: object) -> None:", id="python-method-below-unclosed-call"),
+        pytest.param("typescript", "/w/svc.ts",
+                     "export class Service {\n  start(): void {\n    this.mount(<|>\n    this.ready = true;\n  }\n\n"
+                     + "".join(f"  filler{i}(): number {{\n    return {i};\n  }}\n\n" for i in range(150))
+                     + "  mount(prefix: string, adapter: Adapter): void {\n    this.adapters.set(prefix, adapter);\n  }\n}\n",
+                     "mount(prefix: string, adapter: Adapter): void", id="typescript-method-below-unclosed-call"),
+        pytest.param("go", "/w/svc.go",
+                     "package svc\n\nfunc Start() {\n\tmount(<|>\n}\n\n"
+                     + "".join(f"func filler{i}() int {{\n\treturn {i}\n}}\n\n" for i in range(150))
+                     + "func mount(prefix string, adapter Adapter) error {\n\treturn nil\n}\n",
+                     "func mount(prefix string, adapter Adapter) error", id="go-function-below-unclosed-call"),
+    ],
+)
+def test_definitions_hidden_by_a_broken_tree_are_recovered(language_id: str, path: str, source: str,
+                                                             header: str) -> None:
+    doc, offset = _doc(source, language_id, path)
+    assert doc.tree is not None
+    assert doc.tree.root_node.has_error
+    ctx = build_completion_context(doc, offset, None)
+    assert header not in ctx.prefix
+    assert header not in ctx.suffix
+    assert header in ctx.prompt()
+
+
+def test_snippets_reset_when_the_scope_changes(tmp_path: Path) -> None:
+    index, root = _workspace(tmp_path)
+    source = ("from pkg.storage import save_blob, Bucket\n\n\ndef first():\n    save_blob(<|>\n\n\n"
+              "def second():\n    Bucket(\n")
+    doc, offset = _doc(source, path=str(root / "pkg" / "app.py"))
+    in_first = build_completion_context(doc, offset, index)
+    assert "def save_blob(" in in_first.render_snippets()
+    second_offset = len(doc.text) - 1
+    in_second = build_completion_context(doc, second_offset, index)
+    assert in_second.scope is not None
+    assert in_second.scope.name == "second"
+    assert "class Bucket:" in in_second.render_snippets()
+    assert "def save_blob(" not in in_second.render_snippets(), "the old scope's picks do not linger"
