@@ -125,7 +125,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     statusItem,
     vscode.commands.registerCommand("teampilot.askQuestion", askQuestion),
     vscode.commands.registerCommand("teampilot.showCodeActions", () =>
-      vscode.commands.executeCommand("editor.action.quickFix"),
+      vscode.commands.executeCommand("editor.action.refactor"),
     ),
     vscode.commands.registerCommand("teampilot.showLog", () => output.show()),
     vscode.commands.registerCommand("teampilot.restartServer", async () => {
