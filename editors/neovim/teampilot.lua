@@ -92,9 +92,10 @@ local handlers = {
 }
 
 local function on_attach(client, bufnr)
-  -- Completion fallback: <C-x><C-o> everywhere; as-you-type menu on 0.11+.
+  -- Completion fallback: <C-x><C-o> everywhere; on 0.11 also as you type (0.12 shows ghost text
+  -- instead, so the menu is not doubled).
   vim.bo[bufnr].omnifunc = "v:lua.vim.lsp.omnifunc"
-  if nvim_011 and vim.lsp.completion then
+  if nvim_011 and vim.lsp.completion and not vim.lsp.inline_completion then
     vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true })
   end
   -- Native inline completion (ghost text) on 0.12+: <Tab> accepts the whole suggestion,
