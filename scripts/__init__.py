@@ -1,0 +1,1 @@
+"""Developer scripts (setup, tiny test model builder, benchmarks); importable for tests."""
