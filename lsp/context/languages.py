@@ -169,6 +169,7 @@ class _Registry:
         self._by_ext = {ext: e for e in _ENTRIES for ext in e.extensions}
 
     def entry_for(self, language_id: str | None, path: str | None) -> _Entry | None:
+        """The entry for a languageId, else for the path's extension."""
         if language_id and language_id.lower() in self._by_name:
             return self._by_name[language_id.lower()]
         if path:
@@ -176,6 +177,7 @@ class _Registry:
         return None
 
     def spec(self, entry: _Entry) -> LanguageSpec | None:
+        """The built spec of an entry (None when its grammar wheel is missing)."""
         with self._lock:
             if entry.id not in self._specs:
                 self._specs[entry.id] = self._build(entry)

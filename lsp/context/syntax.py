@@ -1,0 +1,140 @@
+"""Structure around a position: the enclosing function/method/class, and the file's imports."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tree_sitter import Node, QueryCursor
+
+from lsp.context.languages import LanguageSpec
+from lsp.context.model import Scope
+
+if TYPE_CHECKING:
+    from lsp.documents import Document
+
+
+def _name_of(node: Node) -> str:
+    name = node.child_by_field_name("name")
+    if name is None and node.type == "impl_item":
+        name = node.child_by_field_name("type")
+    if name is None:
+        declarator = node.child_by_field_name("declarator")
+        while declarator is not None and declarator.type not in {
+                "identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name"}:
+            declarator = declarator.child_by_field_name("declarator")
+        name = declarator
+    if name is None and node.parent is not None and node.parent.type in {"variable_declarator", "pair",
+                                                                         "assignment_expression"}:
+        name = node.parent.child_by_field_name("name") or node.parent.child_by_field_name("key") or \
+            node.parent.child_by_field_name("left")
+    if name is None and node.type == "type_declaration" and node.named_child_count:
+        name = node.named_children[0].child_by_field_name("name")
+    if name is None or name.text is None:
+        return ""
+    return name.text.decode("utf-8", "replace")
+
+
+def _scope_nodes(doc: Document, offset: int) -> list[Node]:
+    """Named scope nodes containing offset, innermost first."""
+    spec = doc.language
+    if doc.tree is None or spec is None:
+        return []
+    text = doc.text
+    probe = offset
+    # In whitespace at the end of a block (Python's blocks end at their last statement), look at
+    # the code just before the cursor, then keep only scopes whose header is indented less.
+    while probe > 0 and text[probe - 1] in " \t\r\n":
+        probe -= 1
+    line_start = doc.line_start(doc.line_of(offset))
+    cursor_line = text[line_start:offset]
+    cursor_indent = len(cursor_line) - len(cursor_line.lstrip()) if not cursor_line.strip() else None
+    byte = doc.byte_at(max(probe - 1, 0)) if probe > 0 else 0
+    node: Node | None = doc.tree.root_node.descendant_for_byte_range(byte, byte)
+    scopes: list[Node] = []
+    while node is not None:
+        if node.type in spec.scope_types and (_name_of(node) or node.type not in {
+                "arrow_function", "function_expression", "lambda_expression", "closure_expression", "func_literal",
+                "class"}):
+            scopes.append(node)
+        node = node.parent
+    if spec.id == "python" and cursor_indent is not None:
+        scopes = [s for s in scopes if s.start_point[1] < cursor_indent]
+    elif spec.id != "python" and scopes:
+        byte_at_cursor = doc.byte_at(offset)
+        scopes = [s for s in scopes if s.start_byte <= byte_at_cursor < s.end_byte or
+                  (s.end_byte == byte_at_cursor and not _closed(s))]
+    return scopes
+
+
+def _closed(node: Node) -> bool:
+    """Whether a node ends with a real closing brace (not a MISSING one)."""
+    last = node
+    while last.child_count:
+        last = last.children[-1]
+    return last.type == "}" and not last.is_missing
+
+
+def _scope_from_node(doc: Document, node: Node, spec: LanguageSpec) -> Scope:
+    outer = node
+    while outer.parent is not None and outer.parent.type in {"decorated_definition", "export_statement",
+                                                             "template_declaration"}:
+        outer = outer.parent
+    if node.type in {"arrow_function", "function_expression"} and node.parent is not None and \
+            node.parent.type == "variable_declarator" and node.parent.parent is not None:
+        outer = node.parent.parent
+        if outer.parent is not None and outer.parent.type == "export_statement":
+            outer = outer.parent
+    body = node.child_by_field_name("body")
+    start, end = doc.node_range(outer)
+    body_start, body_end = doc.node_range(body) if body is not None else (start, end)
+    kind = spec.scope_types.get(node.type, "function")
+    if kind == "function" and _enclosing_container(node) is not None:
+        kind = "method"
+    return Scope(kind=kind, name=_name_of(node), start=start, end=end, body_start=body_start, body_end=body_end)
+
+
+def _enclosing_container(node: Node) -> Node | None:
+    parent = node.parent
+    for _ in range(4):
+        if parent is None:
+            return None
+        if parent.type in {"class_definition", "class_declaration", "class_body", "class_specifier", "impl_item",
+                           "abstract_class_declaration", "class"}:
+            return parent
+        parent = parent.parent
+    return None
+
+
+def enclosing_definition(doc: Document, offset: int) -> Scope | None:
+    """The innermost named function/method/class around offset (Python: decorators included)."""
+    spec = doc.language
+    if spec is None:
+        return None
+    nodes = _scope_nodes(doc, offset)
+    return _scope_from_node(doc, nodes[0], spec) if nodes else None
+
+
+def enclosing_definitions(doc: Document, offset: int) -> list[Scope]:
+    """Every named scope around offset, innermost first (method, then its class, ...)."""
+    spec = doc.language
+    if spec is None:
+        return []
+    return [_scope_from_node(doc, node, spec) for node in _scope_nodes(doc, offset)]
+
+
+
+def imports_of(doc: Document) -> tuple[str, ...]:
+    """The file's import statements (top level), in source order."""
+    spec = doc.language
+    if spec is None or doc.tree is None:
+        return ()
+    cached = doc.context_cache.get("imports")
+    if cached is not None and cached[0] == doc.version and cached[1] == len(doc.text):
+        return tuple(cached[2])
+    cursor = QueryCursor(spec.queries["imports"])
+    cursor.set_max_start_depth(2)
+    nodes = cursor.captures(doc.tree.root_node).get("import", [])
+    nodes.sort(key=lambda n: n.start_byte)
+    result = tuple(doc.node_text(n).strip() for n in nodes)
+    doc.context_cache["imports"] = (doc.version, len(doc.text), result)
+    return result
