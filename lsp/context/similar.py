@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 
 SIMILAR_WINDOW = 12
 SIMILAR_MIN_SCORE = 0.25
+MAX_WINDOWS = 400
 
 
 def _token_set(text: str) -> frozenset[str]:
+    """Identifiers of a text, keywords and one-letter names left out."""
     return frozenset(t for t in IDENTIFIER.findall(text) if t not in STOP_WORDS and len(t) > 1)
 
 
@@ -27,7 +29,7 @@ def _windows(doc: Document) -> list[tuple[int, frozenset[str]]]:
     if cached is not None and cached[0] == doc.version and cached[1] == len(doc.text):
         return list(cached[2])
     lines = doc.text.split("\n")
-    step = SIMILAR_WINDOW // 2
+    step = max(SIMILAR_WINDOW // 2, len(lines) // MAX_WINDOWS)  # bounded work for huge files
     out = [(start, _token_set("\n".join(lines[start : start + SIMILAR_WINDOW])))
            for start in range(0, max(1, len(lines) - step), step)]
     doc.context_cache["windows"] = (doc.version, len(doc.text), out)
