@@ -10,11 +10,13 @@ Tensor and pipeline parallelism, prefix caching, the GPU memory share and the dt
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from backend.engines.base import Delta, ModelCard, SamplingParams
 
@@ -42,6 +44,18 @@ def resolve_model_ref(settings: Settings, engine_name: str) -> str:
         which = next(key for key, folder in BUILDERS.items() if folder == TINY_MODELS[model])
         return str(ensure_tiny_model(which, progress=lambda msg: logger.info("tiny model: %s", msg)))
     return model
+
+
+def model_dtype(path: str) -> Literal["auto", "float32"]:
+    """'auto' means the model's own dtype: "float32" for a float32 checkpoint (vLLM's own auto
+    would halve it), else vLLM's auto (the checkpoint's half precision)."""
+    config = Path(path) / "config.json"
+    try:
+        data = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return "auto"
+    dtype = data.get("dtype") or data.get("torch_dtype")
+    return "float32" if dtype == "float32" else "auto"
 
 
 class VllmEngine:
@@ -91,7 +105,7 @@ class VllmEngine:
             model=path,
             served_model_name=[self.card.id],
             tokenizer=tokenizer_ref,
-            dtype=settings.dtype,
+            dtype=model_dtype(path) if settings.dtype == "auto" else settings.dtype,
             seed=settings.seed,
             gpu_memory_utilization=settings.gpu_memory_utilization,
             tensor_parallel_size=settings.tensor_parallel_size,

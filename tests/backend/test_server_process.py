@@ -18,11 +18,12 @@ import httpx
 import openai
 import pytest
 
+from tests.backend.engine_params import UPSTREAM, VLLM
 from tests.backend_process import BackendFactory, RunningServer
 
 pytestmark = pytest.mark.slow
 
-ENGINES = [pytest.param("transformers", id="transformers")]
+ENGINES = [pytest.param("transformers", id="transformers"), VLLM, UPSTREAM]
 MODEL = "teampilot/tiny-llama3"
 CONTINUE_STOPS = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<file_sep>", "<|endoftext|>",
                   "</fim_middle>", "</code>", "/src/", "#- coding: utf-8", "```"]
