@@ -26,9 +26,20 @@ from backend.errors import ContextLengthExceeded
 class TokenizerLike(Protocol):
     """What prompting needs from `backend.tokenizer.Tokenizer`."""
 
-    bos_token: str | None
-    eos_token_ids: Sequence[int]
-    special_tokens: set[str]
+    @property
+    def bos_token(self) -> str | None:
+        """BOS text, or None."""
+        ...
+
+    @property
+    def eos_token_ids(self) -> Sequence[int]:
+        """The tokenizer's (and generation config's) eos ids."""
+        ...
+
+    @property
+    def special_tokens(self) -> set[str]:
+        """Text of every special token."""
+        ...
 
     def encode(self, text: str, *, add_bos: bool) -> list[int]:
         """Token ids; special-token text becomes special ids."""

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from backend.engines.base import Delta, ModelCard, SamplingParams
-from tests.backend.tokenizers_for_tests import ContractTokenizer
+from backend.tokenizer import Tokenizer
 
 Script = Callable[[list[int], SamplingParams], str]
 
@@ -34,7 +34,7 @@ class SeenRequest:
 class ScriptedEngine:
     """Answers every request with `script(prompt_ids, params)` at a set pace."""
 
-    tokenizer: ContractTokenizer
+    tokenizer: Tokenizer
     card: ModelCard
     script: Script = lambda _ids, _params: "Hello world<|eot_id|>"
     token_interval_s: float = 0.0

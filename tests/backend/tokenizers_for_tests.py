@@ -3,18 +3,18 @@
 `llama3_tokenizer()` is a byte-level BPE trained on a few strings with the Llama 3 special tokens
 and Meta's Llama 3 chat template; like Meta's first release its eos is only `<|end_of_text|>`.
 `qwen_fim_tokenizer()` has Qwen2.5-Coder's FIM tokens and a ChatML template.
-`ContractTokenizer` adapts a Hugging Face tokenizer to the `backend.tokenizer.Tokenizer` contract.
+Both come wrapped in the backend's own `backend.tokenizer.Tokenizer`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Any
 
 from tokenizers import Tokenizer as RawTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from backend.tokenizer import Tokenizer
 
 LLAMA3_SPECIALS = [
     "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
@@ -80,39 +80,11 @@ def qwen_fim_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-class ContractTokenizer:
-    """The `backend.tokenizer.Tokenizer` contract over a Hugging Face fast tokenizer."""
-
-    def __init__(self, hf: Any) -> None:
-        self.hf = hf
-        self.bos_token: str | None = hf.bos_token
-        self.bos_token_id: int | None = hf.bos_token_id
-        self.eos_token_ids: list[int] = [hf.eos_token_id]
-        self.special_tokens: set[str] = set(hf.all_special_tokens) | {
-            t.content for t in hf.added_tokens_decoder.values() if t.special
-        }
-
-    def encode(self, text: str, *, add_bos: bool) -> list[int]:
-        """Token ids with special-token text parsed; BOS prepended when asked and known."""
-        ids: list[int] = self.hf.encode(text, add_special_tokens=False)
-        if add_bos and self.bos_token_id is not None:
-            ids = [self.bos_token_id, *ids]
-        return ids
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text without special tokens."""
-        return str(self.hf.decode(list(ids), skip_special_tokens=True))
-
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        """The rendered chat prompt ending with the assistant header."""
-        return str(self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+def llama3() -> Tokenizer:
+    """The Llama 3 test tokenizer behind the backend's Tokenizer."""
+    return Tokenizer(llama3_tokenizer(), name="test-llama3")
 
 
-def llama3() -> ContractTokenizer:
-    """The Llama 3 test tokenizer behind the contract."""
-    return ContractTokenizer(llama3_tokenizer())
-
-
-def qwen_fim() -> ContractTokenizer:
-    """The Qwen-FIM test tokenizer behind the contract."""
-    return ContractTokenizer(qwen_fim_tokenizer())
+def qwen_fim() -> Tokenizer:
+    """The Qwen-FIM test tokenizer behind the backend's Tokenizer."""
+    return Tokenizer(qwen_fim_tokenizer(), name="test-qwen-fim")
