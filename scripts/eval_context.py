@@ -8,13 +8,23 @@ after the call's opening parenthesis, builds the completion context exactly as t
 does (``build_completion_context`` with the default budget and deadline, called directly), and
 checks whether the callee's definition header reached the prompt.
 
-The callee ("the answer") is resolved by an oracle that never feeds the retrieval: a name defined
-once in the workspace; ``self.x``/``this.x`` in the enclosing class; a bare name defined in the same
-file; a bare name imported from a module that defines it. Call sites it cannot resolve are counted
-as "ambiguous" and skipped. The blanked line's text after the cursor is gone from the document the
-context is built from, so nothing can peek at it.
+Categories: "cross-file" (callee in another file), "same-above" (same file, above the prefix
+window), "same-below" (same file, below the suffix window). Call sites whose callee is visible in
+the windows are not counted.
 
-Usage: python scripts/eval_context.py [--max-sites N] [--seed S] [--verbose]
+The callee ("the answer") is resolved by an oracle that never feeds the retrieval: a bare name
+defined once in the workspace, or in the same file, or imported from a module that defines it;
+``self.x``/``this.x`` in the enclosing class; ``module.f(`` where ``module`` is an imported module
+defining ``f``; ``obj.m(`` only when ``m`` is the workspace's single definition of that name and a
+method (so ``rows.map(`` is not taken for a workspace function ``map``). Call sites it cannot
+resolve are counted as "ambiguous" and skipped. The blanked line's text after the cursor is gone
+from the document the context is built from, and the index entries of the file itself are not
+used for it, so nothing can peek at the answer.
+
+Also times, per keystroke on ~5,000-line files, the incremental edit + reparse and the context
+build (``--no-bench`` skips it).
+
+Usage: python scripts/eval_context.py [--max-sites N] [--seed S] [--verbose] [--no-bench]
 """
 
 from __future__ import annotations
@@ -241,7 +251,10 @@ def evaluate(package: str, root: Path, language_ids: dict[str, str], max_sites: 
     timings: list[float] = []
     in_window = 0
     for site in all_sites:
-        category = "same-file" if site.same_file else "cross-file"
+        category = "cross-file"
+        if site.same_file:
+            cursor_line = site.path.read_bytes()[: site.cursor_byte].count(b"\n")
+            category = "same-above" if site.target.start_line < cursor_line else "same-below"
         if len(results[category]) >= max_sites:
             continue
         original = site.path.read_bytes()
@@ -346,7 +359,7 @@ def main() -> None:
             print(f"{language:<11}{name:<22}{category:<12}{int(row['sites']):>6}{int(row['hits']):>6}"
                   f"{row['recall']:>8.1%}{int(meta['ambiguous']):>7}{meta['p50_ms']:>8.2f}{meta['p95_ms']:>8.2f}")
     print()
-    targets = {"cross-file": 0.90, "same-file": 0.95}
+    targets = {"cross-file": 0.90, "same-above": 0.95, "same-below": 0.95}
     if args.bench:
         zod = fetch_npm("zod")
         bench_typing("zod v3/types.ts (5,000 lines)", zod, zod / "v3" / "types.ts", "typescript")
