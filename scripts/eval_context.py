@@ -177,6 +177,7 @@ def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receive
                 return matches[0]
         methods = [d for d in defs if d.kind == "method"]
         return methods[0] if len(methods) == 1 and len(defs) == 1 else None
+    defs = [d for d in defs if d.kind != "method"]  # a bare `set(` is not `self.set(`
     if len(defs) == 1:
         return defs[0]
     local = [d for d in defs if d.path == str(path) and d.qualified_name == name]

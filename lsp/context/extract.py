@@ -8,6 +8,7 @@ prefix window's start moves in steps of whole line blocks, so a backend's prefix
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from pathlib import PurePath
@@ -145,11 +146,13 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         gatherer = DefinitionFinder(doc, index, imports, visible, class_names)
         # the word being typed at the cursor is unfinished: searching the text for it is wasted work
         typing = doc.text[offset - 1:offset].isidentifier() or doc.text[offset - 1:offset].isdigit()
-        gatherer.recover([u.name for u in used[int(typing and bool(used) and used[0].on_cursor_line):][:8]],
-                         deadline)
+        wanted = used[int(typing and bool(used) and used[0].on_cursor_line):][:8]
+        # the cursor line's names are the point of it all: found even past the deadline (bounded work)
+        gatherer.recover([u.name for u in wanted if u.on_cursor_line], math.inf)
+        gatherer.recover([u.name for u in wanted if not u.on_cursor_line], deadline)
         seen_keys: set[tuple[str, int, str]] = set()
         for rank, name in enumerate(used):
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > deadline and not name.on_cursor_line:
                 break
             for candidate in gatherer.candidates(name, rank):
                 if candidate.key in seen_keys:

@@ -111,7 +111,8 @@ def _outer(node: Node) -> Node:
     return outer
 
 
-def _container_name(container: Node) -> str:
+def container_name(container: Node) -> str:
+    """The name of a class-like node (Rust impls: the implemented type)."""
     name = container.child_by_field_name("name") or container.child_by_field_name("type")
     return name.text.decode("utf-8", "replace") if name is not None and name.text is not None else ""
 
@@ -246,7 +247,7 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
     limit = max(_SUMMARY_CHARS, text.find(header.split("\n", 1)[0]) + len(header) + 1)
     if len(text) > limit:  # never cut into the header
         text = text[:limit].rsplit("\n", 1)[0] + f"\n{inner}..."
-    container_name = _container_name(raw.container) if raw.container is not None else ""
+    owner = container_name(raw.container) if raw.container is not None else ""
     container_header = ""
     if raw.container is not None:
         cbody = _body_of(raw.container)
@@ -254,7 +255,7 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
         container_header = _text(source, raw.container.start_byte, end).split("\n", 1)[0].rstrip()
     return Definition(
         name=raw.name, kind=raw.kind, path=path, start_line=raw.outer.start_point[0], end_line=node.end_point[0],
-        header=header, text=text, qualified_name=f"{container_name}.{raw.name}" if container_name else raw.name,
+        header=header, text=text, qualified_name=f"{owner}.{raw.name}" if owner else raw.name,
         container_header=container_header,
     )
 
@@ -310,7 +311,7 @@ class _LazyDefinition:
         self._rendered: Definition | None = None
         self.name = raw.name
         self.path = path
-        container = _container_name(raw.container) if raw.container is not None else ""
+        container = container_name(raw.container) if raw.container is not None else ""
         self.qualified_name = f"{container}.{raw.name}" if container else raw.name
 
     def render(self) -> Definition:

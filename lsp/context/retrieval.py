@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 from tree_sitter import Tree
 
-from lsp.context.index import Definition, RawDefinition, render_definition, scan_definitions
+from lsp.context.index import (
+    Definition,
+    RawDefinition,
+    container_name,
+    render_definition,
+    scan_definitions,
+)
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet
 from lsp.context.syntax import imports_of
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
 
 MAX_NAMES = 24
 IDENTIFIER = re.compile(r"(?:[^\W\d]|\$)[\w$]*")
-_ATTR_CALL = re.compile(r"((?:[^\W\d]|\$)[\w$]*)\s*(?:\.|::|->)\s*((?:[^\W\d]|\$)[\w$]*)\s*$")
+_ATTR_CALL = re.compile(r"((?:[^\W\d]|\$)[\w$]*)[?!]?\s*(?:\.|::|->|\?\.)\s*#?((?:[^\W\d]|\$)[\w$]*)\s*$")
 # keywords, builtins and throwaway names: never worth a definition lookup
 STOP_WORDS = frozenset([
     "self", "this", "cls", "super", "def", "return", "if", "elif", "else", "for", "while", "in",
@@ -72,15 +78,20 @@ def used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> lis
         matches = list(IDENTIFIER.finditer(line))
         for m in reversed(matches):
             name = m.group(0)
-            member = line[: m.start()].rstrip().endswith((".", "->", "::"))
-            if (name in STOP_WORDS and not member) or len(name) < 2 or name in seen:
+            if len(name) < 2 or name in seen:
                 continue
             rest = line[m.end():].lstrip()
+            member = line[: m.start()].rstrip().endswith((".", "->", "::", ".#"))
+            # `string(` / `set(` / `int(` may well be workspace functions; `if (` never is
+            if name in STOP_WORDS and not member and (not rest.startswith("(") or name in CALL_KEYWORDS):
+                continue
             if (rest.startswith("=") and not rest.startswith("==")) or rest.startswith(":="):
                 continue  # assigned here: a local being defined, not a use
             called = rest.startswith("(") or (on_cursor_line and not rest and m is matches[-1])
             receiver_match = _ATTR_CALL.search(line[: m.end()])
             receiver = receiver_match.group(1) if receiver_match and receiver_match.group(2) == name else ""
+            if member and not receiver:
+                receiver = "?"  # a member of something not named here: `foo().bar(`, a chain from the line above
             seen.add(name)
             out.append(UsedName(name, receiver, called, on_cursor_line))
 
@@ -90,6 +101,15 @@ def used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> lis
         if len(out) >= MAX_NAMES:
             break
     return out[:MAX_NAMES]
+
+
+CALL_KEYWORDS = frozenset([
+    "if", "elif", "for", "while", "switch", "catch", "return", "function", "typeof", "sizeof", "super",
+    "with", "assert", "await", "yield", "not", "and", "or", "in", "is", "lambda", "new", "throw",
+    "raise", "del", "delete", "void", "case", "except", "match", "loop", "defer", "go", "select",
+    "using", "operator", "template", "import", "require", "self", "this", "cls", "fn", "func",
+    "def", "class", "else", "try", "finally", "print",
+])
 
 
 # ---- candidate definitions -------------------------------------------------------------------
@@ -182,6 +202,8 @@ class DefinitionFinder:
         self.by_name: dict[str, list[RawDefinition]] = self.own.by_name if self.own is not None else {}
         self.doc_dir = str(PurePath(doc.path).parent)
         self.facts: dict[str, _PathFacts] = {}
+        # Java/C++ methods call their siblings without `this.`
+        self.implicit_this = doc.language is not None and doc.language.id in {"java", "cpp"}
 
     @property
     def recovered(self) -> dict[str, list[Definition]]:
@@ -203,14 +225,15 @@ class DefinitionFinder:
                    if n not in self.by_name and n not in own.searched and re.fullmatch(r"[\w$]+", n)][:12]
         if not missing:
             return
-        own.searched.update(missing)
         alternation = "|".join(re.escape(n) for n in missing)
         pattern = re.compile(spec.definition_pattern.replace("{names}", alternation), re.MULTILINE)
         text = self.doc.text
         tries = 0
         for match in pattern.finditer(text):
-            if tries >= 16 or time.perf_counter() > deadline:
+            if tries >= 16:
                 break
+            if time.perf_counter() > deadline:
+                return  # not finished: these names may be searched again next time
             group = next((g for g in ("n", "c", "m") if match.groupdict().get(g)), None)
             if group is None:
                 continue
@@ -221,6 +244,7 @@ class DefinitionFinder:
             definition = self._parse_alone(spec, match.start(), name, wrap=group == "m")
             if definition is not None:
                 own.recovered[name] = [definition]
+        own.searched.update(missing)
 
     def _parse_alone(self, spec: LanguageSpec, start: int, name: str, *, wrap: bool) -> Definition | None:
         doc = self.doc
@@ -278,13 +302,18 @@ class DefinitionFinder:
         found: list[_Candidate] = []
         base = 100.0 - rank * 3 + (20 if used.on_cursor_line else 0) + (5 if used.called else 0)
         on_self = used.receiver in {"self", "this", "cls"}
+        bare_call = used.called and not used.receiver and not self.implicit_this
         for raw in self.by_name.get(used.name, ()):
             start_line = raw.outer.start_point[0]
             if self.visible[0] <= start_line <= self.visible[1]:
                 continue  # already in the window
+            if bare_call and raw.kind == "method":
+                continue  # `set(` is not `self.set(`
             score = base + 6
             if on_self and raw.container is not None:
                 score += 4
+                if self.own is not None and container_name(raw.container) in self.class_names:
+                    score += 4
             if used.called and raw.kind == "constant":
                 score -= 3
             found.append(_Candidate((self.doc.path, start_line, raw.name), score, raw=raw))
@@ -294,6 +323,8 @@ class DefinitionFinder:
         if self.index is not None:
             for definition in self.index.lookup(used.name):
                 if definition.path == self.doc.path or definition.name != used.name:
+                    continue
+                if bare_call and definition.kind == "method":
                     continue
                 facts = self._facts(definition.path)
                 score = base - facts.penalty

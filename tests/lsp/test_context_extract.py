@@ -207,6 +207,8 @@ def test_zero_deadline_still_answers() -> None:
     assert isinstance(ctx, CodeContext)
     assert ctx.prefix
     assert doc.text[:offset].endswith(ctx.prefix)
+    # what the cursor line calls is looked up even past the deadline; the rest is skipped
+    assert "# def far_helper(path: str, retries: int = 3) -> bytes:" in ctx.prompt()
 
 
 def test_plain_text_falls_back_to_windows() -> None:
