@@ -147,8 +147,7 @@ class TransformersEngine:
             id=self.card.id,
             root=self._model_ref,
             max_model_len=max_len,
-            family=detect_family(self._model_ref if self._model_ref not in ("tiny", "tiny-fim") else path,
-                                 self.tokenizer.special_tokens),
+            family=detect_family(self._model_ref, self.tokenizer.special_tokens),
         )
 
     async def shutdown(self) -> None:

@@ -271,3 +271,22 @@ async def test_stats_count_tokens(engine: Engine) -> None:
     after = engine.stats()
     assert after["tokens_generated_total"] - before["tokens_generated_total"] == len(result.token_ids)
     assert after["requests_running"] == 0
+
+
+async def test_transformers_engine_on_the_qwen_fim_model(tiny_qwen_fim_path: Any) -> None:
+    """The FIM model is detected as qwen-coder and continues a native FIM prompt."""
+    eng = create_engine(Settings(engine="transformers", model="tiny-fim"))
+    await eng.start()
+    try:
+        assert eng.card.family == "qwen-coder"
+        assert eng.card.id == "teampilot/tiny-qwen-fim"
+        tok = eng.tokenizer
+        prompt = tok.encode("<|fim_prefix|>def add(a, b):\n<|fim_suffix|>\n<|fim_middle|>", add_bos=False)
+        assert prompt[0] == tok.token_to_id("<|fim_prefix|>")
+        stops = tuple(i for t in ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>") if (i := tok.token_to_id(t)) is not None)
+        result = await run(eng, prompt, SamplingParams(max_tokens=24, temperature=0.0, stop_token_ids=stops))
+        assert result.finish_reason in ("stop", "length")
+        assert result.token_ids
+        assert result.text == tok.decode(result.token_ids)
+    finally:
+        await eng.shutdown()
