@@ -120,6 +120,15 @@ def _import_modules(text: str, name: str) -> list[str]:
     return out
 
 
+def _nested_function(definition: Definition) -> bool:
+    """A Python function defined inside another function: a local, not what a call elsewhere means."""
+    if definition.kind != "function" or not definition.path.endswith(".py"):
+        return False
+    lines = Path(definition.path).read_text("utf-8", errors="replace").split("\n")
+    line = lines[definition.start_line] if definition.start_line < len(lines) else ""
+    return line[:1].isspace()
+
+
 def _module_aliases(text: str, alias: str) -> list[str]:
     """Module specifiers an identifier names (``import a.b as alias``, ``from p import alias``, ``import * as alias``)."""
     out: list[str] = []
@@ -158,7 +167,7 @@ def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
 def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receiver: str,
             enclosing_class: str) -> Definition | None:
     """The oracle: which definition a call refers to, or None when it cannot tell."""
-    defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE]
+    defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE and not _nested_function(d)]
     if not defs:
         return None
     if receiver in {"self", "this", "cls"}:

@@ -101,19 +101,19 @@ _JS_PATTERN = (
     r"^[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:declare[ \t]+)?(?:async[ \t]+)?"
     r"(?:function\*?|class|interface|type|enum|abstract[ \t]+class|namespace)[ \t]+(?P<n>{names})\b"
     r"|^[ \t]*(?:export[ \t]+)?(?:const|let|var)[ \t]+(?P<c>{names})[ \t]*(?::[^=\n]*)?="
-    r"|^[ \t]*" + _JS_MODS + r"[#*]?(?P<m>{names})[ \t]*(?:<[^\n]*>)?\([^;]*$"
+    r"|^[ \t]*" + _JS_MODS + r"[#*]?(?P<m>{names})[ \t]*(?:<[^\n]*>)?\([^;\n]*$"
 )
 _JAVA_MODS = r"(?:(?:public|private|protected|static|final|abstract|synchronized|native|default|sealed)[ \t]+)*"
 _JAVA_PATTERN = (
     r"^[ \t]*" + _JAVA_MODS + r"(?:class|interface|enum|record|@interface)[ \t]+(?P<n>{names})\b"
-    r"|^[ \t]*" + _JAVA_MODS + r"(?:<[^>\n]*>[ \t]+)?[\w<>\[\],.? ]+[ \t]+(?P<m>{names})[ \t]*\([^;]*$"
+    r"|^[ \t]*" + _JAVA_MODS + r"(?:<[^>\n]*>[ \t]+)?[\w<>\[\],.? ]+[ \t]+(?P<m>{names})[ \t]*\([^;\n]*$"
 )
 _C_PATTERN = (
-    r"^[\w*&:<>, \t]*?\b(?P<n>{names})[ \t]*\([^;]*$"
+    r"^[\w*&:<>, \t]*?\b(?P<n>{names})[ \t]*\([^;\n]*$"
     r"|^[ \t]*(?:typedef[ \t]+)?(?:struct|class|union|enum)[ \t]+(?P<c>{names})\b"
 )
 _CPP_PATTERN = (
-    r"^(?P<i>[\w*&:<>, \t]*?)\b(?P<n>{names})[ \t]*\([^;]*$"
+    r"^(?P<i>[\w*&:<>, \t]*?)\b(?P<n>{names})[ \t]*\([^;\n]*$"
     r"|^[ \t]*(?:typedef[ \t]+)?(?:template[ \t]*<[^\n]*>[ \t]*)?(?:struct|class|union|enum)[ \t]+(?P<c>{names})\b"
 )
 _PATTERNS = {
