@@ -30,6 +30,7 @@ Usage: python scripts/eval_context.py [--max-sites N] [--seed S] [--verbose] [--
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import re
@@ -120,11 +121,16 @@ def _import_modules(text: str, name: str) -> list[str]:
     return out
 
 
+@functools.cache
+def _file_lines(path: str) -> list[str]:
+    return Path(path).read_text("utf-8", errors="replace").split("\n")
+
+
 def _nested_function(definition: Definition) -> bool:
     """A Python function defined inside another function: a local, not what a call elsewhere means."""
     if definition.kind != "function" or not definition.path.endswith(".py"):
         return False
-    lines = Path(definition.path).read_text("utf-8", errors="replace").split("\n")
+    lines = _file_lines(definition.path)
     line = lines[definition.start_line] if definition.start_line < len(lines) else ""
     return line[:1].isspace()
 
