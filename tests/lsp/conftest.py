@@ -7,6 +7,7 @@ Spec warnings from pytest-lsp's checks are errors in every test here (see `pytes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -185,16 +186,12 @@ class Editor:
             if remaining <= 0:
                 raise AssertionError(f"no matching status; got {self.statuses}")
             self._status_event.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_event.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def wait_messages(self, count: int, timeout_s: float = 5.0) -> list[types.ShowMessageParams]:
         """Wait until at least ``count`` window/showMessage notifications arrived."""
-        deadline = time.monotonic() + timeout_s
-        while len(self.client.messages) < count and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(self.client.messages) >= count, timeout_s)
         return list(self.client.messages)
 
 
@@ -221,10 +218,8 @@ def _plain(value: Any) -> Any:
 async def lsp_client(client: LanguageClient) -> AsyncIterator[None]:
     """A fresh `python -m lsp` process per test; shut down politely, killed if it does not go."""
     yield
-    try:
+    with contextlib.suppress(Exception):  # the test already failed; make sure the process goes away
         await asyncio.wait_for(client.shutdown_session(), 10)
-    except Exception:  # the test already failed; make sure the process goes away
-        pass
     if client._server is not None and client._server.returncode is None:
         client._server.kill()
 

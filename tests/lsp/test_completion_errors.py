@@ -74,7 +74,8 @@ async def test_bad_key_is_reported(editor: Editor, backend: ScriptedBackend) -> 
     backend.api_key = "right-key"
     await editor.start({"backend": {"url": backend.url, "apiKey": "wrong-key"}, "completion": {"debounceMs": 0}})
     status = await editor.wait_status(lambda s: s["state"] == "error")
-    assert "401" in status["message"] and "Invalid API key" in status["message"]
+    assert "401" in status["message"]
+    assert "Invalid API key" in status["message"]
     editor.open(URI, TEXT)
     assert await editor.inline(URI, len(TEXT)) == []
     messages = await editor.wait_messages(1)

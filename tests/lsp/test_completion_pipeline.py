@@ -63,7 +63,8 @@ async def test_newer_keystroke_closes_the_older_stream(editor: Editor, backend: 
     assert await until(lambda: backend.streams[0].finished_at is not None, 2)
     old = backend.streams[0]
     assert old.closed_early
-    assert old.finished_at is not None and old.finished_at - typed_at < 0.2
+    assert old.finished_at is not None
+    assert old.finished_at - typed_at < 0.2
     stats = await editor.stats()
     assert stats["superseded"] >= 1
 
