@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from lsprotocol import types
 
 from lsp.client import BackendClient, BackendError
+from lsp.context.extract import build_completion_context
 from lsp.documents import Document, DocumentStore
 from lsp.postprocess import PostprocessInput, cut_at_scope_end, postprocess
 from lsp.settings import Settings
@@ -120,8 +121,6 @@ def build_prompt(doc: Document, offset: int, index: Any, budget_tokens: int,
                  recent: Sequence[Document]) -> PromptParts:
     """Context for the backend request (the context work's extractor, or plain windows if it fails)."""
     try:
-        from lsp.context.extract import build_completion_context
-
         ctx = build_completion_context(doc, offset, index, budget_tokens=budget_tokens, recent=recent)
         return PromptParts(prompt=ctx.prompt(), suffix=ctx.suffix, multiline=ctx.multiline,
                            language_id=doc.language_id, line_comment=ctx.line_comment)
@@ -160,6 +159,9 @@ class CompletionPipeline:
         self._inflight: dict[str, _Inflight] = {}
         self._cache: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         self._shown: dict[str, _Shown] = {}
+        # while the backend is unreachable, a connection attempt is refused in about a millisecond:
+        # skip the debounce then, so the editor gets its empty answer at once
+        self._backend_down = False
 
     # -- cache -----------------------------------------------------------------------------------
 
@@ -201,8 +203,13 @@ class CompletionPipeline:
                 return rest
         return None
 
+    def backend_reachable(self, reachable: bool) -> None:
+        """Tell the pipeline what a health check found (unreachable: no debounce, answer at once)."""
+        self._backend_down = not reachable
+
     def invalidate(self) -> None:
         """Forget every cached suggestion (the backend or model changed)."""
+        self._backend_down = False
         self._cache.clear()
         self._shown.clear()
 
@@ -254,7 +261,7 @@ class CompletionPipeline:
     async def _generate(self, doc: Document, offset: int, version: int, deadline: float,
                         started: float) -> str | None:
         settings = self.host.config.completion
-        if settings.debounce_ms:
+        if settings.debounce_ms and not self._backend_down:
             await asyncio.sleep(settings.debounce_ms / 1000)
         if doc.version != version or self.host.documents.get(doc.uri) is not doc:
             return None  # edited meanwhile: the editor asks again for the new text
@@ -277,9 +284,11 @@ class CompletionPipeline:
             return None
         except BackendError as exc:
             self.stats.errors += 1
+            self._backend_down = exc.condition == "unavailable"
             self._failed(exc.condition, f"teampilot: {exc}", status=exc.status)
             return None
         t_backend = self.clock() - t_backend0
+        self._backend_down = False
         self.stats.completed += 1
         self.host.report_status("ok", "ready", backend.resolved_model)
         t1 = self.clock()

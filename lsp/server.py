@@ -202,11 +202,13 @@ class TeampilotServer(LanguageServer):
         try:
             model = await backend.resolve_model()
         except BackendError as exc:
+            self.completion.backend_reachable(exc.condition != "unavailable")
             state = "loading" if exc.status == 503 else "error"
             self.report_status(state, f"teampilot: {exc}", None)
             if state == "error":
                 self.report_error_once(exc.condition, f"teampilot: {exc}")
             return
+        self.completion.backend_reachable(True)
         self.report_status("ok", f"connected to {backend.url}", model)
 
     def schedule_index_update(self, uri: str) -> None:
@@ -439,6 +441,8 @@ def _register_actions(server: TeampilotServer) -> None:
 
 def _register_command(server: TeampilotServer, actions: Any, name: str) -> None:
     async def run(*args: object) -> Any:
-        return await actions.execute_command(types.ExecuteCommandParams(command=name, arguments=list(args)))
+        # pygls passes the server itself first to a *args command handler: it is not an argument
+        arguments = [arg for arg in args if arg is not server]
+        return await actions.execute_command(types.ExecuteCommandParams(command=name, arguments=arguments))
 
     server.command(name)(run)

@@ -1,0 +1,264 @@
+"""Benchmarks of the language server (`python -m lsp` over stdio) against the scripted backend.
+
+    python scripts/bench_lsp.py [--iterations 200]
+
+1. Overhead of the server itself on a 5,000-line file after single-character edits (debounce 0):
+   client-observed request -> response time minus the backend's time as the server measured it
+   (its HTTP round trip). Targets: p50 <= 5 ms, p95 <= 20 ms.
+2. Typing burst: 20 keystrokes 30 ms apart, backend streams 1 token / 20 ms. Targets: at most 2
+   generations run to completion, every older stream closed within 50 ms of the newer keystroke,
+   the last keystroke gets a non-empty suggestion. Run with debounce 0 (every keystroke starts a
+   stream: the cancellation path) and with the default 75 ms.
+3. Backend down: empty answer within 100 ms (debounce 0 and the default 75 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.scripted_backend import Reply, ScriptedBackend  # noqa: E402
+
+URI = "file:///bench/big.py"
+
+
+def big_python_file(lines: int = 5000) -> str:
+    """A realistic-looking Python module of about ``lines`` lines."""
+    out = ["import os", "import sys", "from dataclasses import dataclass", ""]
+    i = 0
+    while len(out) < lines - 10:
+        out += [
+            "@dataclass",
+            f"class Record{i}:",
+            f'    """Record number {i}."""',
+            "    name: str",
+            "    value: int = 0",
+            "",
+            "    def total(self, other: int) -> int:",
+            "        if other < 0:",
+            "            raise ValueError(other)",
+            f"        return self.value + other * {i}",
+            "",
+            "",
+            f"def helper_{i}(items: list[int]) -> int:",
+            f"    return sum(x * {i} for x in items if x % 2)",
+            "",
+            "",
+        ]
+        i += 1
+    out += ["", "def main() -> None:", "    result = "]
+    return "\n".join(out)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def closed_port_url() -> str:
+    """A loopback URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+class Session:
+    """One `python -m lsp` process and a minimal client."""
+
+    def __init__(self) -> None:
+        self.client = LanguageClient("bench", "1")
+        self.version = 1
+        self.text = ""
+
+        @self.client.feature("teampilot/status")
+        def _status(params: Any) -> None:
+            pass
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def _message(params: Any) -> None:
+            pass
+
+    async def start(self, url: str, debounce_ms: int, timeout_ms: int = 5000) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMPILOT_")}
+        await self.client.start_io(sys.executable, "-m", "lsp", env=env, cwd=str(ROOT))
+        caps = types.ClientCapabilities(
+            text_document=types.TextDocumentClientCapabilities(
+                inline_completion=types.InlineCompletionClientCapabilities()
+            )
+        )
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=caps,
+                initialization_options={"backend": {"url": url}, "completion": {"debounceMs": debounce_ms, "timeoutMs": timeout_ms}},
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+
+    def open(self, text: str) -> None:
+        self.text = text
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=URI, language_id="python", version=1, text=text))
+        )
+
+    def end(self) -> types.Position:
+        lines = self.text.split("\n")
+        return types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+    def type(self, ch: str) -> types.Position:
+        pos = self.end()
+        self.version += 1
+        self.text += ch
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=self.version),
+                content_changes=[types.TextDocumentContentChangePartial(range=types.Range(pos, pos), text=ch)],
+            )
+        )
+        return self.end()
+
+    async def inline(self, pos: types.Position) -> list[str]:
+        result = await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=URI), position=pos,
+                context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            )
+        )
+        items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+        return [str(i.insert_text) for i in items]
+
+    async def stats(self) -> Any:
+        return await self.client.protocol.send_request_async("teampilot/stats", None)
+
+    async def stop(self) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
+
+
+async def bench_overhead(backend: ScriptedBackend, iterations: int) -> bool:
+    backend.completion = Reply(chunks=["compute_total(records)"])
+    session = Session()
+    await session.start(backend.url, debounce_ms=0)
+    session.open(big_python_file())
+    overheads: list[float] = []
+    totals: list[float] = []
+    server_side: list[float] = []
+    for i in range(iterations + 10):
+        pos = session.type("ab"[i % 2])
+        t0 = time.perf_counter()
+        items = await session.inline(pos)
+        elapsed = time.perf_counter() - t0
+        stats = await session.stats()
+        timings = stats.lastTimings
+        backend_s = getattr(timings, "backend", 0.0)
+        if i >= 10 and items:  # warm-up excluded
+            overheads.append((elapsed - backend_s) * 1000)
+            totals.append(elapsed * 1000)
+            server_side.append((timings.total - backend_s) * 1000)
+    await session.stop()
+    p50, p95 = percentile(overheads, 50), percentile(overheads, 95)
+    ok = p50 <= 5 and p95 <= 20
+    print(f"1. overhead on a 5,000-line file, {len(overheads)} single-character edits, debounce 0")
+    print(f"   client round trip minus backend time: p50 {p50:.2f} ms  p95 {p95:.2f} ms  max {max(overheads):.2f} ms"
+          f"   [target p50 <= 5, p95 <= 20] {'PASS' if ok else 'FAIL'}")
+    print(f"   (whole round trip incl. backend: p50 {percentile(totals, 50):.2f} ms; inside the server, pipeline minus "
+          f"backend: p50 {percentile(server_side, 50):.2f} ms p95 {percentile(server_side, 95):.2f} ms)")
+    return ok
+
+
+async def bench_burst(backend: ScriptedBackend, debounce_ms: int) -> bool:
+    backend.completion = Reply(chunks=[f" tok{i}" for i in range(20)], chunk_delay_s=0.02)
+    with backend._lock:
+        backend.streams.clear()
+        backend.requests.clear()
+    session = Session()
+    await session.start(backend.url, debounce_ms=debounce_ms)
+    session.open(big_python_file(400))
+    await asyncio.sleep(0.3)
+    keystroke_times: list[float] = []
+    pending = []
+    for ch in "records_total_value_"[:20]:
+        pos = session.type(ch)
+        keystroke_times.append(time.monotonic())
+        pending.append(asyncio.ensure_future(session.inline(pos)))
+        await asyncio.sleep(0.03)
+    results = await asyncio.gather(*pending)
+    await asyncio.sleep(0.2)
+    streams = list(backend.streams)
+    completed = [s for s in streams if not s.closed_early]
+    # each stream belongs to the keystroke whose request started it; the next keystroke must close it
+    lags: list[float] = []
+    for stream in streams:
+        if not stream.closed_early:
+            continue
+        later = [t for t in keystroke_times if t > stream.started_at]
+        if later and stream.finished_at is not None:
+            lags.append((stream.finished_at - later[0]) * 1000)
+    last_ok = bool(results[-1] and results[-1][0].strip())
+    empty_answers = sum(1 for r in results[:-1] if not r)
+    await session.stop()
+    ok = len(completed) <= 2 and all(lag <= 50 for lag in lags) and last_ok
+    lag_text = f"max {max(lags):.1f} ms, p50 {statistics.median(lags):.1f} ms" if lags else "none cancelled"
+    print(f"2. typing burst, debounce {debounce_ms} ms: 20 keystrokes 30 ms apart, backend 1 token / 20 ms")
+    print(f"   streams started {len(streams)}, run to completion {len(completed)} [<= 2]; older streams closed after "
+          f"the newer keystroke: {lag_text} [<= 50 ms]; superseded requests answered empty {empty_answers}/19; "
+          f"last suggestion {results[-1][0][:30]!r}{'' if last_ok else ' (EMPTY)'}  {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+async def bench_down(debounce_ms: int) -> bool:
+    session = Session()
+    await session.start(closed_port_url(), debounce_ms=debounce_ms)
+    session.open("def f():\n    return ")
+    await asyncio.sleep(0.2)
+    times: list[float] = []
+    for ch in "abcdefghijklmnopqrst":
+        pos = session.type(ch)
+        t0 = time.perf_counter()
+        items = await session.inline(pos)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert items == []
+    await session.stop()
+    ok = max(times) <= 100
+    print(f"3. backend down, debounce {debounce_ms} ms: empty answer p50 {percentile(times, 50):.1f} ms, "
+          f"max {max(times):.1f} ms over {len(times)} requests [<= 100 ms] {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+async def main_async(iterations: int) -> int:
+    with ScriptedBackend() as backend:
+        results = [await bench_overhead(backend, iterations)]
+        results.append(await bench_burst(backend, 0))
+        results.append(await bench_burst(backend, 75))
+    results.append(await bench_down(0))
+    results.append(await bench_down(75))
+    print("all targets met" if all(results) else "SOME TARGETS MISSED")
+    return 0 if all(results) else 1
+
+
+def main() -> int:
+    """Run the benchmarks and print the numbers."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=200)
+    args = parser.parse_args()
+    return asyncio.run(main_async(args.iterations))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
