@@ -102,9 +102,6 @@ def cut_at_scope_end(completion: str, cursor_line: str, *, brace_language: bool)
         return completion
     base = _width(_indent_of(cursor_line)) if cursor_line.strip() else _width(cursor_line)
     opens_block = cursor_line.rstrip().endswith((":", "{", "(", "["))
-    first_text = (cursor_line + lines[0]).rstrip()
-    if first_text.endswith((":", "{", "(", "[")):
-        opens_block = True
     kept = [lines[0]]
     depth = sum(1 for ch in lines[0] if ch in _OPENERS) - sum(1 for ch in lines[0] if ch in _CLOSERS)
     for line in lines[1:]:
@@ -113,16 +110,13 @@ def cut_at_scope_end(completion: str, cursor_line: str, *, brace_language: bool)
             continue
         width = _width(_indent_of(line))
         stripped = line.strip()
+        change = sum(1 for ch in stripped if ch in _OPENERS) - sum(1 for ch in stripped if ch in _CLOSERS)
         if brace_language:
-            closes = 0
-            for ch in stripped:
-                if ch in _CLOSERS:
-                    closes += 1
-                elif ch in _OPENERS:
-                    break
-            if depth <= 0 and stripped[0] in _CLOSERS and width < base + (1 if opens_block else 0):
+            if depth <= 0 and stripped[0] in _CLOSERS:
+                if opens_block and width <= base:
+                    kept.append(line)  # closes the block the cursor's line opened: that is the end
                 break
-            depth += sum(1 for ch in stripped if ch in _OPENERS) - sum(1 for ch in stripped if ch in _CLOSERS)
+            depth += change
             kept.append(line)
             if depth < 0:
                 break
@@ -130,7 +124,7 @@ def cut_at_scope_end(completion: str, cursor_line: str, *, brace_language: bool)
             limit = base + 1 if opens_block else base
             if width < limit and depth <= 0:
                 break
-            depth += sum(1 for ch in stripped if ch in _OPENERS) - sum(1 for ch in stripped if ch in _CLOSERS)
+            depth += change
             kept.append(line)
     while len(kept) > 1 and not kept[-1].strip():
         kept.pop()
