@@ -290,3 +290,39 @@ async def test_transformers_engine_on_the_qwen_fim_model(tiny_qwen_fim_path: Any
         assert result.text == tok.decode(result.token_ids)
     finally:
         await eng.shutdown()
+
+
+async def test_transformers_engine_context_limit_and_queueing(tiny_llama3_path: Any) -> None:
+    """Generation stops where the context ends; requests beyond max_num_seqs wait their turn."""
+    eng = create_engine(Settings(engine="transformers", model="tiny", max_model_len=64, max_num_seqs=2))
+    await eng.start()
+    try:
+        assert eng.card.max_model_len == 64
+        tok = eng.tokenizer
+        prompt = tok.encode("x = 1\ny = 2\nz = 3\n" * 6, add_bos=True)[:60]
+        result = await run(eng, prompt, SamplingParams(max_tokens=100, temperature=0.0))
+        assert result.finish_reason == "length"
+        assert len(result.token_ids) == 64 - len(prompt)
+        too_long = await run(eng, prompt + prompt, SamplingParams(max_tokens=8, temperature=0.0))
+        assert too_long.finish_reason == "length"
+        assert too_long.token_ids == []
+
+        short = tok.encode("def add(a, b):\n", add_bos=True)
+        params = SamplingParams(max_tokens=16, temperature=0.0)
+        solo = await run(eng, short, params)
+        waiting_seen: list[float] = []
+
+        async def watched(i: int) -> Run:
+            deltas = []
+            async for delta in eng.generate(short, params, request_id(f"q{i}")):
+                deltas.append(delta)
+                waiting_seen.append(eng.stats()["requests_waiting"])
+                assert eng.stats()["requests_running"] <= 2
+            return Run(deltas)
+
+        results = await asyncio.gather(*(watched(i) for i in range(5)))
+        assert all(r.token_ids == solo.token_ids for r in results)
+        assert max(waiting_seen) >= 1  # some requests queued while two ran
+        assert eng.stats()["requests_waiting"] == 0
+    finally:
+        await eng.shutdown()
