@@ -103,7 +103,7 @@ class Site:
     path: Path
     cursor_byte: int
     name: str
-    target: Definition
+    target: Definition | None   # None: the oracle cannot tell which same-named definition is meant
     same_file: bool
 
 
@@ -216,7 +216,7 @@ def _enclosing_class(node: Node) -> str:
 
 
 def call_sites(index: WorkspaceIndex, path: Path, language_id: str) -> tuple[list[Site], int]:
-    """Resolvable call sites of one file, and how many were ambiguous."""
+    """Call sites of one file (ambiguous ones with no target), and how many were ambiguous."""
     text = path.read_text("utf-8", errors="replace")
     doc = Document(path.as_uri(), language_id, 1, text)
     if doc.tree is None or doc.language is None:
@@ -243,8 +243,7 @@ def call_sites(index: WorkspaceIndex, path: Path, language_id: str) -> tuple[lis
                          _enclosing_class(node))
         if target is None:
             ambiguous += 1
-            continue
-        sites.append(Site(path, args.start_byte + 1, name, target, target.path == str(path)))
+        sites.append(Site(path, args.start_byte + 1, name, target, target is not None and target.path == str(path)))
     return sites, ambiguous
 
 
@@ -267,8 +266,8 @@ def evaluate(package: str, root: Path, language_ids: dict[str, str], max_sites: 
     timings: list[float] = []
     in_window = 0
     for site in all_sites:
-        category = "cross-file"
-        if site.same_file:
+        category = "cross-file" if site.target is not None else "ambiguous*"
+        if site.same_file and site.target is not None:
             cursor_line = site.path.read_bytes()[: site.cursor_byte].count(b"\n")
             category = "same-above" if site.target.start_line < cursor_line else "same-below"
         if len(results[category]) >= max_sites:
@@ -282,6 +281,16 @@ def evaluate(package: str, root: Path, language_ids: dict[str, str], max_sites: 
         start = time.perf_counter()
         ctx = build_completion_context(doc, cursor_offset, index)
         timings.append(time.perf_counter() - start)
+        if site.target is None:
+            # weaker check where the oracle cannot decide: some callable of that name reached the prompt
+            headers = {d.header.split("\n", 1)[0].strip() for d in index.lookup(site.name)
+                       if d.name == site.name and d.kind in CALLABLE}
+            if any(h in ctx.prefix or h in ctx.suffix for h in headers):
+                in_window += 1
+                continue
+            prompt = ctx.prompt()
+            results[category].append(any(h in prompt for h in headers))
+            continue
         header = site.target.header.split("\n", 1)[0].strip()
         if site.same_file and (header in ctx.prefix or header in ctx.suffix):
             in_window += 1
@@ -384,6 +393,9 @@ def main() -> None:
         print()
     for (language, category), (sites, hits) in sorted(totals.items()):
         recall = hits / sites if sites else 0.0
+        if category not in targets:
+            print(f"{language:<11}{category:<12} {hits}/{sites} = {recall:.1%} (no target: a same-named callable reached the prompt)")
+            continue
         verdict = "ok" if recall >= targets[category] else "BELOW TARGET"
         print(f"{language:<11}{category:<12} {hits}/{sites} = {recall:.1%} (target {targets[category]:.0%}) {verdict}")
 
