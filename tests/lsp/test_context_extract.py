@@ -64,10 +64,43 @@ def _big_python(n_funcs: int = 300) -> str:
     return "".join(parts)
 
 
+def _big_typescript(n_funcs: int = 300) -> str:
+    parts = ["import { readFile } from 'fs';\n\nexport function farHelper(path: string, retries = 3): Buffer {\n"
+             "  return readFile(path);\n}\n"]
+    for i in range(n_funcs):
+        parts.append(f"\nexport function func{i}(a: number, b: number): number {{\n  const total = a + b * {i};\n"
+                     "  return total;\n}\n")
+    parts.append("\nexport class Worker {\n  run(path: string): Buffer {\n    const data = farHelper(<|>\n"
+                 "    return data;\n  }\n}\n")
+    return "".join(parts)
+
+
+def _big_go(n_funcs: int = 300) -> str:
+    parts = ["package work\n\nimport \"os\"\n\nfunc farHelper(path string, retries int) ([]byte, error) {\n"
+             "\treturn os.ReadFile(path)\n}\n"]
+    for i in range(n_funcs):
+        parts.append(f"\nfunc func{i}(a, b int) int {{\n\ttotal := a + b*{i}\n\treturn total\n}}\n")
+    parts.append("\nfunc run(path string) []byte {\n\tdata, _ := farHelper(<|>\n\treturn data\n}\n")
+    return "".join(parts)
+
+
+BIG_FILES = [
+    pytest.param("python", "/w/big.py", _big_python().replace("data = <|>", "data = far_helper(<|>"),
+                 "def far_helper(path: str, retries: int = 3) -> bytes:", id="python"),
+    pytest.param("typescript", "/w/big.ts", _big_typescript(),
+                 "export function farHelper(path: string, retries = 3): Buffer", id="typescript"),
+    pytest.param("go", "/w/big.go", _big_go(), "func farHelper(path string, retries int) ([]byte, error)", id="go"),
+]
+
+
+@pytest.mark.parametrize(("language_id", "path", "source", "header"), BIG_FILES)
 @pytest.mark.parametrize("budget", [128, 512, 1024, 2048, 4096])
-def test_prompt_and_suffix_fit_the_budget(budget: int) -> None:
-    doc, offset = _doc(_big_python())
+def test_prompt_and_suffix_fit_the_budget(budget: int, language_id: str, path: str, source: str,
+                                          header: str) -> None:
+    doc, offset = _doc(source, language_id, path)
     ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
+    if budget >= 512:
+        assert header in ctx.prompt(), "the far-away callee earns its place"
     assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= budget
     assert len(ctx.suffix) < len(ctx.prefix)
     assert doc.text[:offset].endswith(ctx.prefix)
