@@ -135,6 +135,14 @@ def build_prompt(doc: Document, offset: int, index: Any, budget_tokens: int,
     return PromptParts(prompt=prefix, suffix=suffix, multiline=multiline, language_id=doc.language_id)
 
 
+def stop_sequences(multiline: bool, cursor_line: str) -> tuple[str, ...]:
+    """Stop strings for the backend: the end of the line (single-line, cursor after some text), a
+    blank line (single-line at an empty line), or two blank lines (multi-line: the next top-level block)."""
+    if multiline:
+        return ("\n\n\n",)
+    return ("\n",) if cursor_line.strip() else ("\n\n",)
+
+
 def should_stop_early(text: str, multiline: bool, cursor_line: str, brace_language: bool) -> bool:
     """True once the streamed text is enough: one full line (single-line) or past the scope end."""
     if not multiline:
@@ -312,7 +320,9 @@ class CompletionPipeline:
                        cursor_line: str, brace: bool) -> str:
         self.stats.backend_calls += 1
         pieces: list[str] = []
-        stream: AsyncIterator[str] = backend.stream_completion(parts.prompt, parts.suffix, max_tokens=max_tokens)
+        stream: AsyncIterator[str] = backend.stream_completion(
+            parts.prompt, parts.suffix, max_tokens=max_tokens, stop=stop_sequences(parts.multiline, cursor_line)
+        )
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
             async for piece in stream:
                 pieces.append(piece)

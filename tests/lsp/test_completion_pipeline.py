@@ -25,6 +25,7 @@ async def test_request_shape(editor: Editor, backend: ScriptedBackend) -> None:
     assert request.path == "/v1/completions"
     assert body["stream"] is True
     assert body["max_tokens"] == 64
+    assert body["stop"] == ["\n"]  # single-line: the cursor is after `return `
     assert body["model"] == "scripted-model"  # empty model setting: the first one /v1/models lists
     assert body["prompt"].endswith(TEXT)
     assert body["suffix"].startswith("\n\nprint(area(2))")
@@ -114,6 +115,7 @@ async def test_multi_line_block_after_colon(editor: Editor, backend: ScriptedBac
     editor.open(URI, text + "\n\nprint(area(2))\n")
     suggestions = await editor.inline(URI, len(text))
     assert suggestions == ["import math\n    return math.pi * radius ** 2"]
+    assert backend.completion_requests()[-1].json["stop"] == ["\n\n\n"]
 
 
 async def test_special_tokens_and_suffix_repeats_are_removed(editor: Editor, backend: ScriptedBackend) -> None:
