@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 import attrs
@@ -20,6 +20,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from lsp.client import BackendClient, BackendError
 from lsp.completion import CompletionPipeline
@@ -61,6 +62,16 @@ class TeampilotProtocol(LanguageServerProtocol):
                 error = JsonRpcInvalidParams(f"Invalid params for {method}: {detail}").to_response_error()
                 return _UnanswerableRequest(id=msg_id, method=method, jsonrpc=self.VERSION, error=error)
             raise
+
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams) -> Generator[Any, Any, Any]:
+        """Hand teampilot commands to the actions feature with the params as sent (work-done token
+        included); anything else goes the pygls way (unknown commands: InvalidParams)."""
+        actions = getattr(self._server, "actions", None)
+        if actions is not None and params.command in getattr(actions, "commands", ()):
+            result = yield actions.execute_command, (params,), None
+            return result
+        return (yield from super().lsp_workspace__execute_command(params))
 
     def handle_message(self, message: Any) -> None:
         """Answer unanswerable requests with their error; everything else as pygls does."""
@@ -440,6 +451,8 @@ def _register_actions(server: TeampilotServer) -> None:
 
 
 def _register_command(server: TeampilotServer, actions: Any, name: str) -> None:
+    """Register the command name (so it is advertised); TeampilotProtocol routes the calls."""
+
     async def run(*args: object) -> Any:
         # pygls passes the server itself first to a *args command handler: it is not an argument
         arguments = [arg for arg in args if arg is not server]
