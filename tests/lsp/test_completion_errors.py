@@ -37,7 +37,7 @@ async def test_backend_down_is_answered_empty_quickly_with_one_message(editor: E
         offset = editor.type(URI, offset, ch)
         started = time.monotonic()
         assert await editor.inline(URI, offset) == []
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 1.0  # generous: the machine is shared; the bench measures the real number
     messages = await editor.wait_messages(1)
     await asyncio.sleep(0.1)
     unavailable = [m for m in editor.client.messages if "reach" in m.message]
@@ -51,7 +51,7 @@ async def test_timeout_answers_by_timeout_ms(editor: Editor, backend: ScriptedBa
     editor.open(URI, TEXT)
     started = time.monotonic()
     assert await editor.inline(URI, len(TEXT)) == []
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 1.5  # timeoutMs 300; the backend would take 3 s
     status = await editor.wait_status(lambda s: s["state"] == "error")
     assert "300 ms" in status["message"]
     offset = editor.type(URI, len(TEXT), "x")
@@ -67,7 +67,7 @@ async def test_slow_stream_is_cut_at_timeout(editor: Editor, backend: ScriptedBa
     editor.open(URI, TEXT)
     started = time.monotonic()
     assert await editor.inline(URI, len(TEXT)) == []
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 1.5  # timeoutMs 300; the backend would take 3 s
 
 
 async def test_bad_key_is_reported(editor: Editor, backend: ScriptedBackend) -> None:

@@ -130,3 +130,16 @@ async def test_completion_fallback_item_has_a_correct_text_edit(any_editor: Edit
     assert item.text_edit.range == types.Range(start=start, end=end)
     assert item.filter_text is not None
     assert item.filter_text.startswith("retu")
+
+
+async def test_execute_command_is_delegated_and_always_answered(editor: Editor, backend: ScriptedBackend) -> None:
+    await editor.start(options(backend.url))
+    # an unknown command is an InvalidParams error, not silence
+    with pytest.raises(JsonRpcException) as info:
+        await editor.client.workspace_execute_command_async(types.ExecuteCommandParams(command="teampilot.nope"))
+    assert info.value.code == types.ErrorCodes.InvalidParams
+    # teampilot.ask with unusable arguments reaches the actions feature, which answers (it does not hang)
+    result = await asyncio.wait_for(
+        editor.client.workspace_execute_command_async(types.ExecuteCommandParams(command="teampilot.ask", arguments=["?"])), 10
+    )
+    assert result is not None
