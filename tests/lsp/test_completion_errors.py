@@ -24,7 +24,9 @@ async def test_status_ok_names_the_model(editor: Editor, backend: ScriptedBacken
     backend.models = ["team/coder-7b", "other"]
     await editor.start(options(backend.url))
     status = await editor.wait_status(lambda s: s["state"] == "ok")
+    assert set(status) == {"state", "message", "model"}
     assert status["model"] == "team/coder-7b"
+    assert editor.statuses[0]["state"] == "loading"  # while the first check runs
 
 
 async def test_backend_down_is_answered_empty_quickly_with_one_message(editor: Editor, backend: ScriptedBackend) -> None:

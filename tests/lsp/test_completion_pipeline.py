@@ -148,3 +148,16 @@ async def test_completion_item_kind_is_plain_text(editor: Editor, backend: Scrip
     editor.open(URI, TEXT)
     items = await editor.complete(URI, len(TEXT))
     assert [item.insert_text_format for item in items] == [types.InsertTextFormat.PlainText]
+
+
+async def test_multi_line_stream_is_cut_at_the_end_of_the_scope(editor: Editor, backend: ScriptedBackend) -> None:
+    text = "def area(radius):\n    "
+    lines = ["r2 = radius ** 2\n", "    return 3.14159 * r2\n", "\n", "\n", "def volume(radius, height):\n",
+             *["    x = 1\n"] * 40]
+    backend.completion = Reply(chunks=lines, chunk_delay_s=0.01)
+    await editor.start(options(backend.url))
+    editor.open(URI, text + "\n")
+    assert await editor.inline(URI, len(text)) == ["r2 = radius ** 2\n    return 3.14159 * r2"]
+    assert await until(lambda: backend.streams[-1].finished_at is not None, 2)
+    assert backend.streams[-1].closed_early
+    assert backend.streams[-1].chunks_sent < 10
