@@ -10,6 +10,9 @@ echo "==> real clients for end-to-end tests"
 CACHE="${TEAMPILOT_CACHE:-$HOME/.cache/teampilot}"
 # Continue's schema packages live here (tests/e2e/test_continue.py looks for them at the same place).
 NODE_CACHE="$CACHE/node"
+# Versions the tests were written against (Continue CLI 1.5.47 is the one ../shared/reference/continue-wire.md recorded).
+CONTINUE_CLI="@continuedev/cli@1.5.47"
+CONTINUE_SCHEMAS=("@continuedev/config-yaml@1.42.0" "@continuedev/config-types@1.0.14")
 missing=()
 
 note() { echo "    $*"; }
@@ -55,10 +58,10 @@ if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   # Continue's CLI (cn)
   if command -v cn >/dev/null 2>&1; then
     note "continue cli: $(cn --version 2>/dev/null | head -1)"
-  elif npm i -g @continuedev/cli >/dev/null 2>&1 && command -v cn >/dev/null 2>&1; then
+  elif npm i -g "$CONTINUE_CLI" >/dev/null 2>&1 && command -v cn >/dev/null 2>&1; then
     note "continue cli: installed $(cn --version 2>/dev/null | head -1)"
   else
-    note "npm i -g @continuedev/cli failed: the Continue CLI test will skip"
+    note "npm i -g $CONTINUE_CLI failed: the Continue CLI test will skip"
     missing+=(continue-cli)
   fi
 
@@ -68,7 +71,7 @@ if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
   else
     mkdir -p "$NODE_CACHE"
     [ -f "$NODE_CACHE/package.json" ] || echo '{"name": "teampilot-test-node-cache", "private": true}' >"$NODE_CACHE/package.json"
-    if npm install --prefix "$NODE_CACHE" --no-save @continuedev/config-yaml @continuedev/config-types >/dev/null 2>&1; then
+    if npm install --prefix "$NODE_CACHE" --no-save "${CONTINUE_SCHEMAS[@]}" >/dev/null 2>&1; then
       note "continue schemas: installed into $NODE_CACHE"
     else
       note "npm could not install @continuedev/config-yaml/config-types: the schema tests will skip"
