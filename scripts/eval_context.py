@@ -350,7 +350,14 @@ def bench_typing(label: str, root: Path, path: Path, language_id: str, lines: in
         edit_times.append(t1 - t0)
         context_times.append(t2 - t1)
     totals = [a + b for a, b in zip(edit_times, context_times, strict=True)]
-    for name, samples in (("edit+reparse", edit_times), ("context build", context_times), ("both", totals)):
+    update_times: list[float] = []
+    for version in range(1000, 1020):  # what the server's debounced index update costs on the loop
+        doc.version = version
+        t0 = time.perf_counter()
+        index.update_document(doc)
+        update_times.append(time.perf_counter() - t0)
+    for name, samples in (("edit+reparse", edit_times), ("context build", context_times), ("both", totals),
+                          ("index update", update_times)):
         p50, p95 = _percentiles(samples)
         print(f"{label:<34}{name:<15} n={len(samples):<4} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
 
