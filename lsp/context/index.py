@@ -178,6 +178,17 @@ def _body_of(node: Node) -> Node | None:
     return None
 
 
+def _header_end(node: Node, body: Node) -> int:
+    """Where a definition's header ends: Python's ``:`` (not the comments after it), else the body."""
+    colon = None
+    for child in node.children:
+        if child.start_byte >= body.start_byte:
+            break
+        if child.type == ":":
+            colon = child
+    return colon.end_byte if colon is not None else body.start_byte
+
+
 def _doc_comment(source: bytes, outer: Node) -> str:
     """Leading comment block directly above a definition (JSDoc, ///, //, /* */)."""
     lines: list[str] = []
@@ -219,7 +230,7 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
     body = _body_of(node)
     whole = _dedent(_text(source, node.start_byte, node.end_byte), indent)
     if body is not None and body.start_byte > node.start_byte:
-        header = _dedent(_text(source, node.start_byte, body.start_byte).rstrip(), indent)
+        header = _dedent(_text(source, node.start_byte, _header_end(node, body)).rstrip(), indent)
     else:
         header = whole.split("\n", 1)[0]
     header_lines = header.count("\n") + 1
@@ -228,11 +239,17 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
     if raw.kind in _CONTAINER_KINDS and raw.kind != "enum" and body is not None and body.named_child_count:
         text = _render_outline(spec, source, body, indent, header, max_lines)
     elif raw.kind in _FUNCTION_KINDS and body is not None:
-        keep = header_lines + 4
+        # the whole signature (what a call needs), then the docstring and the start of the body
+        keep = min(4, max(1, max_lines - header_lines))
         doc = _python_docstring(source, body) if is_python else None
         if doc is not None:
             keep += min(doc.end_point[0] - doc.start_point[0] + 1, 6)
-        text = _truncate_lines(whole, min(keep, max_lines), inner + "..." + closing)
+        if is_python:
+            body_text = _dedent(indent + "    " + _text(source, body.start_byte, body.end_byte), indent)
+            text = header + "\n" + _truncate_lines(body_text, keep, inner + "...")
+        else:
+            text = _truncate_lines(whole, min(header_lines + keep, max(max_lines, header_lines + 1)),
+                                   inner + "..." + closing)
     else:
         text = _truncate_lines(whole, max_lines, inner + "..." + closing)
     lead = _text(source, raw.outer.start_byte, node.start_byte) if raw.outer is not node else ""
@@ -242,8 +259,8 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
         comment = _doc_comment(source, raw.outer)
         if comment:
             text = f"{comment}\n{text}"
-    if header.count("\n") >= 6:
-        header = "\n".join(header.split("\n")[:6])
+    if header.count("\n") >= 40:
+        header = "\n".join(header.split("\n")[:40])
     limit = max(_SUMMARY_CHARS, text.find(header.split("\n", 1)[0]) + len(header) + 1)
     if len(text) > limit:  # never cut into the header
         text = text[:limit].rsplit("\n", 1)[0] + f"\n{inner}..."
@@ -260,6 +277,16 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
     )
 
 
+def _is_constructor(member: Node) -> bool:
+    target = member
+    while target.type in _WRAPPERS and target.named_child_count:
+        target = target.named_children[-1]
+    if target.type == "constructor_declaration":
+        return True
+    name = target.child_by_field_name("name")
+    return name is not None and name.text in {b"__init__", b"constructor", b"new"}
+
+
 def _render_outline(spec: LanguageSpec, source: bytes, body: Node, indent: str, header: str,
                     max_lines: int) -> str:
     """A class-like definition as its header, docstring and the first line of each member."""
@@ -271,6 +298,7 @@ def _render_outline(spec: LanguageSpec, source: bytes, body: Node, indent: str, 
     if doc is not None:
         doc_lines = _text(source, doc.start_byte, doc.end_byte).split("\n")
         lines.append(inner + doc_lines[0].strip() + ('"""' if len(doc_lines) > 1 and not doc_lines[0].strip().endswith('"""', 3) else ""))
+    members = sorted(members, key=lambda m: not _is_constructor(m))  # the constructor first (stable)
     for member in members:
         if len(lines) >= max_lines:
             lines.append(inner + "...")
@@ -282,13 +310,14 @@ def _render_outline(spec: LanguageSpec, source: bytes, body: Node, indent: str, 
             target = target.named_children[-1]
         mbody = _body_of(target)
         if mbody is not None and mbody.start_byte > target.start_byte:
-            first = _text(source, target.start_byte, mbody.start_byte).rstrip()
+            first = _text(source, target.start_byte, _header_end(target, mbody)).rstrip()
             first = " ".join(part.strip() for part in first.split("\n"))
             suffix = " ..." if is_python else " { ... }"
-            lines.append(inner + first + suffix)
+            limit = 400 if _is_constructor(member) else 160
+            lines.append(inner + (first if len(first) <= limit else first[: limit - 3] + "...") + suffix)
         else:
             first = _text(source, member.start_byte, member.end_byte).split("\n", 1)[0].rstrip()
-            lines.append(inner + first)
+            lines.append(inner + (first if len(first) <= 160 else first[:157] + "..."))
     if not is_python:
         lines.append("}")
     return "\n".join(lines)

@@ -63,6 +63,7 @@ class UsedName:
     receiver: str
     called: bool
     on_cursor_line: bool
+    is_receiver: bool = False   # `name.member`: a variable, module or class, hardly a function
 
 
 def used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> list[UsedName]:
@@ -93,7 +94,8 @@ def used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> lis
             if member and not receiver:
                 receiver = "?"  # a member of something not named here: `foo().bar(`, a chain from the line above
             seen.add(name)
-            out.append(UsedName(name, receiver, called, on_cursor_line))
+            is_receiver = rest.startswith((".", "?.", "->", "::")) and not called
+            out.append(UsedName(name, receiver, called, on_cursor_line, is_receiver))
 
     add_from(cursor_line, True)
     for line in lines_near:
@@ -110,6 +112,9 @@ CALL_KEYWORDS = frozenset([
     "using", "operator", "template", "import", "require", "self", "this", "cls", "fn", "func",
     "def", "class", "else", "try", "finally", "print",
 ])
+
+
+_CALLABLE_KINDS = frozenset({"function", "method"})
 
 
 # ---- candidate definitions -------------------------------------------------------------------
@@ -307,8 +312,8 @@ class DefinitionFinder:
             start_line = raw.outer.start_point[0]
             if self.visible[0] <= start_line <= self.visible[1]:
                 continue  # already in the window
-            if bare_call and raw.kind == "method":
-                continue  # `set(` is not `self.set(`
+            if (bare_call and raw.kind == "method") or (used.is_receiver and raw.kind in _CALLABLE_KINDS):
+                continue  # `set(` is not `self.set(`; `session.request(` does not need `def session()`
             score = base + 6
             if on_self and raw.container is not None:
                 score += 4
@@ -324,7 +329,8 @@ class DefinitionFinder:
             for definition in self.index.lookup(used.name):
                 if definition.path == self.doc.path or definition.name != used.name:
                     continue
-                if bare_call and definition.kind == "method":
+                if (bare_call and definition.kind == "method") or \
+                        (used.is_receiver and definition.kind in _CALLABLE_KINDS):
                     continue
                 facts = self._facts(definition.path)
                 score = base - facts.penalty
