@@ -286,3 +286,27 @@ def test_spec_for(language_id: str | None, path: str | None, expected: str) -> N
     spec = spec_for(language_id, path)
     assert spec is not None
     assert spec.id == expected
+
+
+def test_long_signatures_are_kept_whole() -> None:
+    params = "".join(f"    p{i}: int = {i},\n" for i in range(25))
+    source = f"def many(\n{params}) -> int:  # trailing note\n    # a comment before the body\n    return 1\n"
+    doc = Document("file:///w/many.py", "python", 1, source)
+    assert doc.language is not None
+    assert doc.tree is not None
+    [definition] = definitions_of(doc.language, doc.source, doc.tree, doc.path)
+    assert definition.header.endswith(") -> int:")
+    assert "trailing note" not in definition.header
+    assert "    p24: int = 24,\n) -> int:" in definition.text
+
+
+def test_class_outline_puts_the_constructor_first() -> None:
+    fields = "".join(f"    field_{i}: int\n" for i in range(30))
+    source = f'class Big:\n    """Big."""\n{fields}\n    def __init__(self, a: int, b: str) -> None:\n        pass\n'
+    doc = Document("file:///w/big.py", "python", 1, source)
+    assert doc.language is not None
+    assert doc.tree is not None
+    [cls] = [d for d in definitions_of(doc.language, doc.source, doc.tree, doc.path) if d.kind == "class"]
+    lines = cls.text.split("\n")
+    assert lines[:3] == ["class Big:", '    """Big."""', "    def __init__(self, a: int, b: str) -> None: ..."]
+    assert lines[-1] == "    ..."
