@@ -88,9 +88,8 @@ class TeampilotServer(LanguageServer):
     def __init__(self, settings: Settings | None = None, *, env: dict[str, str] | None = None) -> None:
         super().__init__("teampilot", VERSION, protocol_cls=TeampilotProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.sources = SettingsSources(env)
-        self._fixed_settings = settings
-        self.config: Settings = settings if settings is not None else self.sources.resolve()[0]
+        self.sources = SettingsSources(env, base=settings)
+        self.config: Settings = self.sources.resolve()[0]
         self.documents = DocumentStore()
         self.index: Any = None
         self.actions: Any = None
@@ -165,8 +164,6 @@ class TeampilotServer(LanguageServer):
 
     def apply_settings(self) -> None:
         """Re-resolve the settings from their sources; report invalid ones once; follow URL/key changes."""
-        if self._fixed_settings is not None:
-            return
         settings, message = self.sources.resolve()
         if message:
             self.status.clear("settings")
@@ -305,7 +302,10 @@ def _workspace_roots(params: types.InitializeParams) -> list[str]:
 
 
 def create_server(settings: Settings | None = None, *, env: dict[str, str] | None = None) -> TeampilotServer:
-    """Build the server and register every feature (nothing runs until it is started)."""
+    """Build the server and register every feature (nothing runs until it is started).
+
+    ``settings`` replaces the built-in defaults; env and the client's settings still apply on top.
+    """
     server = TeampilotServer(settings, env=env)
     server.actions = _make_actions(server)
     _register_documents(server)

@@ -1,6 +1,7 @@
 """Typed settings of the language server.
 
-Sources, lowest to highest precedence: the defaults below, env (`TEAMPILOT_BACKEND_URL`,
+Sources, lowest to highest precedence: the defaults below (or the settings given to
+`create_server`), env (`TEAMPILOT_BACKEND_URL`,
 `TEAMPILOT_API_KEY`, `TEAMPILOT_MODEL`), `initializationOptions` (the bare object), then the
 latest `workspace/didChangeConfiguration` / `workspace/configuration` value (under `teampilot`).
 The wire uses camelCase (`apiKey`, `debounceMs`), Python snake_case; both are accepted on input.
@@ -126,7 +127,8 @@ def parse_settings(raw: Any) -> tuple[Settings, str | None]:
 class SettingsSources:
     """The layered sources of the settings, merged in the documented order."""
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, base: Settings | None = None) -> None:
+        self.base: dict[str, Any] = base.to_wire() if base is not None else {}
         self.env: dict[str, Any] = env_layer(env)
         self.init_options: dict[str, Any] = {}
         self.client: dict[str, Any] = {}
@@ -150,7 +152,7 @@ class SettingsSources:
 
     def merged(self) -> dict[str, Any]:
         """The raw merged object, before validation."""
-        return deep_merge(deep_merge(self.env, self.init_options), self.client)
+        return deep_merge(deep_merge(deep_merge(self.base, self.env), self.init_options), self.client)
 
     def resolve(self) -> tuple[Settings, str | None]:
         """Merge and validate: the settings plus an optional message about invalid fields."""

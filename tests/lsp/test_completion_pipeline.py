@@ -161,3 +161,14 @@ async def test_multi_line_stream_is_cut_at_the_end_of_the_scope(editor: Editor, 
     assert await until(lambda: backend.streams[-1].finished_at is not None, 2)
     assert backend.streams[-1].closed_early
     assert backend.streams[-1].chunks_sent < 10
+
+
+async def test_multi_line_suggestion_that_breaks_the_parse_is_dropped(editor: Editor, backend: ScriptedBackend) -> None:
+    text = "def area(radius):\n    "
+    backend.completion = Reply(chunks=["if radius < 0:\n        raise ValueError((radius\n    return radius ** 2"])
+    await editor.start(options(backend.url))
+    editor.open(URI, text + "\n")
+    assert await editor.inline(URI, len(text)) == []
+    backend.completion = Reply(chunks=["if radius < 0:\n        raise ValueError(radius)\n    return radius ** 2"])
+    editor.type(URI, len(text), "")  # same text, new version: not served from cache (nothing was cached)
+    assert await editor.inline(URI, len(text)) == ["if radius < 0:\n        raise ValueError(radius)\n    return radius ** 2"]

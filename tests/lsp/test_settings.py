@@ -76,3 +76,12 @@ def test_client_value_without_the_section_wrapper() -> None:
 def test_empty_env_values_are_ignored() -> None:
     sources = SettingsSources(env={"TEAMPILOT_BACKEND_URL": "", "TEAMPILOT_MODEL": ""})
     assert sources.resolve()[0] == Settings()
+
+
+def test_given_settings_replace_the_defaults_only() -> None:
+    base = Settings.model_validate({"backend": {"url": "http://base/v1"}, "completion": {"debounceMs": 0}})
+    sources = SettingsSources(env={"TEAMPILOT_API_KEY": "env-key"}, base=base)
+    sources.set_init_options({"completion": {"maxTokens": 7}})
+    settings = sources.resolve()[0]
+    assert (settings.backend.url, settings.backend.api_key) == ("http://base/v1", "env-key")
+    assert (settings.completion.debounce_ms, settings.completion.max_tokens) == (0, 7)
