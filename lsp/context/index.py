@@ -9,6 +9,7 @@ thread and records its definitions. Open documents replace their file's entries 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -389,8 +390,13 @@ def _load_ignore(directory: Path) -> pathspec.GitIgnoreSpec | None:
 
 
 def iter_source_files(root: Path) -> Iterator[Path]:
-    """Files under root worth indexing, honouring .gitignore files at every level."""
-    stack: list[tuple[Path, list[tuple[Path, pathspec.GitIgnoreSpec]]]] = [(root, [])]
+    """Files under root worth indexing, honouring .gitignore files at every level and .git/info/exclude."""
+    base: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
+    exclude = root / ".git" / "info" / "exclude"
+    if exclude.is_file():
+        with contextlib.suppress(OSError):
+            base.append((root, pathspec.GitIgnoreSpec.from_lines(exclude.read_text("utf-8", "replace").splitlines())))
+    stack: list[tuple[Path, list[tuple[Path, pathspec.GitIgnoreSpec]]]] = [(root, base)]
     while stack:
         directory, specs = stack.pop()
         own = _load_ignore(directory)
@@ -581,7 +587,7 @@ class WorkspaceIndex:
     def relative_path(self, path: str) -> str:
         """A path relative to the workspace root containing it (POSIX separators)."""
         target = Path(path)
-        for root in self.root_paths:
+        for root in sorted(self.root_paths, key=lambda r: len(r.parts), reverse=True):  # innermost root wins
             try:
                 return target.relative_to(root).as_posix()
             except ValueError:

@@ -45,6 +45,8 @@ def workspace(tmp_path: Path) -> Path:
     _write(tmp_path, "src/huge.py", "def huge():\n    pass\n" + "x = 1\n" * 200_000)
     _write(tmp_path, "src/blob.py", b"def binary():\n    pass\n\x00\x01\x02")
     _write(tmp_path, "README.md", "# not code\n")
+    _write(tmp_path, ".git/info/exclude", "private_*.py\n")
+    _write(tmp_path, "src/private_notes.py", "def private_fn():\n    pass\n")
     return tmp_path
 
 
@@ -92,7 +94,7 @@ async def test_build_reports_progress_and_indexes(workspace: Path) -> None:
     assert index.lookup("run")[0].kind == "method"
     assert index.lookup("kept")[0].path.endswith("kept.ts")
     for name in ("ignored_fn", "vendored", "venv_fn", "built", "generated_pb", "Generated", "minified", "huge",
-                 "binary", "local_only", "secret", "scratch"):
+                 "binary", "local_only", "secret", "scratch", "private_fn"):
         assert index.lookup(name) == [], name
     assert index.relative_path(str(workspace / "src" / "jobs.py")) == "src/jobs.py"
 
@@ -145,3 +147,12 @@ def test_update_ignores_plain_text(tmp_path: Path) -> None:
     index = WorkspaceIndex([tmp_path])
     index.update_document(Document((tmp_path / "notes.txt").as_uri(), "plaintext", 1, "def nope(): pass\n"))
     assert len(index) == 0
+
+
+def test_relative_path_uses_the_innermost_root(tmp_path: Path) -> None:
+    inner = tmp_path / "packages" / "core"
+    inner.mkdir(parents=True)
+    index = WorkspaceIndex([tmp_path, inner])
+    assert index.relative_path(str(inner / "src" / "a.ts")) == "src/a.ts"
+    assert index.relative_path(str(tmp_path / "b.ts")) == "b.ts"
+    assert index.relative_path("/elsewhere/c.ts") == "/elsewhere/c.ts"
