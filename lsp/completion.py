@@ -302,12 +302,16 @@ class CompletionPipeline:
         t1 = self.clock()
         ctx = PostprocessInput(prefix=full_prefix, suffix=full_suffix, multiline=parts.multiline,
                                brace_language=brace, indent_unit=detect_indent_unit(parts.prompt[-4000:]))
-        suggestion = postprocess(raw, ctx)
-        if suggestion is not None and baseline is not None and "\n" in suggestion and doc.language is not None:
-            candidate = full_prefix + suggestion + full_suffix
-            errors = await asyncio.to_thread(doc.error_count, candidate)
-            if errors > baseline:
-                suggestion = None
+        try:
+            suggestion = postprocess(raw, ctx)
+            if suggestion is not None and baseline is not None and "\n" in suggestion and doc.language is not None:
+                candidate = full_prefix + suggestion + full_suffix
+                errors = await asyncio.to_thread(doc.error_count, candidate)
+                if errors > baseline:
+                    suggestion = None
+        except Exception:  # a bug here must cost one suggestion, never the editor's request
+            logger.exception("post-processing failed")
+            suggestion = None
         self.stats.last_timings = {
             "context": t_context, "backend": t_backend, "postprocess": self.clock() - t1,
             "total": self.clock() - started,
