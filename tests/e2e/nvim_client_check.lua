@@ -94,8 +94,9 @@ local ok, err = pcall(function()
   --    as vim.ui.input would hand it over); wait for the answer to be shown.
   local commands = (client.server_capabilities.executeCommandProvider or {}).commands or {}
   results.ask_offered = vim.tbl_contains(commands, "teampilot.ask")
-  if os.getenv("TEAMPILOT_E2E_ASK") and results.ask_offered then
-    vim.cmd("TeampilotAsk " .. os.getenv("TEAMPILOT_E2E_ASK"))
+  local question = os.getenv("TEAMPILOT_E2E_ASK") or ""
+  if question ~= "" and results.ask_offered then
+    vim.cmd("TeampilotAsk " .. question)
     results.ask_answered = vim.wait(timeout, function()
       return #results.shown_documents > 0 or #results.messages > 0
     end, 20)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.backend_process import RunningServer
 from tests.e2e.conftest import REPO, InstalledClients, lsp_server_ready, skip_with_reason
 from tests.scripted_backend import RecordedRequest, Reply, ScriptedBackend
 
@@ -33,14 +34,18 @@ def lua_string(value: str) -> str:
     return json.dumps(value)
 
 
-def run_neovim(nvim: str, workspace: Path, source: Path, *, url: str, line: int, ask: str) -> dict[str, Any]:
+def run_neovim(
+    nvim: str, workspace: Path, source: Path, *, url: str, line: int, ask: str, api_key: str = "",
+    timeout_ms: int | None = None,
+) -> dict[str, Any]:
     """Run the driver in headless Neovim with the shipped setup; returns what it recorded."""
     out = workspace / "nvim-result.json"
-    # Only the backend URL and the interpreter are set from outside (vim.g.teampilot, which the
+    # Only the backend URL and key and the interpreter are set from outside (vim.g.teampilot, which the
     # shipped file documents); everything else is the file as users get it.
     overrides = (
         "lua vim.g.teampilot = { cmd = { " + ", ".join(lua_string(a) for a in (sys.executable, "-m", "lsp", "--stdio"))
-        + " }, settings = { backend = { url = " + lua_string(url) + " } } }"
+        + " }, settings = { backend = { url = " + lua_string(url) + ", apiKey = " + lua_string(api_key) + " }"
+        + (f", completion = {{ timeoutMs = {timeout_ms} }}" if timeout_ms else "") + " } }"
     )
     env = {
         **os.environ,
@@ -139,3 +144,22 @@ def test_ask_through_vim_ui_input_command(neovim_run: NeovimRun) -> None:
     assert result.get("ask_answered"), result
     assert any(QUESTION in json.dumps(request.json) for request in neovim_run.chat_requests)
     assert result["shown_documents"] or result["messages"], result
+
+
+def test_against_the_real_backend_on_the_tiny_model(nvim: str, tiny_backend: RunningServer, tmp_path: Path) -> None:
+    """The same session against `python -m backend serve` on the tiny model (key and all): the server
+    reports the served model in teampilot/status and answers every request without an error (the tiny
+    model's text is gibberish that post-processing may drop). Ask is covered by the scripted run."""
+    workspace = tmp_path / "project"
+    (workspace / ".git").mkdir(parents=True)
+    source = workspace / "calc.py"
+    source.write_text(SOURCE)
+    # A CPU shared with the rest of the suite can be slow: a generous timeout keeps "ok" about the wiring.
+    result = run_neovim(nvim, workspace, source, url=tiny_backend.url, line=1, ask="",
+                        api_key=tiny_backend.api_key, timeout_ms=30000)
+    assert "error" not in result, result.get("error")
+    status = result["status"]
+    assert status["model"] == "teampilot/tiny-llama3", status
+    assert status["state"] == "ok", status
+    items_of(result["completion"])  # answered, no error
+    items_of(result["inline"])
