@@ -59,6 +59,11 @@ function createClient(output: vscode.LogOutputChannel): LanguageClient {
     // teampilot.* setting changes, and answers workspace/configuration for the section.
     synchronize: { configurationSection: "teampilot" },
     outputChannel: output,
+    middleware: {
+      // VS Code shows the suggestion as ghost text (inline completion); the server's completion
+      // fallback is for editors without it, so do not repeat it in the suggest widget.
+      provideCompletionItem: () => undefined,
+    },
   };
   const languageClient = new LanguageClient("teampilot", "teampilot", serverOptions, clientOptions);
   // Inline completion is LSP 3.18; older vscode-languageclient releases only offer it as a proposed
