@@ -88,7 +88,7 @@ def used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> lis
                 continue
             if (rest.startswith("=") and not rest.startswith("==")) or rest.startswith(":="):
                 continue  # assigned here: a local being defined, not a use
-            called = rest.startswith("(") or (on_cursor_line and not rest and m is matches[-1])
+            called = rest.startswith(("(", "?.(")) or (on_cursor_line and not rest and m is matches[-1])
             receiver_match = _ATTR_CALL.search(line[: m.end()])
             receiver = receiver_match.group(1) if receiver_match and receiver_match.group(2) == name else ""
             if member and not receiver:
