@@ -41,6 +41,20 @@ logger = logging.getLogger(__name__)
 
 #: Prompt tokens per prefill forward pass (aborts and other requests get a turn between chunks).
 PREFILL_CHUNK = 256
+#: Below this many parameters the engine runs torch on one thread (see `torch_threads`).
+SMALL_MODEL_PARAMETERS = 20_000_000
+
+
+def torch_threads(parameters: int) -> int:
+    """Intra-op threads: 1 for tiny models, else min(2, CPUs).
+
+    A model of a few million parameters does ~µs-sized ops; with two OpenMP threads each op ends
+    in a barrier, and on a shared, busy machine the tiny model decoded 20-26 tokens/s with two
+    threads against 400-2,000 with one (scripts/bench_cpu_engine.py, same run).
+    """
+    if parameters < SMALL_MODEL_PARAMETERS:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def create(settings: Settings) -> TransformersEngine:
@@ -128,7 +142,6 @@ class TransformersEngine:
         from backend.prompting import detect_family
         from backend.tokenizer import Tokenizer
 
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
         path = resolve_model_ref(self.settings, "transformers")
         logger.info("loading tokenizer from %s", path)
         self.tokenizer = Tokenizer.from_pretrained(self.settings.tokenizer or path)
@@ -138,6 +151,7 @@ class TransformersEngine:
         model: Any = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         model.eval()
         params = sum(p.numel() for p in model.parameters())
+        torch.set_num_threads(torch_threads(params))
         logger.info("loaded %.1fM parameters in %.1f s", params / 1e6, time.perf_counter() - loaded)
         config = model.config
         own_len = int(getattr(config, "max_position_embeddings", 0) or 0) or 2048
