@@ -67,6 +67,30 @@ def _chars_for_units(line: str, units: int, encoding: str) -> int:
     return len(data.decode("utf-16-le", errors="ignore"))
 
 
+def _common_prefix_length(a: str, b: str) -> int:
+    """Length of the common prefix (binary search over C-level slice compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix_length(a: str, b: str, limit: int) -> int:
+    """Length of the common suffix, at most ``limit``."""
+    lo, hi = 0, max(0, limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid : len(a) - lo] == b[len(b) - mid : len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 class Document:
     """One open text document: text, its line index, and (for known languages) a syntax tree."""
 
@@ -191,6 +215,14 @@ class Document:
         self._splice(start, end, change.text)
 
     def _replace_all(self, text: str) -> None:
+        # Clients with full sync resend the whole text per keystroke: apply it as the one edit it
+        # usually is, so the tree is still updated incrementally.
+        old = self.text
+        if self.tree is not None and abs(len(text) - len(old)) < len(old) // 2:
+            start = _common_prefix_length(old, text)
+            tail = _common_suffix_length(old, text, min(len(old), len(text)) - start)
+            self._splice(start, len(old) - tail, text[start : len(text) - tail])
+            return
         self.text = text
         self.source = text.encode("utf-8")
         self._starts = [0, *_line_starts(text)]

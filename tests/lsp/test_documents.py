@@ -129,8 +129,13 @@ def test_change_matches_full_reparse(language_id: str, text: str, changes: list[
     _assert_consistent(doc)
 
 
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-8", "utf-32"])
-def test_random_edits_stay_consistent(encoding: str) -> None:
+@pytest.mark.parametrize(("encoding", "full_sync"), [
+    pytest.param("utf-16", False, id="utf16"),
+    pytest.param("utf-8", False, id="utf8"),
+    pytest.param("utf-32", False, id="utf32"),
+    pytest.param("utf-16", True, id="full-sync-diffed-into-one-edit"),
+])
+def test_random_edits_stay_consistent(encoding: str, full_sync: bool) -> None:
     rng = random.Random(1234)
     pieces = ["x", "ü", "😀", "\n", "\r\n", "(", ")", ":", "    ", "def g():\n", "'", "漢"]
     doc = Document("file:///r.py", "python", 1, PY * 3)
@@ -142,8 +147,10 @@ def test_random_edits_stay_consistent(encoding: str) -> None:
             continue  # not addressable as an LSP position
         insert = "".join(rng.choice(pieces) for _ in range(rng.randrange(3)))
         expected = doc.text[:a] + insert + doc.text[b:]
-        change = types.TextDocumentContentChangePartial(
+        change: types.TextDocumentContentChangeEvent = types.TextDocumentContentChangePartial(
             range=types.Range(start=doc.position_at(a, encoding), end=doc.position_at(b, encoding)), text=insert)
+        if full_sync:
+            change = types.TextDocumentContentChangeWholeDocument(text=expected)
         doc.apply_change(change, encoding)
         assert doc.text == expected, step
         if step % 25 == 0:
