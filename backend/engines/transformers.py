@@ -8,7 +8,8 @@ running (it equals a solo run of the same request), and an abort (`abort(request
 caller closing the stream) is seen before the request's next step: at most the step already
 under way finishes after it. `stats()["tokens_after_abort_max"]` records that number.
 
-Deltas reach the asyncio caller through ``loop.call_soon_threadsafe``; text comes from a
+Deltas reach the asyncio callers through ``loop.call_soon_threadsafe``, once per round for all
+of a loop's requests (not once per token); text comes from a
 per-request `IncrementalDecoder` (special tokens never appear in it). Text stop strings are
 applied by serving for every engine; this engine stops on stop token ids, the tokenizer's eos
 ids, ``max_tokens`` and the context length.
@@ -118,6 +119,7 @@ class TransformersEngine:
         }
         self._running = 0
         self._waiting = 0
+        self._outbox: list[tuple[_Request, Delta | BaseException]] = []  # worker thread only
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -250,6 +252,7 @@ class TransformersEngine:
                         block = False
                         if item is None:
                             self._finish_all(active + list(waiting))
+                            self._flush()
                             return
                         waiting.append(item)
                 except queue.Empty:
@@ -275,6 +278,7 @@ class TransformersEngine:
                             self._fail(request, exc)
                     if request.finished:
                         active.remove(request)
+                self._flush()
 
     def _step(self, request: _Request) -> None:
         """One prefill chunk, or one decode step producing one token."""
@@ -386,7 +390,22 @@ class TransformersEngine:
             self._finish(request, "abort")
 
     def _send(self, request: _Request, item: Delta | BaseException) -> None:
-        """Hand an item to the request's asyncio queue from this thread."""
-        # RuntimeError: the caller's loop is closed, nobody is listening any more.
-        with contextlib.suppress(RuntimeError):
-            request.loop.call_soon_threadsafe(request.out.put_nowait, item)
+        """Queue an item for the request's asyncio queue; `_flush` hands over a round's items."""
+        self._outbox.append((request, item))
+
+    def _flush(self) -> None:
+        """One `call_soon_threadsafe` per event loop per round (not per token): less GIL ping-pong."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Delta | BaseException]]] = {}
+        for request, item in self._outbox:
+            by_loop.setdefault(request.loop, []).append((request, item))
+        self._outbox = []
+        for loop, items in by_loop.items():
+            # RuntimeError: the caller's loop is closed, nobody is listening any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, items)
+
+
+def _deliver(items: list[tuple[_Request, Delta | BaseException]]) -> None:
+    """On the event loop: put each item on its request's queue."""
+    for request, item in items:
+        request.out.put_nowait(item)
