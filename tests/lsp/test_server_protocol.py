@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+from pygls.uris import from_fs_path
 
 from tests.lsp.conftest import Editor, options, until
 from tests.scripted_backend import Reply, ScriptedBackend
@@ -143,3 +145,26 @@ async def test_execute_command_is_delegated_and_always_answered(editor: Editor, 
         editor.client.workspace_execute_command_async(types.ExecuteCommandParams(command="teampilot.ask", arguments=["?"])), 10
     )
     assert result is not None
+
+
+async def test_workspace_index_reports_progress_and_feeds_the_prompt(editor: Editor, backend: ScriptedBackend, tmp_path: Path) -> None:
+    (tmp_path / "geometry.py").write_text("def circle_area(radius: float) -> float:\n    return 3.14159 * radius ** 2\n")
+    (tmp_path / "main.py").write_text("")
+    backend.completion = Reply(chunks=["2.0)"])
+    result = await editor.client.initialize_session(types.InitializeParams(
+        capabilities=editor.capabilities, root_uri=from_fs_path(str(tmp_path)),
+        workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(tmp_path)) or "", name="ws")],
+        initialization_options=options(backend.url),
+    ))
+    assert result.capabilities.inline_completion_provider is not None
+    assert editor.capabilities.window is not None
+    assert editor.capabilities.window.work_done_progress  # both editors show $/progress
+    assert await until(lambda: any(
+        any(isinstance(r, types.WorkDoneProgressEnd) for r in reports) for reports in editor.client.progress_reports.values()
+    ), 10)
+    uri = from_fs_path(str(tmp_path / "main.py")) or ""
+    text = "from geometry import circle_area\n\nprint(circle_area("
+    editor.open(uri, text)
+    await editor.inline(uri, len(text))
+    prompt = backend.completion_requests()[-1].json["prompt"]
+    assert "def circle_area(radius: float) -> float" in prompt
