@@ -326,3 +326,29 @@ async def test_transformers_engine_context_limit_and_queueing(tiny_llama3_path: 
         assert eng.stats()["requests_waiting"] == 0
     finally:
         await eng.shutdown()
+
+
+async def test_transformers_engine_shutdown_ends_open_streams(tiny_llama3_path: Any) -> None:
+    """Shutting down aborts running and queued requests; their streams end, the worker exits."""
+    eng = create_engine(Settings(engine="transformers", model="tiny", max_num_seqs=1))
+    await eng.start()
+    prompt = eng.tokenizer.encode("The quick brown fox", add_bos=True)
+    params = SamplingParams(max_tokens=4000, temperature=0.0)
+    first = asyncio.Event()
+
+    async def consume(i: int) -> Run:
+        deltas = []
+        async for delta in eng.generate(prompt, params, request_id(f"shut{i}")):
+            deltas.append(delta)
+            first.set()
+        return Run(deltas)
+
+    tasks = [asyncio.create_task(consume(i)) for i in range(2)]  # one runs, one waits
+    await first.wait()
+    await eng.shutdown()
+    running, queued = await asyncio.gather(*tasks)
+    assert running.finish_reason == "abort"
+    assert queued.finish_reason == "abort"
+    assert queued.token_ids == []
+    with pytest.raises(RuntimeError):
+        await anext(eng.generate(prompt, params, "after-shutdown"))  # type: ignore[arg-type]
