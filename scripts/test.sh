@@ -8,6 +8,8 @@ bash scripts/install_test_clients.sh
 # shellcheck disable=SC1091
 . .venv/bin/activate
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# vLLM CPU build: 1 GiB of KV cache (unset, it takes a share of all RAM) for the in-process test engine
+export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
 echo "==> ruff"
 ruff check lsp backend tests scripts
 echo "==> mypy"

@@ -23,12 +23,14 @@ import pytest_asyncio
 from backend.engines import create_engine
 from backend.engines.base import Delta, Engine, SamplingParams
 from backend.settings import Settings
+from tests.backend.engine_params import VLLM_MARKS
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(300)]
 
 #: Engine id -> Settings fields. The hook for adding engines to the contract.
 ENGINES = [
     pytest.param({"engine": "transformers", "model": "tiny"}, id="transformers"),
+    pytest.param({"engine": "vllm", "model": "tiny"}, id="vllm", marks=VLLM_MARKS),
 ]
 
 CHAT_QUESTIONS = (
