@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,10 @@ def test_continue_cli_chat_round_trip(
             env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=240, check=False,
         )
         assert done.returncode == 0, f"cn failed:\n{done.stdout}\n{done.stderr}\nbackend log:\n{server.log()[-3000:]}"
+        # The backend counts a streamed request once its stream is closed, which may be just after cn exits.
+        deadline = time.monotonic() + 10
+        while chat_requests_ok(server) < before + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert chat_requests_ok(server) == before + 1, f"run {attempt}: the backend did not answer one chat request"
         if done.stdout.strip():
             answers.append(json.loads(done.stdout.strip().splitlines()[-1]))
