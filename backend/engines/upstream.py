@@ -221,6 +221,7 @@ class UpstreamEngine:
             "stream": True,
             "stop_token_ids": list(params.stop_token_ids),  # vLLM's extension; others ignore it
             "return_token_ids": True,  # vLLM's extension: exact ids instead of re-tokenised text
+            "stream_options": {"include_usage": True},  # to count the stop token (see _with_stop_token)
         }
         if params.stop:
             body["stop"] = list(params.stop)
@@ -307,18 +308,29 @@ class UpstreamEngine:
                 replica, response = await self._open(body, tried, errors)
                 self._responses[request_id] = response
                 received = False
+                counted = 0
+                last: Delta | None = None
+                reconciled = False
                 try:
                     async for event in _sse_events(response):
                         received = True
+                        if last is not None:  # the answer is complete; its usage may follow
+                            usage = event.get("usage")
+                            if isinstance(usage, dict) and not reconciled:
+                                last = self._with_stop_token(last, counted, usage, params)
+                                reconciled = True
+                            continue
                         delta = self._delta(event, stop_texts)
                         if delta is None:
                             continue
-                        finished = delta.finish_reason is not None
+                        counted += len(delta.token_ids)
+                        if delta.finish_reason is not None:
+                            last = delta  # held until the usage event (or the end of the stream)
+                            continue
                         yield delta
-                        if finished:
-                            return
                     finished = True
-                    yield Delta("", (), "stop")  # the stream ended without a finish_reason
+                    yield last if last is not None else Delta("", (), "stop")
+                    return
                 except (httpx.StreamClosed, httpx.ReadError, httpx.RemoteProtocolError) as exc:
                     if request_id in self._aborting:
                         finished = True
@@ -338,6 +350,26 @@ class UpstreamEngine:
             self._aborting.discard(request_id)
             if not finished:
                 self._aborted += 1
+
+    def _with_stop_token(
+        self, last: Delta, counted: int, usage: dict[str, Any], params: SamplingParams
+    ) -> Delta:
+        """Count the end-of-turn token the upstream generated but did not write out.
+
+        Servers strip the stop token from the text, so it never reaches us; their usage counts it.
+        When an answer ended with "stop" and usage has one token more than we saw, that token was
+        a stop token: it is added (as the first of our stop ids) so usage matches other engines.
+        """
+        completion_tokens = usage.get("completion_tokens")
+        if (
+            last.finish_reason == "stop"
+            and params.stop_token_ids
+            and isinstance(completion_tokens, int)
+            and completion_tokens > counted
+        ):
+            self._tokens_generated += 1
+            return Delta(last.text, (*last.token_ids, params.stop_token_ids[0]), last.finish_reason)
+        return last
 
     def _delta(self, event: dict[str, Any], stop_texts: Sequence[str]) -> Delta | None:
         """One stream event as a delta (None for events without text or finish)."""
