@@ -53,7 +53,7 @@ class Metrics:
             registry=self.registry,
         )
         self.requests_in_flight = Gauge(
-            "teampilot_requests_in_flight", "Requests being generated now.", registry=self.registry
+            "teampilot_requests_in_flight", "Requests being generated now.", ["route"], registry=self.registry
         )
 
     def watch_engine(self, stats: Callable[[], dict[str, float]]) -> None:

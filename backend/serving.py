@@ -241,7 +241,7 @@ class Serving:
         metrics = self.metrics
         stream = self.engine.generate(gen.prompt.token_ids, gen.params, gen.request_id)
         finished = False
-        metrics.requests_in_flight.inc()
+        metrics.requests_in_flight.labels(gen.route).inc()
         metrics.prompt_tokens.labels(gen.route).inc(len(gen.prompt.token_ids))
         try:
             first = True
@@ -282,7 +282,7 @@ class Serving:
             logger.info("request %s aborted: the client went away", gen.request_id)
             raise
         finally:
-            metrics.requests_in_flight.dec()
+            metrics.requests_in_flight.labels(gen.route).dec()
             metrics.tokens_generated.labels(gen.route).inc(gen.completion_tokens)
             with anyio.CancelScope(shield=True):
                 await _close(stream)

@@ -88,7 +88,8 @@ def start_backend(
         env=backend_env(),
         stdout=log_file,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        process_group=0,  # its own group (killed as one), same session: a new session is a new
+        # scheduler autogroup, which on a busy box starves the API process next to vLLM's busy workers
     )
     log_file.close()
     log_path = Path(log_file.name)

@@ -444,7 +444,7 @@ async def test_disconnect_mid_stream_aborts_the_engine(make_app: AppFactory) -> 
     assert seen.tokens_emitted == emitted  # and stays stopped
     text = (await client.get("/metrics")).text
     assert metric_value(text, "teampilot_requests_aborted_total", route="completions") == 1
-    assert metric_value(text, "teampilot_requests_in_flight") == 0
+    assert metric_value(text, "teampilot_requests_in_flight", route="completions") == 0
 
 
 async def test_disconnect_before_a_non_streamed_answer_aborts(make_app: AppFactory) -> None:
@@ -459,7 +459,7 @@ async def test_disconnect_before_a_non_streamed_answer_aborts(make_app: AppFacto
     assert 0 < seen.tokens_emitted < 50
     text = (await client.get("/metrics")).text
     assert metric_value(text, "teampilot_requests_aborted_total", route="completions") == 1
-    assert metric_value(text, "teampilot_requests_in_flight") == 0
+    assert metric_value(text, "teampilot_requests_in_flight", route="completions") == 0
 
 
 async def test_sixteen_concurrent_streams_complete(make_app: AppFactory) -> None:
