@@ -255,6 +255,15 @@ async def test_sixteen_concurrent_streams_complete(served: RunningServer) -> Non
     assert results[3][0] == alone.choices[0].text
 
 
+def ask(served: RunningServer, body: dict[str, Any], answers: list[Any]) -> None:
+    """POST a chat request on its own connection; append the answer (or the exception)."""
+    try:
+        with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {served.api_key}"}) as http:
+            answers.append(http.post(f"{served.url}/chat/completions", json=body).json())
+    except Exception as exc:
+        answers.append(exc)
+
+
 def test_disconnect_aborts_generation_without_disturbing_others(served: RunningServer) -> None:
     """A client that goes away mid-stream: its generation is aborted (metric) and the engine stops
     generating (engine counters), while a neighbour's request completes exactly as it would alone."""
@@ -270,11 +279,11 @@ def test_disconnect_aborts_generation_without_disturbing_others(served: RunningS
         with http.stream("POST", f"{served.url}/completions", json=long_body) as response:
             assert response.status_code == 200
             received = 0
-            for line in response.iter_lines():
+            lines = response.iter_lines()  # kept referenced: a dropped line iterator closes the stream
+            for line in lines:
                 received += line.startswith("data: {")
                 if received == 1:  # a neighbour arrives while the long stream runs
-                    neighbour = threading.Thread(target=lambda: others.append(
-                        http.post(f"{served.url}/chat/completions", json=other_body).json()))
+                    neighbour = threading.Thread(target=ask, args=(served, other_body, others))
                     neighbour.start()
                 if received >= 2:
                     break
