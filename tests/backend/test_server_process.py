@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ import openai
 import pytest
 
 from tests.backend.engine_params import UPSTREAM, VLLM
-from tests.backend_process import BackendFactory, RunningServer
+from tests.backend_process import REPO_ROOT, BackendFactory, RunningServer, backend_env
 
 pytestmark = pytest.mark.slow
 
@@ -306,3 +308,41 @@ def test_disconnect_aborts_generation_without_disturbing_others(served: RunningS
     assert metric(served, "teampilot_engine_requests_running") == 0
     long_tokens = metric(served, "teampilot_tokens_generated_total", route="completions") - tokens_before
     assert long_tokens < 1000  # uninterrupted, it would have generated its clamped max_tokens (over 3000)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def test_help_is_clear() -> None:
+    top = subprocess.run([sys.executable, "-m", "backend", "--help"], capture_output=True, text=True, timeout=60,
+                         cwd=REPO_ROOT, env=backend_env())
+    assert top.returncode == 0
+    assert "serve" in top.stdout
+    serve = subprocess.run([sys.executable, "-m", "backend", "serve", "--help"], capture_output=True, text=True,
+                           timeout=60, cwd=REPO_ROOT, env=backend_env())
+    assert serve.returncode == 0
+    for flag in ("--engine", "--model", "--served-model-name", "--host", "--port", "--api-key", "--api-keys-file",
+                 "--allow-anonymous", "--max-model-len", "--gpu-memory-utilization", "--tensor-parallel-size",
+                 "--pipeline-parallel-size", "--enable-prefix-caching", "--upstream-urls", "--log-prompts"):
+        assert flag in serve.stdout
+    assert "TEAMPILOT_GPU_MEMORY_UTILIZATION" in serve.stdout
+    assert "default 0.85" in serve.stdout
+
+
+def test_refuses_network_bind_without_key() -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "serve", "--engine", "transformers", "--model", "tiny", "--host", "0.0.0.0"],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, env=backend_env(),
+    )
+    assert result.returncode == 2
+    assert "without an API key" in result.stderr
+    assert "--allow-anonymous" in result.stderr
+    assert time.monotonic() - started < 30  # refused before loading anything
+
+
+def test_invalid_setting_is_a_usage_error() -> None:
+    result = subprocess.run([sys.executable, "-m", "backend", "serve", "--port", "70000"], capture_output=True,
+                            text=True, timeout=60, cwd=REPO_ROOT, env=backend_env())
+    assert result.returncode == 2
+    assert "port" in result.stderr
