@@ -20,7 +20,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from backend.errors import ContextLengthExceeded
+from backend.errors import ContextLengthExceeded, InvalidRequest
 
 
 class TokenizerLike(Protocol):
@@ -428,7 +428,7 @@ class Prompter:
     fim: FimFormat | None = field(init=False)
     end_token_ids: tuple[int, ...] = field(init=False)
     _special_ids: dict[str, int] = field(init=False, default_factory=dict)
-    _hole_template: tuple[str, str] | None = field(init=False, default=None)
+    _hole_template: tuple[str, str, bool] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         specials = self.tokenizer.special_tokens
@@ -482,7 +482,10 @@ class Prompter:
 
     def render_chat(self, messages: list[dict[str, str]]) -> RenderedPrompt:
         """A chat prompt from the tokenizer's template; 400 when it cannot fit."""
-        text = self.tokenizer.apply_chat_template(messages)
+        try:
+            text = self.tokenizer.apply_chat_template(messages)
+        except Exception as exc:  # no template, or the template rejects these messages
+            raise InvalidRequest(f"The chat template cannot render these messages: {exc}", param="messages") from None
         ids = self.encode(text)
         self.check_fits(len(ids), param="messages")
         return RenderedPrompt(ids, text, "chat")
@@ -526,20 +529,34 @@ class Prompter:
         if self.fim is not None:
             text = self.fim.render(prefix, suffix)
             return RenderedPrompt(self.encode(text), text, "fim-native", prefix, suffix)
-        head, tail = self._hole_pieces()
-        text = head + prefix + HOLE + suffix + tail
+        pieces = self._hole_pieces()
+        if pieces is None:  # no usable chat template: a plain completion of the prefix
+            return RenderedPrompt(self.encode(prefix), prefix, "plain", prefix, suffix)
+        text = pieces[0] + prefix + HOLE + suffix + pieces[1]
         return RenderedPrompt(self.encode(text), text, "fim-chat", prefix, suffix)
 
-    def _hole_pieces(self) -> tuple[str, str]:
-        """The hole-filling chat prompt around the user's content, rendered once by the template."""
+    def _hole_pieces(self) -> tuple[str, str] | None:
+        """The hole-filling chat prompt around the user's content, rendered once by the template
+        (with the instructions in the user turn for templates without a system role); None when
+        the tokenizer has no usable chat template."""
         if self._hole_template is None:
             sentinel = "\x00TEAMPILOT-HOLE-CONTENT\x00"
-            text = self.tokenizer.apply_chat_template(hole_fill_messages(sentinel, ""))
-            head, found, tail = text.partition(sentinel + HOLE)
-            if not found:  # a template that rewrites content: keep the plain layout
-                head, tail = HOLE_SYSTEM + "\n\n", "\n"
-            self._hole_template = (head, tail)
-        return self._hole_template
+            attempts = (
+                hole_fill_messages(sentinel, ""),
+                [{"role": "user", "content": f"{HOLE_SYSTEM}\n\n{sentinel}{HOLE}"}],
+            )
+            self._hole_template = ("", "", False)
+            for messages in attempts:
+                try:
+                    text = self.tokenizer.apply_chat_template(messages)
+                except Exception:  # no template, or one that rejects a system turn
+                    continue
+                head, found, tail = text.partition(sentinel + HOLE)
+                if found:
+                    self._hole_template = (head, tail, True)
+                    break
+        head, tail, usable = self._hole_template
+        return (head, tail) if usable else None
 
     def _may_carry_fim(self, prompt: str) -> bool:
         """Cheap pre-check before splitting: any FIM head marker in the prompt."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.errors import ContextLengthExceeded
+from backend.errors import ContextLengthExceeded, InvalidRequest
 from backend.prompting import (
     HOLE,
     HOLE_SYSTEM,
@@ -316,3 +316,33 @@ def test_hole_fill_cleaner(prefix: str, suffix: str, answer: str, expected: str)
         cleaner = HoleFillCleaner(prefix, suffix)
         out = "".join(cleaner.feed(c) for c in chunks) + cleaner.finish()
         assert out == expected
+
+
+def test_template_without_system_role_gets_instructions_in_the_user_turn() -> None:
+    tokenizer = llama3()
+    hf = tokenizer.hf
+    original = hf.chat_template
+    hf.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        "[INST] {{ m['content'] }} [/INST]{% endfor %}"
+    )
+    try:
+        rendered = Prompter(tokenizer, "generic", 4096).render_completion("a = ", "\n", reserve=16)
+        assert rendered.mode == "fim-chat"
+        assert rendered.text == f"[INST] {HOLE_SYSTEM}\n\na = {HOLE}\n [/INST]"
+        with pytest.raises(InvalidRequest, match="System role not supported"):
+            Prompter(tokenizer, "generic", 4096).render_chat([{"role": "system", "content": "x"}])
+    finally:
+        hf.chat_template = original
+
+
+def test_no_chat_template_falls_back_to_a_plain_prefix_completion() -> None:
+    tokenizer = llama3()
+    hf = tokenizer.hf
+    original = hf.chat_template
+    hf.chat_template = None
+    try:
+        rendered = Prompter(tokenizer, "generic", 4096).render_completion("def f():\n    ", "\n", reserve=16)
+        assert (rendered.mode, rendered.text, rendered.cleaner()) == ("plain", "def f():\n    ", None)
+    finally:
+        hf.chat_template = original
