@@ -346,3 +346,37 @@ def test_invalid_setting_is_a_usage_error() -> None:
                             text=True, timeout=60, cwd=REPO_ROOT, env=backend_env())
     assert result.returncode == 2
     assert "port" in result.stderr
+
+
+# -- native FIM on the tiny Qwen-style model -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fim_served(backend_server: BackendFactory, tiny_qwen_fim_path: Path) -> RunningServer:
+    """The transformers engine on the tiny model with Qwen2.5-Coder FIM tokens."""
+    return backend_server(engine="transformers", model="tiny-fim")
+
+
+def test_native_fim_for_a_fim_model(fim_served: RunningServer, tiny_qwen_fim_path: Path) -> None:
+    """`suffix` and Continue's <fim_prefix> prompt both become the model's own FIM prompt (the
+    prompt token count is exactly that of `<|fim_prefix|>p<|fim_suffix|>s<|fim_middle|>`)."""
+    from transformers import AutoTokenizer
+
+    prefix, suffix = "\n# app/utils.py\ndef add(a, b):\n    ", "\n\nprint(add(1, 2))\n"
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_qwen_fim_path))
+    native = tokenizer.encode(f"<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>", add_special_tokens=False)
+    with openai.OpenAI(base_url=fim_served.url, api_key=fim_served.api_key, max_retries=0, timeout=120) as client:
+        (model,) = client.models.list().data
+        assert model.id == "teampilot/tiny-qwen-fim"
+        with_suffix = client.completions.create(model=model.id, prompt=prefix, suffix=suffix, max_tokens=32, temperature=0)
+        continue_style = client.completions.create(
+            model=model.id, prompt=CONTINUE_PROMPT, max_tokens=4096, temperature=0.01, stop=CONTINUE_STOPS
+        )
+    assert with_suffix.usage is not None
+    assert continue_style.usage is not None
+    assert with_suffix.usage.prompt_tokens == len(native)
+    assert continue_style.usage.prompt_tokens == len(native)
+    for completion in (with_suffix, continue_style):
+        assert "<|fim" not in completion.choices[0].text
+        assert "<|endoftext|>" not in completion.choices[0].text
+        assert completion.choices[0].finish_reason in ("stop", "length")
