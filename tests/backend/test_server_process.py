@@ -380,3 +380,15 @@ def test_native_fim_for_a_fim_model(fim_served: RunningServer, tiny_qwen_fim_pat
         assert "<|fim" not in completion.choices[0].text
         assert "<|endoftext|>" not in completion.choices[0].text
         assert completion.choices[0].finish_reason in ("stop", "length")
+
+
+def test_engine_that_cannot_load_ends_the_server(tmp_path: Path) -> None:
+    """A model that cannot load: the server, already listening, reports it and exits non-zero."""
+    result = subprocess.run(
+        [sys.executable, "-m", "backend", "serve", "--engine", "transformers", "--model", str(tmp_path / "missing"),
+         "--port", "0"],
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=backend_env(),
+    )
+    assert result.returncode == 1
+    assert "Uvicorn running on" in result.stderr  # it listened (and /health said 503) while loading
+    assert "engine failed to start" in result.stderr
