@@ -513,3 +513,41 @@ def test_cli_flags_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().gpu_memory_utilization == 0.85
     with pytest.raises(ValueError, match="less than or equal to 1"):
         settings_from_args(["--gpu-memory-utilization", "1.5"])
+
+
+async def test_text_stop_aborts_the_engine_before_the_answer_ends(make_app: AppFactory) -> None:
+    """A stop string ends the answer; the engine request is aborted then, not left to run on."""
+    engine = llama3_engine(script=lambda _i, _p: "one two /src/" + " more" * 100, token_interval_s=0.001)
+    app, _, _ = await make_app(engine)
+    aborted_at_done: list[list[str]] = []
+    body = {"prompt": "x", "stream": True, "max_tokens": 500, "stop": CONTINUE_STOPS}
+    requests = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+    finished = asyncio.Event()
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        if requests:
+            return requests.pop()
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if b"data: [DONE]" in message.get("body", b""):
+                aborted_at_done.append(list(engine.aborted))  # what the engine knew when the answer ended
+            if not message.get("more_body", False):
+                finished.set()
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/completions", "raw_path": b"/v1/completions", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json"), (b"authorization", f"Bearer {KEY}".encode())],
+        "client": ("127.0.0.1", 1234), "server": ("test", 80), "state": {},
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    events = sse_events(b"".join(chunks).decode())
+    assert "".join(e["choices"][0]["text"] for e in events[:-1]) == "one two "
+    seen = engine.requests[0]
+    assert aborted_at_done == [[seen.request_id]]
+    assert seen.tokens_emitted < 20
