@@ -110,6 +110,7 @@ def serve(settings: Settings) -> int:
     failed: list[str] = []
 
     def on_failure(message: str) -> None:
+        """The engine could not start: stop serving and exit 1."""
         failed.append(message)
         server.should_exit = True
 

@@ -30,6 +30,7 @@ def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Start loading the engine in the background; stop it on shutdown."""
         loading = asyncio.create_task(serving.start_engine(), name="engine-start")
         app.state.engine_start = loading
         try:

@@ -363,6 +363,7 @@ def sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
     """A text/event-stream response; a stream ended by an error event finishes cleanly."""
 
     async def body() -> AsyncIterator[bytes]:
+        """The events, ending quietly after an error event."""
         try:
             async for event in events:
                 yield event

@@ -39,6 +39,7 @@ def backend_server() -> Iterator[BackendFactory]:
         api_keys: Sequence[str] = ("test-key",),
         extra_args: Sequence[str] = (),
     ) -> RunningServer:
+        """The running server for these arguments, started on first use."""
         key = (engine, model, tuple(api_keys), tuple(extra_args))
         if key not in servers or servers[key].process.poll() is not None:
             servers[key] = start_backend(engine, model, api_keys, extra_args)
