@@ -166,7 +166,9 @@ def start_vllm_server(model_path: str, served_name: str, args: argparse.Namespac
     if args.dtype != "auto":
         command += ["--dtype", args.dtype]
     log = tempfile.NamedTemporaryFile(prefix="vllm-server-", suffix=".log", delete=False)  # noqa: SIM115 (kept by the child)
-    process = subprocess.Popen(command, env=backend_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # its own process group (stopped as one) in our session, exactly like our server: a new session
+    # would be a new scheduler autogroup and get a different CPU share than our server
+    process = subprocess.Popen(command, env=backend_env(), stdout=log, stderr=subprocess.STDOUT, process_group=0)
     log.close()
     server = VllmServer(f"http://127.0.0.1:{port}/v1", process, Path(log.name))
     deadline = time.monotonic() + 300
