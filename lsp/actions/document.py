@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import tree_sitter
@@ -41,6 +42,8 @@ CONVENTIONS: dict[str, str] = {
     "c": "a Doxygen block comment (/** ... */) directly above it, with @brief, @param and @return",
     "cpp": "a Doxygen block comment (/** ... */) directly above it, with @brief, @param and @return",
 }
+
+_LEADING_COMMENT = re.compile(r"^\s*((?:[ \t]*/\*\*.*?\*/[ \t]*\n)|(?:[ \t]*//[^\n]*\n)+)", re.DOTALL)
 
 PROMPT = """Write the documentation of the {kind} `{name}` as {convention}.
 Describe what it does, its parameters, what it returns and the errors it raises; be concise and accurate.
@@ -92,6 +95,10 @@ def docs_from_reply(target: Target, code: str) -> str:
             return reindent(node_text(source, children[0]), "")
         if spec.id != "python" and all(c.type in {"comment", "line_comment", "block_comment"} for c in children):
             return reindent(_lines_of(source, children[0], children[-1]), "")
+    if spec.id != "python":
+        leading = _LEADING_COMMENT.match(code)
+        if leading:
+            return reindent(leading.group(1).strip("\n"), "")
     raise ActionError("the model's reply has no documentation for "
                       f"{target.label}; nothing was changed")
 

@@ -55,6 +55,7 @@ IMPORT_TYPES: dict[str, frozenset[str]] = {
     "cpp": frozenset({"preproc_include"}),
 }
 DROP_TYPES = frozenset({"package_clause", "package_declaration"})
+COMMENTS = frozenset({"comment", "line_comment", "block_comment"})
 _REQUIRE = re.compile(r"^(?:const|let|var)\s+.*=\s*require\(\s*[\"']([^\"']+)[\"']\s*\)\s*;?$", re.DOTALL)
 
 
@@ -62,22 +63,61 @@ def _norm(line: str) -> str:
     return re.sub(r"\s+", " ", line.strip().rstrip(";"))
 
 
+_GLUE = frozenset({"attribute_item", "comment", "line_comment", "block_comment", "decorator", "marker_annotation",
+                   "annotation", "inner_attribute_item"})
+
+
 def split_reply(spec: LanguageSpec, code: str) -> tuple[list[str], list[str]]:
-    """Top-level import statements and the other top-level items (texts) of the model's test code."""
+    """Top-level import statements and the other top-level items (texts) of the model's test code.
+
+    Attributes and comments directly above an item stay with it; a comment trailing an import on
+    the same line goes with the import.
+    """
     source = code.encode("utf-8")
     root = spec.parser().parse(source).root_node
     imports: list[str] = []
-    items: list[str] = []
+    spans: list[list[int]] = []           # [start_byte, end_byte, type-is-glue, end_row]
     import_types = IMPORT_TYPES.get(spec.id, frozenset())
+    previous: tree_sitter.Node | None = None
     for child in root.named_children:
         text = node_text(source, child)
+        trailing = previous is not None and child.type in COMMENTS and child.start_point[0] == previous.end_point[0]
+        if trailing:
+            if spans and previous is not None and spans[-1][1] == previous.end_byte:
+                spans[-1][1] = child.end_byte
+            previous = child
+            continue
+        previous = child
         if child.type in DROP_TYPES:
             continue
         if child.type in import_types or (spec.id in {"javascript", "typescript", "tsx"} and _REQUIRE.match(text)):
             imports.append(text)
+            continue
+        if spans and spans[-1][2] and child.start_point[0] - spans[-1][3] <= 1:
+            spans[-1][1:] = [child.end_byte, int(child.type in _GLUE), child.end_point[0]]
         else:
-            items.append(text)
+            spans.append([child.start_byte, child.end_byte, int(child.type in _GLUE), child.end_point[0]])
+    items = [source[a:b].decode("utf-8", errors="replace") for a, b, _, _ in spans]
     return imports, items
+
+
+_JS_NAMED = re.compile(r"^import\s*\{([^}]*)\}\s*from\s*([\"'][^\"']+[\"'])\s*;?$", re.DOTALL)
+
+
+def _merge_js_named(lines: list[str], statement: str) -> bool:
+    """Merge `import { a } from "x"` into an existing named import of "x"; True when merged."""
+    found = _JS_NAMED.match(statement.strip())
+    if not found:
+        return False
+    for i, line in enumerate(lines):
+        mine = _JS_NAMED.match(line.strip())
+        if mine and mine.group(2).strip("\"'") == found.group(2).strip("\"'"):
+            names = [n.strip() for n in mine.group(1).split(",") if n.strip()]
+            extra = [n.strip() for n in found.group(1).split(",") if n.strip() and n.strip() not in names]
+            if extra:
+                lines[i] = f"import {{ {', '.join(names + extra)} }} from {mine.group(2)};"
+            return True
+    return False
 
 
 def _imports_code_under_test(statement: str, plan: TestPlan, spec_id: str) -> bool:
@@ -112,6 +152,8 @@ def _merge_imports(plan: TestPlan, spec_id: str, reply_imports: list[str]) -> li
     lines = list(plan.imports)
     for statement in reply_imports:
         if _imports_code_under_test(statement, plan, spec_id):
+            continue
+        if spec_id in {"javascript", "typescript", "tsx"} and _merge_js_named(lines, statement):
             continue
         if _norm(statement) not in {_norm(x) for x in lines}:
             lines.append(statement)
