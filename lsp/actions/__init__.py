@@ -290,7 +290,10 @@ class ActionsFeature:
         index = getattr(self.server, "index", None)
         roots = [str(p) for p in getattr(index, "root_paths", []) or []]
         if not roots:
-            root = getattr(getattr(self.server, "workspace", None), "root_path", None)
+            try:
+                root = self.server.workspace.root_path
+            except (AttributeError, RuntimeError):  # not initialized (scripts, unit use)
+                root = None
             roots = [root] if root else []
         return roots
 
