@@ -1,0 +1,102 @@
+"""Unit tests of the code actions' pure pieces: fenced code, stub detection, indentation, conventions, names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lsp.actions.base import Files
+from lsp.actions.common import ActionError, best_code, code_blocks_for, reindent, shift, spec_of
+from lsp.actions.conventions import js_framework, python_framework, python_module
+from lsp.actions.implement import is_stub_body
+from lsp.actions.translate import translated_path
+
+
+@pytest.mark.parametrize(("reply", "language", "expected"), [
+    pytest.param("text\n```python\nx = 1\n```\nmore", "python", ["x = 1"], id="tagged"),
+    pytest.param("```\nx = 1\n```", "python", ["x = 1"], id="untagged"),
+    pytest.param("```js\nlet a\n```\n```python\nx = 1\n```", "python", ["x = 1"], id="other-language-skipped"),
+    pytest.param("```python\nx = 1\n", "python", ["x = 1"], id="unclosed-fence-runs-to-end"),
+    pytest.param("```ts\nlet a = 1;\n```", "typescript", ["let a = 1;"], id="ts-alias"),
+    pytest.param("no code at all", "python", [], id="none"),
+])
+def test_code_blocks_for(reply: str, language: str, expected: list[str]) -> None:
+    assert code_blocks_for(reply, language) == expected
+
+
+def test_best_code_prefers_a_block_that_parses() -> None:
+    reply = "```python\ndef f(:\n```\n```python\ndef f():\n    return 1\n```"
+    assert best_code(reply, spec_of("python"), "python") == "def f():\n    return 1"
+
+
+def test_best_code_without_fence_is_a_clear_error() -> None:
+    with pytest.raises(ActionError, match="no code block"):
+        best_code("just prose", spec_of("python"), "python")
+
+
+@pytest.mark.parametrize(("body", "stub"), [
+    pytest.param(":\n    pass", True, id="py-pass"),
+    pytest.param("\n    ...", True, id="py-ellipsis"),
+    pytest.param('\n    """Doc."""\n    raise NotImplementedError("later")', True, id="py-docstring-raise"),
+    pytest.param("\n    # TODO\n    return None", True, id="py-todo-return"),
+    pytest.param("\n    return a + b", False, id="py-real"),
+    pytest.param("{\n}", True, id="braces-empty"),
+    pytest.param("{\n  // TODO: write\n}", True, id="braces-todo"),
+    pytest.param("{\n    todo!()\n}", True, id="rust-todo"),
+    pytest.param('{\n\tpanic("not implemented")\n}', True, id="go-panic"),
+    pytest.param("{\n    throw new UnsupportedOperationException();\n}", True, id="java-unsupported"),
+    pytest.param("{\n  return nil\n}", False, id="go-real-return"),
+    pytest.param('{\n  throw new Error("bad input");\n}', False, id="js-real-throw"),
+])
+def test_is_stub_body(body: str, stub: bool) -> None:
+    assert is_stub_body(body.lstrip(":")) is stub
+
+
+def test_reindent_and_shift() -> None:
+    assert reindent("    a\n      b\n\n    c", "\t") == "\ta\n\t  b\n\n\tc"
+    assert shift("{\n    x;\n}", "", "  ") == "{\n      x;\n  }"
+
+
+def test_python_module_follows_packages(tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub" / "mod.py").write_text("")
+    (tmp_path / "loose.py").write_text("")
+    assert python_module(str(tmp_path / "pkg" / "sub" / "mod.py")) == "pkg.sub.mod"
+    assert python_module(str(tmp_path / "pkg" / "sub" / "__init__.py")) == "pkg.sub"
+    assert python_module(str(tmp_path / "loose.py")) == "loose"
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    pytest.param({"pyproject.toml": "[tool.pytest.ini_options]\n"}, "pytest", id="pyproject"),
+    pytest.param({"tests/test_a.py": "import unittest\nclass T(unittest.TestCase): pass\n"}, "unittest", id="unittest"),
+    pytest.param({}, "pytest", id="default"),
+])
+def test_python_framework(tmp_path: Path, files: dict[str, str], expected: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert python_framework(tmp_path, Files.disk_only()) == expected
+
+
+@pytest.mark.parametrize(("package", "expected"), [
+    pytest.param({"devDependencies": {"vitest": "1"}}, "vitest", id="vitest"),
+    pytest.param({"devDependencies": {"jest": "29"}}, "jest", id="jest"),
+    pytest.param({"scripts": {"test": "node --test"}}, "node:test", id="node-test"),
+])
+def test_js_framework(tmp_path: Path, package: dict[str, object], expected: str) -> None:
+    (tmp_path / "package.json").write_text(json.dumps(package))
+    assert js_framework(tmp_path, Files.disk_only()) == expected
+
+
+def test_translated_path_never_overwrites(tmp_path: Path) -> None:
+    source = tmp_path / "calc.py"
+    source.write_text("")
+    assert translated_path(str(source), "typescript", Files.disk_only()) == str(tmp_path / "calc.ts")
+    (tmp_path / "calc.ts").write_text("")
+    assert translated_path(str(source), "typescript", Files.disk_only()) == str(tmp_path / "calc.translated.ts")
+    (tmp_path / "calc.translated.ts").write_text("")
+    assert translated_path(str(source), "typescript", Files.disk_only()) == str(tmp_path / "calc.translated2.ts")
