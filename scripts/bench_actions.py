@@ -125,7 +125,8 @@ def bench_collect() -> tuple[bool, str]:
         assert isinstance(outcome, Edit)
         changes = outcome.edit.document_changes or []
         created = next(c for c in changes if isinstance(c, types.CreateFile))
-        content = next(c for c in changes if isinstance(c, types.TextDocumentEdit)).edits[0].new_text
+        first = next(c for c in changes if isinstance(c, types.TextDocumentEdit)).edits[0]
+        content = first.new_text if isinstance(first, types.TextEdit) else ""
         test_path = Path(created.uri.removeprefix("file://"))
         test_path.write_text(content)
         run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],

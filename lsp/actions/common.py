@@ -162,20 +162,53 @@ def relative_to(path: str, root: str) -> str:
         return PurePath(path).as_posix()
 
 
+_CALLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\(|\{|::<|!\()")
+_RELATED_LINES = 40
+
+
 def related_snippets(doc: Document, start: int, end: int, index: Any) -> tuple[tuple[str, str], ...]:
-    """Definitions the code uses (from the context work), as (path, text) pairs; () when unavailable."""
+    """Definitions the code calls, as (path, text) pairs, nearest names first.
+
+    Uses the context work's ``related_definitions`` when it exists; otherwise a minimal lookup of
+    called names in the workspace index (which also holds the open documents).
+    """
     try:
         from lsp.context import extract
     except ImportError:  # pragma: no cover - the context package is part of the server
         return ()
     finder = getattr(extract, "related_definitions", None)
-    if finder is None:
+    if finder is not None:
+        try:
+            snippets = finder(doc, start, end, index, limit=MAX_RELATED)
+            return tuple((str(s.path), str(s.text)) for s in snippets)
+        except Exception:  # context extraction must never break an action
+            return ()
+    if index is None or not hasattr(index, "lookup"):
         return ()
-    try:
-        snippets = finder(doc, start, end, index, limit=MAX_RELATED)
-    except Exception:  # context extraction must never break an action
-        return ()
-    return tuple((str(s.path), str(s.text)) for s in snippets)
+    code = doc.text[start:end]
+    out: list[tuple[str, str]] = []
+    seen: set[tuple[str, int]] = set()
+    for name in dict.fromkeys(m.group(1) for m in _CALLED.finditer(code)):
+        if len(out) >= MAX_RELATED or len(name) < 2:
+            continue
+        try:
+            found = index.lookup(name)
+        except Exception:
+            return tuple(out)
+        for definition in found[:2]:
+            key = (str(definition.path), int(definition.start_line))
+            if key in seen:
+                continue
+            seen.add(key)
+            inside = definition.path == doc.path and start <= doc.line_start(int(definition.start_line)) < end
+            if inside:
+                continue
+            lines = str(definition.text).split("\n")
+            text = "\n".join(lines[:_RELATED_LINES]) + ("\n..." if len(lines) > _RELATED_LINES else "")
+            out.append((str(definition.path), text))
+            if len(out) >= MAX_RELATED:
+                break
+    return tuple(out)
 
 
 # ---- chat messages -------------------------------------------------------------------------------
@@ -192,7 +225,8 @@ def context_block(target: Target) -> str:
     if target.imports:
         parts.append("Imports of the file:\n```" + target.fence + "\n" + "\n".join(target.imports) + "\n```")
     if target.related:
-        rendered = "\n\n".join(f"From {path}:\n```{target.fence}\n{text.rstrip()}\n```" for path, text in target.related)
+        rendered = "\n\n".join(f"From {relative_to(path, target.root) if target.root else path}:\n"
+                                 f"```{target.fence}\n{text.rstrip()}\n```" for path, text in target.related)
         parts.append("Definitions the code uses:\n" + rendered)
     what = f"The {target.kind} `{target.name}`" if target.name else "The selected code"
     parts.append(f"{what}:\n```{target.fence}\n{target.code.rstrip()}\n```")

@@ -486,6 +486,22 @@ async def test_explain_writes_markdown_and_shows_it(editor: ActionEditor, backen
     assert "import math" in backend.chat_requests()[-1].json["messages"][-1]["content"]
 
 
+async def test_prompt_has_related_definitions_from_other_files(vscode: ActionEditor, backend: ScriptedBackend,
+                                                              tmp_path: Path) -> None:
+    write(tmp_path, {"helpers.py": "def square(x):\n    \"\"\"x times x.\"\"\"\n    return x * x\n",
+                     "main.py": "from helpers import square\n\n\ndef area(r):\n    return 3.14 * square(r)\n"})
+    await vscode.start_in(tmp_path, options(backend.url))
+    vscode.open_file(tmp_path / "helpers.py", "python")
+    uri = vscode.open_file(tmp_path / "main.py", "python")
+    backend.chat = Reply(chunks=["It computes the area."])
+    await vscode.run(pick(await vscode.actions_at(uri, vscode.texts[uri].index("3.14")), "Explain"))
+    prompt = backend.chat_requests()[-1].json["messages"][-1]["content"]
+    assert "From helpers.py:" in prompt
+    assert "def square(x):" in prompt
+    assert "File: main.py" in prompt
+    assert "from helpers import square" in prompt
+
+
 async def test_ask_command(vscode: ActionEditor, backend: ScriptedBackend, tmp_path: Path) -> None:
     write(tmp_path, {"shapes.py": SHAPES})
     await vscode.start_in(tmp_path, options(backend.url))
