@@ -214,8 +214,14 @@ def _java_members(spec: LanguageSpec, items: list[str]) -> str:
         if child.type == "class_declaration":
             body = child.child_by_field_name("body")
             if body is not None:
-                return "\n\n".join(reindent(node_text(source, m), "") for m in body.named_children)
+                return "\n\n".join(reindent(_whole_lines(source, m), "") for m in body.named_children)
     return code
+
+
+def _whole_lines(source: bytes, node: tree_sitter.Node) -> str:
+    """A node's text from the start of its first line (so dedenting sees its real indentation)."""
+    start = source.rfind(b"\n", 0, node.start_byte) + 1
+    return source[start : node.end_byte].decode("utf-8", errors="replace")
 
 
 def _last_class_close(spec: LanguageSpec, text: str) -> int | None:

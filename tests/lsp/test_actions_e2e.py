@@ -604,3 +604,55 @@ async def test_backend_down(editor: ActionEditor, tmp_path: Path) -> None:
     assert editor.applied == []
     await wait_until(lambda: any("not reachable" in m.message or "unavailable" in m.message.lower()
                                  for m in editor.client.messages))
+
+
+# ---- more languages ---------------------------------------------------------------------------------------------
+
+async def test_document_go_and_rust_doc_comments(vscode: ActionEditor, backend: ScriptedBackend,
+                                                 tmp_path: Path) -> None:
+    write(tmp_path, {"m.go": "package m\n\n// old comment\nfunc Add(a, b int) int {\n\treturn a + b\n}\n",
+                     "lib.rs": "impl Calc {\n    pub fn add(&self, a: i32) -> i32 {\n        a + self.b\n    }\n}\n"})
+    await vscode.start_in(tmp_path, options(backend.url))
+    uri = vscode.open_file(tmp_path / "m.go", "go")
+    backend.chat = Reply(chunks=[fenced("go", "// Add returns the sum of a and b.\nfunc Add(a, b int) int {\n\treturn a + b\n}")])
+    edit = await vscode.run(pick(await vscode.actions_at(uri, vscode.texts[uri].index("return")), "Document"))
+    assert edit is not None
+    assert apply_edit(edit, {str(tmp_path / "m.go"): vscode.texts[uri]})[str(tmp_path / "m.go")] == \
+        "package m\n\n// Add returns the sum of a and b.\nfunc Add(a, b int) int {\n\treturn a + b\n}\n"
+    uri = vscode.open_file(tmp_path / "lib.rs", "rust")
+    backend.chat = Reply(chunks=[fenced("rust", "/// Adds `a` to the stored value.\n///\n/// Never panics.\n"
+                                                "pub fn add(&self, a: i32) -> i32 {\n    a + self.b\n}")])
+    edit = await vscode.run(pick(await vscode.actions_at(uri, vscode.texts[uri].index("a + self")), "Document"))
+    assert edit is not None
+    assert apply_edit(edit, {str(tmp_path / "lib.rs"): vscode.texts[uri]})[str(tmp_path / "lib.rs")] == (
+        "impl Calc {\n    /// Adds `a` to the stored value.\n    ///\n    /// Never panics.\n"
+        "    pub fn add(&self, a: i32) -> i32 {\n        a + self.b\n    }\n}\n")
+
+
+async def test_implement_c_and_java_append_tests(vscode: ActionEditor, backend: ScriptedBackend,
+                                                 tmp_path: Path) -> None:
+    write(tmp_path, {
+        "m.c": STUBS["c"][1],
+        "pom.xml": "<project><artifactId>junit</artifactId><groupId>junit</groupId>junit:junit</project>",
+        "src/main/java/com/acme/Calc.java": "package com.acme;\n\npublic class Calc {\n    public int add(int a, int b) {\n"
+                                            "        return a + b;\n    }\n}\n",
+        "src/test/java/com/acme/CalcTest.java": "package com.acme;\n\nimport org.junit.Test;\n\npublic class CalcTest {\n"
+                                                "    @Test\n    public void old() {\n    }\n}\n",
+    })
+    await vscode.start_in(tmp_path, options(backend.url))
+    uri = vscode.open_file(tmp_path / "m.c", "c")
+    backend.chat = Reply(chunks=[fenced("c", "int add(int a, int b) {\n    return a + b;\n}")])
+    edit = await vscode.run(pick(await vscode.actions_at(uri, vscode.texts[uri].index("TODO")), "Implement"))
+    assert edit is not None
+    assert apply_edit(edit, {str(tmp_path / "m.c"): vscode.texts[uri]})[str(tmp_path / "m.c")] == \
+        "int add(int a, int b) {\n    return a + b;\n}\n"
+    uri = vscode.open_file(tmp_path / "src/main/java/com/acme/Calc.java", "java")
+    backend.chat = Reply(chunks=[fenced("java", "import org.junit.Test;\nimport static org.junit.Assert.*;\n\n"
+                                                "public class CalcTest {\n    @Test\n    public void adds() {\n"
+                                                "        assertEquals(3, new Calc().add(1, 2));\n    }\n}")])
+    edit = await vscode.run(pick(await vscode.actions_at(uri, vscode.texts[uri].index("return")), "Generate tests"))
+    assert edit is not None
+    java = apply_edit(edit)[str(tmp_path / "src/test/java/com/acme/CalcTest.java")]
+    assert java == ("package com.acme;\n\nimport org.junit.Test;\nimport static org.junit.Assert.*;\n\n"
+                    "public class CalcTest {\n    @Test\n    public void old() {\n    }\n\n"
+                    "    @Test\n    public void adds() {\n        assertEquals(3, new Calc().add(1, 2));\n    }\n}\n")
