@@ -112,7 +112,9 @@ class ActionsFeature:
         """Whether the client resolves a code action's ``edit`` lazily (codeAction/resolve)."""
         td = self._caps().text_document
         code_action = td.code_action if td is not None else None
-        support = code_action.resolve_support if code_action is not None else None
+        if code_action is None or not code_action.data_support:
+            return False  # resolving needs the action's data to come back
+        support = code_action.resolve_support
         return support is not None and "edit" in (support.properties or [])
 
     def supports_show_document(self) -> bool:

@@ -414,6 +414,11 @@ def def_name(node: tree_sitter.Node) -> str:
         name = declarator
     if name is None and node.type == "impl_item":
         name = node.child_by_field_name("type")
+    parent = node.parent
+    if name is None and parent is not None and parent.type in {"variable_declarator", "pair", "assignment_expression",
+                                                               "public_field_definition", "field_definition"}:
+        name = (parent.child_by_field_name("name") or parent.child_by_field_name("key")
+                or parent.child_by_field_name("left") or parent.child_by_field_name("property"))
     if name is None or name.text is None:
         return ""
     text = name.text.decode("utf-8", "replace")

@@ -656,3 +656,24 @@ async def test_implement_c_and_java_append_tests(vscode: ActionEditor, backend: 
     assert java == ("package com.acme;\n\nimport org.junit.Test;\nimport static org.junit.Assert.*;\n\n"
                     "public class CalcTest {\n    @Test\n    public void old() {\n    }\n\n"
                     "    @Test\n    public void adds() {\n        assertEquals(3, new Calc().add(1, 2));\n    }\n}\n")
+
+
+async def test_implement_arrow_function_and_translate_selection(vscode: ActionEditor, backend: ScriptedBackend,
+                                                                tmp_path: Path) -> None:
+    write(tmp_path, {"m.js": "const add = (a, b) => {\n  // TODO\n};\n\nconst x = 1;\nconst y = 2;\n"})
+    await vscode.start_in(tmp_path, options(backend.url))
+    uri = vscode.open_file(tmp_path / "m.js", "javascript")
+    text = vscode.texts[uri]
+    backend.chat = Reply(chunks=[fenced("javascript", "const add = (a, b) => {\n  return a + b;\n};")])
+    edit = await vscode.run(pick(await vscode.actions_at(uri, text.index("TODO")), "Implement `add`"))
+    assert edit is not None
+    assert apply_edit(edit, {str(tmp_path / "m.js"): text})[str(tmp_path / "m.js")].startswith(
+        "const add = (a, b) => {\n  return a + b;\n};\n")
+    backend.chat = Reply(chunks=[fenced("python", "x = 1\ny = 2")])
+    actions = await vscode.actions_at(uri, text.index("const x"), text.index("= 2;") + 4)
+    edit = await vscode.run(pick(actions, "Translate the selection to Python"))
+    assert edit is not None
+    assert apply_edit(edit)[str(tmp_path / "m.py")] == "# Translated from m.js by teampilot.\nx = 1\ny = 2\n"
+    prompt = backend.chat_requests()[-1].json["messages"][-1]["content"]
+    assert "const x = 1;\nconst y = 2;" in prompt
+    assert "const add" not in prompt.split("The selected code")[-1]
