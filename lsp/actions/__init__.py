@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 ASK_COMMAND = "teampilot.ask"
 RUN_COMMAND = "teampilot.runAction"
+SHOW_COMMAND = "teampilot.showResult"
+MAX_PENDING_SHOWS = 32
 PROGRESS_INTERVAL_S = 0.25
 MAX_MESSAGE_CHARS = 4000
 
@@ -99,7 +101,9 @@ class ActionsFeature:
                                 TranslateAction()]
         self.actions: dict[str, Action] = {a.id: a for a in listed}
         self.ask = AskAction()
-        self.commands: list[str] = [ASK_COMMAND, RUN_COMMAND]
+        self.commands: list[str] = [ASK_COMMAND, RUN_COMMAND, SHOW_COMMAND]
+        # resolved actions whose result is a file to open once the client applied the edit: id -> uri
+        self._pending_shows: dict[str, str] = {}
         self._tokens = itertools.count(1)
         self.running: dict[str, asyncio.Task[Any]] = {}
 
@@ -153,6 +157,10 @@ class ActionsFeature:
                 command = None
                 if not (action.makes_edit and resolve):
                     command = types.Command(title=offer.title, command=RUN_COMMAND, arguments=[data])
+                elif action.opens_result:
+                    # the client applies the resolved edit, then runs this command: it opens the new file
+                    data["id"] = f"{uri}#{doc.version}#{action.id}#{len(out)}"
+                    command = types.Command(title=offer.title, command=SHOW_COMMAND, arguments=[data])
                 out.append(types.CodeAction(title=offer.title, kind=action.kind, data=data, command=command,
                                             is_preferred=True if offer.preferred else None))
         return out
@@ -166,6 +174,10 @@ class ActionsFeature:
         result = await self.run(data, apply=False)
         if isinstance(result.get("edit"), types.WorkspaceEdit):
             action.edit = result["edit"]
+            if result.get("show_uri") and data.get("id"):
+                self._pending_shows[str(data["id"])] = str(result["show_uri"])
+                while len(self._pending_shows) > MAX_PENDING_SHOWS:
+                    self._pending_shows.pop(next(iter(self._pending_shows)))
         return action
 
     async def execute_command(self, params: types.ExecuteCommandParams) -> Any:
@@ -176,6 +188,14 @@ class ActionsFeature:
             if not arguments or not isinstance(arguments[0], dict):
                 return self._fail("teampilot.runAction needs the action's data as its argument")
             return _public(await self.run(arguments[0], apply=True, token=token))
+        if params.command == SHOW_COMMAND:
+            key = str(arguments[0].get("id", "")) if arguments and isinstance(arguments[0], dict) else ""
+            uri = self._pending_shows.pop(key, None)
+            if uri is None:
+                return {"ok": False, "message": "nothing to show"}
+            if self.supports_show_document():
+                await self._show_uri(uri)
+            return {"ok": True, "message": f"opened {uri}"}
         if params.command == ASK_COMMAND:
             if not arguments or not isinstance(arguments[0], dict):
                 return self._fail('teampilot.ask needs [{"uri", "position" or "range", "question"}]')
@@ -254,19 +274,21 @@ class ActionsFeature:
             return {"ok": True, "message": f"answer written to {path}", "answer": str(path)}
         assert isinstance(outcome, Edit)
         if not apply:
-            return {"ok": True, "message": outcome.summary, "edit": outcome.edit}
+            return {"ok": True, "message": outcome.summary, "edit": outcome.edit, "show_uri": outcome.show_uri}
         result = await self.server.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=outcome.edit, label=f"teampilot: {outcome.summary}"))
         if not result.applied:
             reason = result.failure_reason or "the editor did not apply it"
             return self._fail(f"teampilot: could not apply the edit ({reason})")
         if outcome.show_uri and self.supports_show_document():
-            try:
-                await self.server.window_show_document_async(
-                    types.ShowDocumentParams(uri=outcome.show_uri, take_focus=True))
-            except Exception:  # showing the new file is a courtesy
-                logger.info("showDocument failed for %s", outcome.show_uri)
+            await self._show_uri(outcome.show_uri)
         return {"ok": True, "message": outcome.summary}
+
+    async def _show_uri(self, uri: str) -> None:
+        try:
+            await self.server.window_show_document_async(types.ShowDocumentParams(uri=uri, take_focus=True))
+        except Exception:  # showing the new file is a courtesy
+            logger.info("showDocument failed for %s", uri)
 
     async def _show(self, path: Path, markdown: str) -> None:
         uri = from_fs_path(str(path)) or str(path)

@@ -93,6 +93,7 @@ class Action:
     max_tokens: int = 1024
     makes_edit: bool = True       # an edit (resolvable) rather than a Markdown answer
     needs_definition: bool = True  # only at a function/method/class (not a bare selection)
+    opens_result: bool = False    # its edit creates/changes another file, opened afterwards
 
     def offers(self, listing: Listing) -> list[Offer]:
         """The actions offered at this place (must be instant: no I/O, no model call)."""

@@ -314,6 +314,7 @@ class TestsAction(Action):
     id = "tests"
     kind = "refactor.teampilot.tests"
     max_tokens = 1536
+    opens_result = True
 
     def offers(self, listing: Listing) -> list[Offer]:
         """Offered at any function/method/class."""

@@ -67,6 +67,7 @@ class TranslateAction(Action):
     id = "translate"
     kind = "refactor.teampilot.translate"
     max_tokens = 1536
+    opens_result = True
     needs_definition = False
 
     def offers(self, listing: Listing) -> list[Offer]:

@@ -19,6 +19,7 @@ from pytest_lsp import LanguageClient
 from tests.lsp.capabilities import capabilities_for
 from tests.lsp.conftest import Editor
 
+SHOW_COMMAND = "teampilot.showResult"
 # editor ids for the action tests: VS Code resolves edits lazily and shows documents;
 # "no-resolve" is Neovim 0.7's set without codeAction resolve support (the command path, and
 # no window/showDocument: answers arrive as window/showMessage).
@@ -82,11 +83,15 @@ class ActionEditor(Editor):
     async def run(self, action: types.CodeAction) -> types.WorkspaceEdit | None:
         """Pick an action like the user does: resolve its edit, or execute its command (which applies the edit)."""
         before = len(self.applied)
-        if action.command is not None:
+        if action.command is not None and action.command.command != SHOW_COMMAND:
             await self.client.workspace_execute_command_async(types.ExecuteCommandParams(
                 command=action.command.command, arguments=action.command.arguments))
             return self.applied[before].edit if len(self.applied) > before else None
         resolved = await self.client.code_action_resolve_async(action)
+        if action.command is not None and resolved.edit is not None:
+            # as VS Code does: apply the resolved edit, then run the action's command (opens the new file)
+            await self.client.workspace_execute_command_async(types.ExecuteCommandParams(
+                command=action.command.command, arguments=action.command.arguments))
         return resolved.edit
 
 
@@ -97,8 +102,10 @@ def _code_action(item: types.CodeAction | types.Command) -> types.CodeAction:
         return item
     if item.command.startswith("{"):
         nested = ast.literal_eval(item.command)
-        return types.CodeAction(title=item.title, command=types.Command(
-            title=nested["title"], command=nested["command"], arguments=nested.get("arguments")))
+        arguments = nested.get("arguments")
+        data = arguments[0] if nested["command"] == SHOW_COMMAND and arguments else None
+        return types.CodeAction(title=item.title, data=data, command=types.Command(
+            title=nested["title"], command=nested["command"], arguments=arguments))
     return types.CodeAction(title=item.title, command=item)
 
 

@@ -149,6 +149,10 @@ async def test_resolve_capable_client_gets_edits_lazily(vscode: ActionEditor, ba
     assert pick(actions, "Implement").command is None
     assert pick(actions, "Implement").edit is None
     assert pick(actions, "Explain").command is not None  # answers are commands: nothing to resolve
+    tests = pick(actions, "Generate tests")  # resolved lazily, then its command opens the test file
+    assert tests.edit is None
+    assert tests.command is not None
+    assert tests.command.command == "teampilot.showResult"
 
 
 # ---- edits -------------------------------------------------------------------------------------------------
@@ -297,6 +301,8 @@ async def test_translate_creates_new_file_never_overwriting(editor: ActionEditor
     files = apply_edit(edit)
     assert "export function scale(value: number, factor: number): number {" in files[str(tmp_path / "shapes.translated.ts")]
     assert (tmp_path / "shapes.ts").read_text() == "// someone else's file\n"
+    if editor.kind == "vscode":  # the new file is opened (no window/showDocument in the other client)
+        assert [d.uri for d in editor.client.shown_documents] == [created.uri]
     assert editor.texts[uri] == textwrap.dedent(SHAPES).lstrip("\n")
 
 
