@@ -591,6 +591,10 @@ async def test_cancel_from_progress_closes_backend_stream(editor: ActionEditor, 
     assert isinstance(begin, types.WorkDoneProgressBegin)
     assert begin.cancellable is True
     assert "implementing" in begin.title
+    await wait_until(lambda: any(isinstance(v, types.WorkDoneProgressReport) for v in reports[token]))
+    report = next(v for v in reports[token] if isinstance(v, types.WorkDoneProgressReport))
+    assert report.message is not None
+    assert report.message.endswith("characters received")
     editor.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     assert await running is None
     assert editor.applied == []
