@@ -6,6 +6,7 @@ taken when the action starts), so each action module stays small and testable wi
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import textwrap
@@ -18,13 +19,17 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
+from lsp.context.extract import related_definitions
 from lsp.context.languages import LanguageSpec, spec_for
 
 if TYPE_CHECKING:
     import tree_sitter
 
     from lsp.context.extract import Scope
+    from lsp.context.index import WorkspaceIndex
     from lsp.documents import Document
+
+logger = logging.getLogger(__name__)
 
 # Human-readable names of the languages, as used in prompts, titles and fence tags.
 LANGUAGE_NAMES: dict[str, str] = {
@@ -162,53 +167,14 @@ def relative_to(path: str, root: str) -> str:
         return PurePath(path).as_posix()
 
 
-_CALLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\(|\{|::<|!\()")
-_RELATED_LINES = 40
-
-
-def related_snippets(doc: Document, start: int, end: int, index: Any) -> tuple[tuple[str, str], ...]:
-    """Definitions the code calls, as (path, text) pairs, nearest names first.
-
-    Uses the context work's ``related_definitions`` when it exists; otherwise a minimal lookup of
-    called names in the workspace index (which also holds the open documents).
-    """
+def related_snippets(doc: Document, start: int, end: int, index: WorkspaceIndex | None) -> tuple[tuple[str, str], ...]:
+    """Definitions the code in ``doc.text[start:end]`` uses, as (path, text) pairs, nearest names first."""
     try:
-        from lsp.context import extract
-    except ImportError:  # pragma: no cover - the context package is part of the server
+        snippets = related_definitions(doc, start, end, index, limit=MAX_RELATED)
+    except Exception:  # context extraction must never break an action
+        logger.exception("related definitions failed")
         return ()
-    finder = getattr(extract, "related_definitions", None)
-    if finder is not None:
-        try:
-            snippets = finder(doc, start, end, index, limit=MAX_RELATED)
-            return tuple((str(s.path), str(s.text)) for s in snippets)
-        except Exception:  # context extraction must never break an action
-            return ()
-    if index is None or not hasattr(index, "lookup"):
-        return ()
-    code = doc.text[start:end]
-    out: list[tuple[str, str]] = []
-    seen: set[tuple[str, int]] = set()
-    for name in dict.fromkeys(m.group(1) for m in _CALLED.finditer(code)):
-        if len(out) >= MAX_RELATED or len(name) < 2:
-            continue
-        try:
-            found = index.lookup(name)
-        except Exception:
-            return tuple(out)
-        for definition in found[:2]:
-            key = (str(definition.path), int(definition.start_line))
-            if key in seen:
-                continue
-            seen.add(key)
-            inside = definition.path == doc.path and start <= doc.line_start(int(definition.start_line)) < end
-            if inside:
-                continue
-            lines = str(definition.text).split("\n")
-            text = "\n".join(lines[:_RELATED_LINES]) + ("\n..." if len(lines) > _RELATED_LINES else "")
-            out.append((str(definition.path), text))
-            if len(out) >= MAX_RELATED:
-                break
-    return tuple(out)
+    return tuple((s.path, s.text) for s in snippets)
 
 
 # ---- chat messages -------------------------------------------------------------------------------
