@@ -447,15 +447,17 @@ def _register_actions(server: TeampilotServer) -> None:
         return result
 
     for name in list(getattr(actions, "commands", [])):
-        _register_command(server, actions, name)
+        _register_command(server, name)
 
 
-def _register_command(server: TeampilotServer, actions: Any, name: str) -> None:
-    """Register the command name (so it is advertised); TeampilotProtocol routes the calls."""
+def _register_command(server: TeampilotServer, name: str) -> None:
+    """Register the command name so pygls advertises it in executeCommandProvider.
 
-    async def run(*args: object) -> Any:
-        # pygls passes the server itself first to a *args command handler: it is not an argument
-        arguments = [arg for arg in args if arg is not server]
-        return await actions.execute_command(types.ExecuteCommandParams(command=name, arguments=arguments))
+    The calls never reach this handler: TeampilotProtocol routes teampilot commands to
+    ``actions.execute_command`` with the params as sent (work-done token included).
+    """
+
+    async def run(*_args: object) -> None:
+        raise RuntimeError(f"{name} is routed by TeampilotProtocol")
 
     server.command(name)(run)
