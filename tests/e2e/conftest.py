@@ -6,10 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.scripted_backend import RecordedRequest, Reply, ScriptedBackend
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("TEAMPILOT_CACHE", str(Path.home() / ".cache" / "teampilot")))
@@ -55,8 +59,31 @@ def installed_clients() -> InstalledClients:
     return InstalledClients(log=log)
 
 
-def lsp_server_ready() -> str | None:
-    """None when `python -m lsp` can serve; else why not (the language server is still being written)."""
-    if not (REPO / "lsp" / "__main__.py").exists() or not (REPO / "lsp" / "server.py").exists():
-        return "the language server (lsp/__main__.py, lsp/server.py) is not in this checkout yet"
-    return None
+SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
+QUESTION = "what does add return?"
+
+
+@dataclass(frozen=True)
+class ClientRun:
+    """One editor session against the scripted backend, and what the backend saw."""
+
+    result: dict[str, Any]
+    completion_requests: list[RecordedRequest]
+    chat_requests: list[RecordedRequest]
+
+
+def run_against_scripted_backend(
+    tmp_path_factory: pytest.TempPathFactory, name: str, drive: Callable[[Path, Path, str], dict[str, Any]]
+) -> ClientRun:
+    """Make a workspace with SOURCE, serve scripted answers, and run drive(workspace, source, url)."""
+    workspace = tmp_path_factory.mktemp(name) / "project"
+    (workspace / ".git").mkdir(parents=True)
+    source = workspace / "calc.py"
+    source.write_text(SOURCE)
+    with ScriptedBackend() as backend:
+        backend.completion = Reply(chunks=["return a", " + b"])
+        backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
+        result = drive(workspace, source, backend.url)
+        run = ClientRun(result, backend.completion_requests(), backend.chat_requests())
+    assert "error" not in result, result.get("error")
+    return run

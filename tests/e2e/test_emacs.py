@@ -10,14 +10,20 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO, InstalledClients, lsp_server_ready, skip_with_reason
-from tests.scripted_backend import RecordedRequest, Reply, ScriptedBackend
+from tests.e2e.conftest import (
+    QUESTION,
+    REPO,
+    SOURCE,
+    ClientRun,
+    InstalledClients,
+    run_against_scripted_backend,
+    skip_with_reason,
+)
 
 pytestmark = pytest.mark.client
 
@@ -25,15 +31,11 @@ DRIVER = Path(__file__).with_name("emacs_client_check.el")
 SETUP = REPO / "editors" / "emacs" / "teampilot-eglot.el"
 LSP_MODE_DRIVER = Path(__file__).with_name("emacs_lsp_mode_check.el")
 LSP_MODE_SETUP = REPO / "editors" / "emacs" / "teampilot-lsp-mode.el"
-SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
-QUESTION = "what does add return?"
 
 
 @pytest.fixture(scope="module")
 def emacs(installed_clients: InstalledClients) -> str:
     """Emacs with eglot available, or a skip with the reason."""
-    if (reason := lsp_server_ready()) is not None:
-        skip_with_reason(reason)
     path = installed_clients.require("emacs", "Emacs")
     done = subprocess.run([path, "--batch", "--eval", "(require 'eglot)"], capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
@@ -68,32 +70,15 @@ def run_emacs(
     return dict(json.loads(out.read_text()))
 
 
-@dataclass(frozen=True)
-class EmacsRun:
-    """One batch Emacs session against the scripted backend, and what the backend saw."""
-
-    result: dict[str, Any]
-    completion_requests: list[RecordedRequest]
-    chat_requests: list[RecordedRequest]
-
-
 @pytest.fixture(scope="module")
-def emacs_run(emacs: str, tmp_path_factory: pytest.TempPathFactory) -> EmacsRun:
+def emacs_run(emacs: str, tmp_path_factory: pytest.TempPathFactory) -> ClientRun:
     """Runs the batch driver once; the tests below check its parts."""
-    workspace = tmp_path_factory.mktemp("emacs") / "project"
-    (workspace / ".git").mkdir(parents=True)
-    source = workspace / "calc.py"
-    source.write_text(SOURCE)
-    with ScriptedBackend() as backend:
-        backend.completion = Reply(chunks=["return a", " + b"])
-        backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
-        result = run_emacs(emacs, workspace, source, url=backend.url, line=2, ask=QUESTION)
-        run = EmacsRun(result, backend.completion_requests(), backend.chat_requests())
-    assert "error" not in result, result
-    return run
+    return run_against_scripted_backend(
+        tmp_path_factory, "emacs", lambda workspace, source, url: run_emacs(emacs, workspace, source, url=url, line=2, ask=QUESTION)
+    )
 
 
-def test_eglot_connects_and_completes_at_point(emacs_run: EmacsRun) -> None:
+def test_eglot_connects_and_completes_at_point(emacs_run: ClientRun) -> None:
     result = emacs_run.result
     assert result["connected"] is True
     assert result["server_class"] == "teampilot-eglot-server"
@@ -105,11 +90,10 @@ def test_eglot_connects_and_completes_at_point(emacs_run: EmacsRun) -> None:
     assert emacs_run.completion_requests[0].json["prompt"].endswith("def add(a, b):\n    ")
 
 
-def test_teampilot_ask_from_emacs(emacs_run: EmacsRun) -> None:
+def test_teampilot_ask_from_emacs(emacs_run: ClientRun) -> None:
     """The shipped `teampilot-ask` reaches the server and the backend, and the answer is shown."""
     result = emacs_run.result
-    if result.get("ask_offered") is not True:
-        skip_with_reason("the language server does not offer the teampilot.ask command yet (lsp/actions/)")
+    assert result.get("ask_offered") is True, "the server does not advertise teampilot.ask"
     assert result["ask_answered"] is True, result
     assert result["shown"], result
     assert any(QUESTION in json.dumps(request.json) for request in emacs_run.chat_requests)
@@ -119,26 +103,19 @@ def test_teampilot_ask_from_emacs(emacs_run: EmacsRun) -> None:
 
 
 @pytest.fixture(scope="module")
-def lsp_mode_run(emacs: str, tmp_path_factory: pytest.TempPathFactory) -> EmacsRun:
+def lsp_mode_run(emacs: str, tmp_path_factory: pytest.TempPathFactory) -> ClientRun:
     """One batch Emacs session with lsp-mode and editors/emacs/teampilot-lsp-mode.el."""
     done = subprocess.run([emacs, "--batch", "--eval", "(require 'lsp-mode)"], capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
         skip_with_reason(f"lsp-mode is not installed (apt-get install elpa-lsp-mode): {done.stderr.strip()[-300:]}")
-    workspace = tmp_path_factory.mktemp("lsp-mode") / "project"
-    (workspace / ".git").mkdir(parents=True)
-    source = workspace / "calc.py"
-    source.write_text(SOURCE)
-    with ScriptedBackend() as backend:
-        backend.completion = Reply(chunks=["return a", " + b"])
-        backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
-        result = run_emacs(emacs, workspace, source, url=backend.url, line=2, ask=QUESTION,
-                           driver=LSP_MODE_DRIVER, setup=LSP_MODE_SETUP)
-        run = EmacsRun(result, backend.completion_requests(), backend.chat_requests())
-    assert "error" not in result, result
-    return run
+    return run_against_scripted_backend(
+        tmp_path_factory, "lsp-mode",
+        lambda workspace, source, url: run_emacs(emacs, workspace, source, url=url, line=2, ask=QUESTION,
+                                                 driver=LSP_MODE_DRIVER, setup=LSP_MODE_SETUP),
+    )
 
 
-def test_lsp_mode_connects_and_completes_at_point(lsp_mode_run: EmacsRun) -> None:
+def test_lsp_mode_connects_and_completes_at_point(lsp_mode_run: ClientRun) -> None:
     result = lsp_mode_run.result
     assert result["connected"] is True
     assert any("return a + b" in candidate for candidate in result["candidates"]), result["candidates"]
@@ -147,16 +124,15 @@ def test_lsp_mode_connects_and_completes_at_point(lsp_mode_run: EmacsRun) -> Non
     assert lsp_mode_run.completion_requests[0].json["prompt"].endswith("def add(a, b):\n    ")
 
 
-def test_lsp_mode_inline_completion(lsp_mode_run: EmacsRun) -> None:
+def test_lsp_mode_inline_completion(lsp_mode_run: ClientRun) -> None:
     result = lsp_mode_run.result
     if result["inline_available"] is not True:
         skip_with_reason("this lsp-mode has no lsp-inline-completion (needs lsp-mode 9.0.1+, from MELPA)")
     assert result["inline_line_after"] == "    return a + b"
 
 
-def test_lsp_mode_teampilot_ask(lsp_mode_run: EmacsRun) -> None:
+def test_lsp_mode_teampilot_ask(lsp_mode_run: ClientRun) -> None:
     result = lsp_mode_run.result
-    if result.get("ask_offered") is not True:
-        skip_with_reason("the language server does not offer the teampilot.ask command yet (lsp/actions/)")
+    assert result.get("ask_offered") is True, "the server does not advertise teampilot.ask"
     assert result["ask_answered"] is True, result
     assert any(QUESTION in json.dumps(request.json) for request in lsp_mode_run.chat_requests)

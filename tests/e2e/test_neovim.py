@@ -11,22 +11,25 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.backend_process import RunningServer
-from tests.e2e.conftest import REPO, InstalledClients, lsp_server_ready, skip_with_reason
-from tests.scripted_backend import RecordedRequest, Reply, ScriptedBackend
+from tests.e2e.conftest import (
+    QUESTION,
+    REPO,
+    SOURCE,
+    ClientRun,
+    InstalledClients,
+    run_against_scripted_backend,
+)
 
 pytestmark = pytest.mark.client
 
 DRIVER = Path(__file__).with_name("nvim_client_check.lua")
 SETUP = REPO / "editors" / "neovim" / "teampilot.lua"
-SOURCE = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n"
-QUESTION = "what does add return?"
 
 
 def lua_string(value: str) -> str:
@@ -78,39 +81,25 @@ def items_of(response: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def nvim(installed_clients: InstalledClients) -> str:
     """The installed Neovim, or a skip with the reason."""
-    if (reason := lsp_server_ready()) is not None:
-        skip_with_reason(reason)
     return installed_clients.require("nvim", "Neovim")
 
 
-@dataclass(frozen=True)
-class NeovimRun:
-    """One headless Neovim session against the scripted backend, and what the backend saw."""
-
-    result: dict[str, Any]
-    completion_requests: list[RecordedRequest]
-    chat_requests: list[RecordedRequest]
-
-
 @pytest.fixture(scope="module")
-def neovim_run(nvim: str, tmp_path_factory: pytest.TempPathFactory) -> NeovimRun:
+def neovim_run(nvim: str, tmp_path_factory: pytest.TempPathFactory) -> ClientRun:
     """Runs the driver once; the tests below check its parts."""
-    workspace = tmp_path_factory.mktemp("nvim") / "project"
-    (workspace / ".git").mkdir(parents=True)
-    source = workspace / "calc.py"
-    source.write_text(SOURCE)
-    with ScriptedBackend() as backend:
-        backend.completion = Reply(chunks=["return a", " + b"])
-        backend.chat = Reply(chunks=["`add` returns the sum of its two arguments."])
-        result = run_neovim(nvim, workspace, source, url=backend.url, line=1, ask=QUESTION)
-        run = NeovimRun(result, backend.completion_requests(), backend.chat_requests())
-    assert "error" not in result, result.get("error")
-    assert result["client_name"] == "teampilot"
-    assert result["init_options"]["backend"]["url"] == backend.url
+    urls: list[str] = []
+
+    def drive(workspace: Path, source: Path, url: str) -> dict[str, Any]:
+        urls.append(url)
+        return run_neovim(nvim, workspace, source, url=url, line=1, ask=QUESTION)
+
+    run = run_against_scripted_backend(tmp_path_factory, "nvim", drive)
+    assert run.result["client_name"] == "teampilot"
+    assert run.result["init_options"]["backend"]["url"] == urls[0]
     return run
 
 
-def test_completion_fallback(neovim_run: NeovimRun) -> None:
+def test_completion_fallback(neovim_run: ClientRun) -> None:
     """The request omnifunc sends gets one item that inserts the suggestion at the cursor."""
     items = items_of(neovim_run.result["completion"])
     texts = [(item.get("textEdit") or {}).get("newText") or item.get("insertText") or item["label"] for item in items]
@@ -122,25 +111,23 @@ def test_completion_fallback(neovim_run: NeovimRun) -> None:
     assert "print(add(1, 2))" in request["suffix"]
 
 
-def test_raw_inline_completion(neovim_run: NeovimRun) -> None:
+def test_raw_inline_completion(neovim_run: ClientRun) -> None:
     items = items_of(neovim_run.result["inline"])
     texts = [item["insertText"] if isinstance(item["insertText"], str) else item["insertText"]["value"] for item in items]
     assert any("return a + b" in text for text in texts), items
 
 
-def test_code_actions_listed(neovim_run: NeovimRun) -> None:
-    if "codeActionProvider" not in neovim_run.result["server_capabilities"]:
-        skip_with_reason("the language server does not offer code actions yet (lsp/actions/)")
+def test_code_actions_listed(neovim_run: ClientRun) -> None:
+    assert "codeActionProvider" in neovim_run.result["server_capabilities"]
     actions = neovim_run.result["code_actions"].get("result") or []
     titles = [action["title"] for action in actions]
     assert any("explain" in title.lower() for title in titles), titles
 
 
-def test_ask_through_vim_ui_input_command(neovim_run: NeovimRun) -> None:
+def test_ask_through_vim_ui_input_command(neovim_run: ClientRun) -> None:
     """:TeampilotAsk reached the server and the backend, and the answer was shown."""
     result = neovim_run.result
-    if not result.get("ask_offered"):
-        skip_with_reason("the language server does not offer the teampilot.ask command yet (lsp/actions/)")
+    assert result.get("ask_offered"), "the server does not advertise teampilot.ask"
     assert result.get("ask_answered"), result
     assert any(QUESTION in json.dumps(request.json) for request in neovim_run.chat_requests)
     assert result["shown_documents"] or result["messages"], result
