@@ -2,6 +2,8 @@
 
 Subcommands:
   check [--backend URL] [--api-key K]   one-screen diagnosis of the backend connection
+  check --explain-exclusion FILE        whether a file is excluded from prompts, by which rule, and
+                                        which secrets in it would be masked
   setup ...                             editor setup (see `python -m lsp setup --help`)
 """
 
@@ -13,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from lsp.client import BackendClient, BackendError, BackendUnauthorized
@@ -84,6 +87,44 @@ async def _check(url: str, api_key: str, model: str, timeout_s: float) -> int:
     return 0 if ok else 1
 
 
+def _workspace_root(path: str) -> str:
+    """The nearest folder above ``path`` holding ``.git``; else the current folder if it holds the file."""
+    folder = os.path.dirname(path)
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    cwd = os.getcwd()
+    return cwd if path.startswith(cwd + os.sep) else os.path.dirname(path)
+
+
+def _explain_exclusion(file: str, root: str | None, patterns: Sequence[str]) -> int:
+    """Print whether ``file`` may be sent (and by which rule), and the secrets masking would hide."""
+    from lsp.exclusion import ExclusionRules, SecretMasker
+
+    path = os.path.abspath(file)
+    root = os.path.abspath(root) if root else _workspace_root(path)
+    rules = ExclusionRules([root], patterns)
+    print(f"teampilot: workspace root {root}")
+    print(f"  {rules.explain(path)}")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+    except OSError as exc:
+        print(f"  (could not read the file: {exc.strerror})")
+        return 0
+    secrets = SecretMasker().mask(text).secrets
+    if secrets:
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(Counter(s.kind for s in secrets).items()))
+        print(f"  secrets masked in anything sent from it: {kinds}")
+    else:
+        print("  no secrets found to mask")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lsp", description="teampilot language server")
     parser.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
@@ -97,6 +138,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--api-key", help="API key (default: env TEAMPILOT_API_KEY)")
     check.add_argument("--model", help="model id (default: env TEAMPILOT_MODEL, else the first listed)")
     check.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    check.add_argument("--explain-exclusion", metavar="FILE",
+                       help="say whether FILE is excluded from prompts and by which rule (no backend needed)")
+    check.add_argument("--root", help="workspace root for --explain-exclusion (default: the git work tree)")
+    check.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                       help="an `exclude` setting glob for --explain-exclusion (repeatable)")
     sub.add_parser("setup", help="write or print the editor setup (python -m lsp setup --help)", add_help=False)
     return parser
 
@@ -109,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(setup_cmd.main(argv[1:]) or 0)
     args = _parser().parse_args(argv)
+    if args.command == "check" and args.explain_exclusion:
+        return _explain_exclusion(args.explain_exclusion, args.root, args.exclude)
     if args.command == "check":
         settings, _ = SettingsSources().resolve()
         url = args.backend or settings.backend.url

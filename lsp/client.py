@@ -4,16 +4,23 @@ Every failure becomes one of a small set of :class:`BackendError` subclasses wit
 string, so the server can answer empty and tell the user once per condition. Closing a stream
 (``aclose()`` on the iterator, or cancelling the task that iterates it) closes the HTTP response,
 which is how the backend learns to abort the generation.
+
+Every request body passes :meth:`BackendClient._masked` right before it is sent: each text in it
+has its secrets replaced by placeholders (:mod:`lsp.exclusion`), so no caller can send one by
+mistake. A caller that passes a :class:`~lsp.exclusion.MaskRecord` learns what was masked.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
+
+from lsp.exclusion import MaskRecord, Secret, SecretMasker
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +73,10 @@ def _error_message(response_body: bytes, status: int) -> str:
 class BackendClient:
     """A client for one backend URL + API key. Cheap to build; rebuild when URL or key change."""
 
-    def __init__(self, url: str, api_key: str = "", model: str = "", timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, api_key: str = "", model: str = "", timeout_s: float = 5.0, *,
+                 mask_secrets: bool = True) -> None:
         self.url = url.rstrip("/")
+        self.masker = SecretMasker() if mask_secrets else None
         self.api_key = api_key
         self.model = model
         self.timeout_s = timeout_s
@@ -95,6 +104,33 @@ class BackendClient:
         if status in (401, 403):
             raise BackendUnauthorized(message, status=status)
         raise BackendHTTPError(message, status=status)
+
+    def _masked(self, body: dict[str, Any], record: MaskRecord | None) -> dict[str, Any]:
+        """The body with secrets masked in every text it carries (the model id aside)."""
+        if self.masker is None:
+            return body
+        started = time.perf_counter()
+        found: list[Secret] = []
+        masker = self.masker
+
+        def mask(value: Any) -> Any:
+            if isinstance(value, str):
+                masked = masker.mask(value)
+                found.extend(masked.secrets)
+                return masked.text
+            if isinstance(value, list):
+                return [mask(v) for v in value]
+            if isinstance(value, dict):
+                return {k: mask(v) for k, v in value.items()}
+            return value
+
+        out = {key: value if key == "model" else mask(value) for key, value in body.items()}
+        if found:
+            logger.info("masked %d secret(s) in a request to the backend", len(found))
+        if record is not None:
+            record.secrets.extend(found)
+            record.seconds += time.perf_counter() - started
+        return out
 
     async def _call(self, coro: Any) -> Any:
         try:
@@ -136,10 +172,12 @@ class BackendClient:
         max_tokens: int,
         stop: Sequence[str] = (),
         temperature: float = 0.2,
+        mask_record: MaskRecord | None = None,
     ) -> AsyncIterator[str]:
         """Stream the text pieces of `POST {url}/completions` (stream: true).
 
-        Stop iterating (or cancel the consumer) to close the HTTP stream early.
+        Stop iterating (or cancel the consumer) to close the HTTP stream early. ``mask_record``
+        receives the secrets masked in the prompt and suffix.
         """
         body: dict[str, Any] = {
             "model": await self.resolve_model(),
@@ -151,7 +189,7 @@ class BackendClient:
         }
         if stop:
             body["stop"] = list(stop)
-        async for choice in self._stream(f"{self.url}/completions", body):
+        async for choice in self._stream(f"{self.url}/completions", body, mask_record):
             text = choice.get("text")
             if isinstance(text, str) and text:
                 yield text
@@ -163,10 +201,12 @@ class BackendClient:
         max_tokens: int = 1024,
         temperature: float = 0.2,
         on_text: Callable[[str], None] | None = None,
+        mask_record: MaskRecord | None = None,
     ) -> str:
         """Run one streamed chat completion and return the whole answer.
 
         ``on_text`` sees each piece as it arrives. Cancelling the calling task closes the stream.
+        ``mask_record`` receives the secrets masked in the messages.
         """
         body: dict[str, Any] = {
             "model": await self.resolve_model(),
@@ -176,7 +216,7 @@ class BackendClient:
             "stream": True,
         }
         parts: list[str] = []
-        async for choice in self._stream(f"{self.url}/chat/completions", body):
+        async for choice in self._stream(f"{self.url}/chat/completions", body, mask_record):
             delta = choice.get("delta") or {}
             text = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(text, str) and text:
@@ -185,9 +225,10 @@ class BackendClient:
                     on_text(text)
         return "".join(parts)
 
-    async def _stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """POST and yield ``choices[0]`` of each SSE event until `[DONE]`."""
-        request = self._http.build_request("POST", url, json=body)
+    async def _stream(self, url: str, body: dict[str, Any],
+                      mask_record: MaskRecord | None = None) -> AsyncIterator[dict[str, Any]]:
+        """POST (secrets masked) and yield ``choices[0]`` of each SSE event until `[DONE]`."""
+        request = self._http.build_request("POST", url, json=self._masked(body, mask_record))
         response: httpx.Response = await self._call(self._http.send(request, stream=True))
         try:
             if response.status_code >= 400:

@@ -24,6 +24,7 @@ from lsprotocol import types
 from lsp.client import BackendClient, BackendError
 from lsp.context.extract import build_completion_context
 from lsp.documents import Document, DocumentStore
+from lsp.exclusion import ExclusionRules, MaskRecord, reveals_secret
 from lsp.postprocess import PostprocessInput, cut_at_scope_end, postprocess
 from lsp.settings import Settings
 
@@ -44,11 +45,14 @@ class CompletionHost(Protocol):
     config: Settings
     documents: DocumentStore
     index: Any
+    exclusion: ExclusionRules
 
     @property
     def backend(self) -> BackendClient: ...
 
     def report_status(self, state: str, message: str, model: str | None = None) -> None: ...
+
+    def content_excluded(self, path: str) -> str | None: ...
 
     def report_error_once(self, condition: str, message: str) -> None: ...
 
@@ -79,6 +83,8 @@ class PipelineStats:
     completed: int = 0
     superseded: int = 0
     errors: int = 0
+    excluded: int = 0          # requests in excluded files (never sent)
+    secrets_dropped: int = 0   # suggestions dropped because they brought back a masked secret
     last_timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -86,6 +92,7 @@ class PipelineStats:
         return {
             "requests": self.requests, "cacheHits": self.cache_hits, "backendCalls": self.backend_calls,
             "completed": self.completed, "superseded": self.superseded, "errors": self.errors,
+            "excluded": self.excluded, "secretsDropped": self.secrets_dropped,
             "lastTimings": dict(self.last_timings),
         }
 
@@ -243,6 +250,10 @@ class CompletionPipeline:
         doc = self.host.documents.get(uri)
         if doc is None or not settings.enabled:
             return None
+        if self.host.content_excluded(doc.path) is not None:
+            self.stats.excluded += 1
+            return None
+        t_exclusion = self.clock() - started
         offset = doc.offset_at(position, encoding)
         self.cancel(uri)
         hit = self.cached(doc, offset)
@@ -251,7 +262,7 @@ class CompletionPipeline:
             self.stats.last_timings = {"total": self.clock() - started, "cache": 1.0}
             return hit, offset
         deadline = asyncio.get_running_loop().time() + settings.timeout_ms / 1000
-        task = asyncio.create_task(self._generate(doc, offset, doc.version, deadline, started))
+        task = asyncio.create_task(self._generate(doc, offset, doc.version, deadline, started, t_exclusion))
         record = _Inflight(task)
         self._inflight[uri] = record
         try:
@@ -267,25 +278,27 @@ class CompletionPipeline:
         return (text, offset) if text else None
 
     async def _generate(self, doc: Document, offset: int, version: int, deadline: float,
-                        started: float) -> str | None:
+                        started: float, t_exclusion: float) -> str | None:
         settings = self.host.config.completion
         if settings.debounce_ms and not self._backend_down:
             await asyncio.sleep(settings.debounce_ms / 1000)
         if doc.version != version or self.host.documents.get(doc.uri) is not doc:
             return None  # edited meanwhile: the editor asks again for the new text
         t0 = self.clock()
-        parts = build_prompt(doc, offset, self.host.index, settings.prompt_tokens,
-                             self.host.documents.recent(5))
+        allows = self.host.exclusion.allows
+        recent = [d for d in self.host.documents.recent(5) if allows(d.path)]
+        parts = build_prompt(doc, offset, self.host.index, settings.prompt_tokens, recent)
         full_prefix, full_suffix = doc.text[:offset], doc.text[offset:]
         cursor_line = full_prefix.rsplit("\n", 1)[-1]
         brace = parts.language_id in _BRACE_LANGUAGES or parts.line_comment == "//"
         baseline = doc.error_count() if parts.multiline else None
         t_context = self.clock() - t0
         backend = self.host.backend
+        masked = MaskRecord()
         t_backend0 = self.clock()
         try:
             async with asyncio.timeout_at(deadline):
-                raw = await self._collect(backend, parts, settings.max_tokens, cursor_line, brace)
+                raw = await self._collect(backend, parts, settings.max_tokens, cursor_line, brace, masked)
         except TimeoutError:
             self.stats.errors += 1
             self._failed("timeout", f"teampilot: the backend did not answer within {settings.timeout_ms} ms")
@@ -295,7 +308,7 @@ class CompletionPipeline:
             self._backend_down = exc.condition == "unavailable"
             self._failed(exc.condition, f"teampilot: {exc}", status=exc.status)
             return None
-        t_backend = self.clock() - t_backend0
+        t_backend = self.clock() - t_backend0 - masked.seconds  # masking is our work, not the backend's
         self._backend_down = False
         self.stats.completed += 1
         self.host.report_status("ok", "ready", backend.resolved_model)
@@ -312,20 +325,24 @@ class CompletionPipeline:
         except Exception:  # a bug here must cost one suggestion, never the editor's request
             logger.exception("post-processing failed")
             suggestion = None
+        if suggestion and reveals_secret(suggestion, masked.secrets):
+            self.stats.secrets_dropped += 1
+            suggestion = None
         self.stats.last_timings = {
             "context": t_context, "backend": t_backend, "postprocess": self.clock() - t1,
-            "total": self.clock() - started,
+            "exclusion": t_exclusion, "mask": masked.seconds, "total": self.clock() - started,
         }
         if suggestion:
             self._remember(doc, offset, suggestion)
         return suggestion
 
     async def _collect(self, backend: BackendClient, parts: PromptParts, max_tokens: int,
-                       cursor_line: str, brace: bool) -> str:
+                       cursor_line: str, brace: bool, masked: MaskRecord) -> str:
         self.stats.backend_calls += 1
         pieces: list[str] = []
         stream: AsyncIterator[str] = backend.stream_completion(
-            parts.prompt, parts.suffix, max_tokens=max_tokens, stop=stop_sequences(parts.multiline, cursor_line)
+            parts.prompt, parts.suffix, max_tokens=max_tokens, stop=stop_sequences(parts.multiline, cursor_line),
+            mask_record=masked,
         )
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
             async for piece in stream:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections.abc import Coroutine, Generator
 from typing import Any
@@ -21,12 +22,14 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
 
 from lsp.client import BackendClient, BackendError
 from lsp.completion import CompletionPipeline
 from lsp.documents import DocumentStore
+from lsp.exclusion import IGNORE_FILE_NAMES, ExclusionRules
 from lsp.settings import SECTION, Settings, SettingsSources
-from lsp.status import StatusReporter
+from lsp.status import INACTIVE, StatusReporter
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,9 @@ VERSION = "0.1.0"
 STATS_METHOD = "teampilot/stats"
 _WORD_BEFORE = re.compile(r"[\w$]*$")
 _INDEX_DELAY_S = 0.5
+_REINDEX_DELAY_S = 1.0
+# benchmarks only (scripts/bench_lsp.py): "1" turns content exclusion and secret masking off
+NO_EXCLUSION_ENV = "TEAMPILOT_BENCH_NO_EXCLUSION"
 
 
 @attrs.define
@@ -90,6 +96,9 @@ class TeampilotServer(LanguageServer):
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.sources = SettingsSources(env, base=settings)
         self.config: Settings = self.sources.resolve()[0]
+        enabled = (os.environ if env is None else env).get(NO_EXCLUSION_ENV) != "1"
+        self.exclusion = ExclusionRules(patterns=self.config.exclude, enabled=enabled)
+        self.exclusion.on_change(self._exclusion_changed)
         self.documents = DocumentStore()
         self.index: Any = None
         self.actions: Any = None
@@ -99,6 +108,8 @@ class TeampilotServer(LanguageServer):
         self._backend_key: tuple[str, str, str, int] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._index_timers: dict[str, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reindex_timer: asyncio.TimerHandle | None = None
 
     # -- contract ----------------------------------------------------------------------------------
 
@@ -109,7 +120,8 @@ class TeampilotServer(LanguageServer):
         key = (b.url, b.api_key, b.model, self.config.completion.timeout_ms)
         if self._backend is None or key != self._backend_key:
             old = self._backend
-            self._backend = BackendClient(b.url, b.api_key, b.model, timeout_s=self.config.completion.timeout_ms / 1000)
+            self._backend = BackendClient(b.url, b.api_key, b.model, timeout_s=self.config.completion.timeout_ms / 1000,
+                                          mask_secrets=self.exclusion.enabled)
             self._backend_key = key
             if old is not None:
                 self.spawn(old.aclose(), "close old backend client")
@@ -122,6 +134,31 @@ class TeampilotServer(LanguageServer):
     def report_error_once(self, condition: str, message: str) -> None:
         """Show at most one `window/showMessage` per condition and interval."""
         self.status.report_error_once(condition, message)
+
+    def content_excluded(self, path: str) -> str | None:
+        """Why nothing from this file may be sent (status `inactive` names the rule), or None.
+
+        Every entry point that reads code asks this first; an allowed file resumes the status.
+        """
+        decision = self.exclusion.check(path)
+        if not decision.excluded:
+            self.status.resume()
+            return None
+        message = f"teampilot is off for {self.exclusion.relative(path)}: excluded by {decision.rule}"
+        model = self._backend.resolved_model if self._backend is not None else None
+        self.report_status(INACTIVE, message, model)
+        return message
+
+    def excluded_code_actions(self, path: str) -> list[types.CodeAction] | None:
+        """For an excluded file: no action, only a disabled one that says why (where the client shows
+        those); None for any other file."""
+        message = self.content_excluded(path)
+        if message is None:
+            return None
+        if not self.client_supports("text_document.code_action.disabled_support"):
+            return []
+        return [types.CodeAction(title="teampilot: not available in this file", kind=types.CodeActionKind.Refactor,
+                                 disabled=types.CodeActionDisabled(reason=message))]
 
     @property
     def position_encoding(self) -> str:
@@ -170,6 +207,7 @@ class TeampilotServer(LanguageServer):
             self.report_error_once("settings", message)
         old = self.config
         self.config = settings
+        self.exclusion.set_patterns(settings.exclude)
         if old.backend != settings.backend:
             logger.info("backend settings changed: %s", settings.backend.url)
             self.completion.invalidate()
@@ -218,6 +256,54 @@ class TeampilotServer(LanguageServer):
             return
         self.completion.backend_reachable(True)
         self.report_status("ok", f"connected to {backend.url}", model)
+
+    def _exclusion_changed(self) -> None:
+        """The exclusion rules changed (maybe in the index's worker thread): re-index a little later."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._schedule_reindex)
+
+    def _schedule_reindex(self) -> None:
+        if self._reindex_timer is not None:
+            self._reindex_timer.cancel()
+        assert self._loop is not None
+        self._reindex_timer = self._loop.call_later(
+            _REINDEX_DELAY_S, lambda: self.spawn(self.reindex(), "re-index after exclusion change"))
+
+    async def reindex(self) -> None:
+        """Follow changed exclusion rules: forget files now excluded, index files now allowed."""
+        self._reindex_timer = None
+        if self.index is None or not self.index.ready:
+            return
+        added = await self.index.apply_rules()
+        logger.info("exclusion rules changed: %s file(s) newly indexed", added)
+        for doc in self.documents:
+            self.update_index(doc.uri)
+
+    def track_ignore_file(self, uri: str, *, closed: bool = False) -> None:
+        """An open `.gitignore` / `.teampilotignore`: its buffer is the rule, at once (unsaved too)."""
+        doc = self.documents.get(uri)
+        path = doc.path if doc is not None else uri
+        if not self.exclusion.is_ignore_file(path):
+            return
+        if closed or doc is None:
+            self.exclusion.clear_overlay(path)
+        else:
+            self.exclusion.set_overlay(path, doc.text)
+
+    async def watch_ignore_files(self) -> None:
+        """Ask the client to report changes of ignore files on disk (when it can register watchers)."""
+        if not self.client_supports("workspace.did_change_watched_files.dynamic_registration"):
+            return
+        watchers = [types.FileSystemWatcher(glob_pattern=f"**/{name}") for name in IGNORE_FILE_NAMES]
+        registration = types.Registration(
+            id="teampilot-ignore-files", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=types.DidChangeWatchedFilesRegistrationOptions(watchers=watchers))
+        try:
+            await asyncio.wait_for(
+                self.client_register_capability_async(types.RegistrationParams(registrations=[registration])), 5)
+        except Exception as exc:  # the mtime checks still notice changes
+            logger.info("could not register file watchers: %s", exc)
 
     def schedule_index_update(self, uri: str) -> None:
         """Update the workspace index for a document a little after the last edit."""
@@ -268,12 +354,12 @@ class TeampilotServer(LanguageServer):
             self.update_index(doc.uri)
 
 
-def _make_index(roots: list[str]) -> Any:
+def _make_index(roots: list[str], exclusion: ExclusionRules) -> Any:
     try:
         from lsp.context.index import WorkspaceIndex
     except ImportError:
         return None
-    return WorkspaceIndex(roots)
+    return WorkspaceIndex(roots, allow=exclusion.allows)
 
 
 def _make_actions(server: TeampilotServer) -> Any:
@@ -290,8 +376,6 @@ def _make_actions(server: TeampilotServer) -> Any:
 
 
 def _workspace_roots(params: types.InitializeParams) -> list[str]:
-    from pygls.uris import to_fs_path
-
     uris = [f.uri for f in params.workspace_folders or []]
     if not uris and params.root_uri:
         uris = [params.root_uri]
@@ -319,7 +403,9 @@ def _register_documents(server: TeampilotServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     async def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
-        server.documents.open(item.uri, item.language_id, item.version, item.text)
+        doc = server.documents.open(item.uri, item.language_id, item.version, item.text)
+        server.track_ignore_file(item.uri)
+        server.content_excluded(doc.path)
         server.update_index(item.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -329,30 +415,44 @@ def _register_documents(server: TeampilotServer) -> None:
             logger.warning("change for a document that is not open: %s", uri)
             return
         server.documents.change(uri, params.text_document.version, params.content_changes, server.position_encoding)
+        server.track_ignore_file(uri)
         server.schedule_index_update(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     async def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        server.track_ignore_file(params.text_document.uri)
         server.update_index(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     async def did_close(params: types.DidCloseTextDocumentParams) -> None:
         server.completion.cancel(params.text_document.uri)
+        server.track_ignore_file(params.text_document.uri, closed=True)
         server.documents.close(params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    async def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
+        for change in params.changes:
+            path = to_fs_path(change.uri)
+            if path and server.exclusion.is_ignore_file(path):
+                server.exclusion.file_changed(path)
 
 
 def _register_settings(server: TeampilotServer) -> None:
     @server.feature(types.INITIALIZE)
     async def initialize(params: types.InitializeParams) -> None:
+        server._loop = asyncio.get_running_loop()
         server.sources.set_init_options(params.initialization_options)
         server.apply_settings()
-        server.index = _make_index(_workspace_roots(params))
+        roots = _workspace_roots(params)
+        server.exclusion.set_roots(roots)
+        server.index = _make_index(roots, server.exclusion)
 
     @server.feature(types.INITIALIZED)
     async def initialized(params: types.InitializedParams) -> None:
         await server.pull_configuration()
         server.spawn(server.check_backend(), "backend check")
         server.spawn(server.build_index(), "workspace index")
+        server.spawn(server.watch_ignore_files(), "watch ignore files")
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:

@@ -55,6 +55,8 @@ class Settings(_Model):
 
     backend: BackendSettings = Field(default_factory=BackendSettings)  # type: ignore[arg-type]
     completion: CompletionSettings = Field(default_factory=CompletionSettings)  # type: ignore[arg-type]
+    exclude: tuple[str, ...] = Field(
+        default=(), description="Files never read for a prompt: gitignore-syntax globs relative to the workspace root")
 
     def to_wire(self) -> dict[str, Any]:
         """The camelCase object as clients send it."""

@@ -75,10 +75,16 @@ class Editor:
         self.versions: dict[str, int] = {}
         self.texts: dict[str, str] = {}
 
+        self.registrations: list[types.Registration] = []
+
         @client.feature(STATUS)
         def on_status(params: Any) -> None:
             self.statuses.append(_plain(params))
             self._status_event.set()
+
+        @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+        def on_register(params: types.RegistrationParams) -> None:
+            self.registrations.extend(params.registrations)
 
     @property
     def capabilities(self) -> types.ClientCapabilities:
