@@ -177,6 +177,7 @@ class CompletionPipeline:
         # while the backend is unreachable, a connection attempt is refused in about a millisecond:
         # skip the debounce then, so the editor gets its empty answer at once
         self._backend_down = False
+        self._rules_generation = -1
 
     # -- cache -----------------------------------------------------------------------------------
 
@@ -222,6 +223,18 @@ class CompletionPipeline:
         """Tell the pipeline what a health check found (unreachable: no debounce, answer at once)."""
         self._backend_down = not reachable
 
+    def _follow_exclusion_rules(self) -> None:
+        """After the exclusion rules changed, nothing gathered under the old ones is reused: the
+        suggestions cache and each document's context cache (the snippets kept across keystrokes)."""
+        generation = self.host.exclusion.generation
+        if generation == self._rules_generation:
+            return
+        self._rules_generation = generation
+        self._cache.clear()
+        self._shown.clear()
+        for doc in self.host.documents:
+            doc.context_cache.clear()
+
     def invalidate(self) -> None:
         """Forget every cached suggestion (the backend or model changed)."""
         self._backend_down = False
@@ -253,6 +266,7 @@ class CompletionPipeline:
         if self.host.content_excluded(doc.path) is not None:
             self.stats.excluded += 1
             return None
+        self._follow_exclusion_rules()
         t_exclusion = self.clock() - started
         offset = doc.offset_at(position, encoding)
         self.cancel(uri)

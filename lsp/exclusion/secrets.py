@@ -161,7 +161,7 @@ TOKEN_DETECTORS: tuple[Detector, ...] = (
     Detector("private-key", re.compile(
         r"PRIVATE KEY(?: BLOCK)?-----(?:\\[nr])*(?P<v>(?:\\[nr]|[A-Za-z0-9+/=:,\- ])+?)(?:\\[nr])*-----END")),
 )
-_CONNECTION = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@'\"`]{1,128}:(?P<v>[^\s@/'\"`]{1,256})@")
+_CONNECTION = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@'\"`]{0,128}:(?P<v>[^\s@/'\"`]{1,256})@")
 _ASSIGNMENT = re.compile(
     r"""(?P<name>[A-Za-z_$][\w$.-]*)["']?"""
     r"""(?:\s*:\s*[A-Za-z_][\w.\[\]<>|?, ]{0,40}?(?=\s*=))?"""   # a type annotation (Python, TypeScript)
@@ -215,7 +215,7 @@ def find_line_secrets(line: str) -> list[tuple[int, int, str]]:
 def _add_assignment(found: list[tuple[int, int, str]], m: re.Match[str]) -> None:
     kind = secret_kind_of_name(m.group("name"))
     value = m.group("v")
-    if kind is None:
+    if kind is None or _fake_line(m.string, m.start("name")):
         return
     if kind == "aws-secret-key" and not _AWS_SECRET_SHAPE.fullmatch(value):
         kind = "secret"

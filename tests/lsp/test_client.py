@@ -15,6 +15,7 @@ from lsp.client import (
     BackendUnauthorized,
     BackendUnavailable,
 )
+from lsp.exclusion import MaskRecord, Secret
 from tests.lsp.conftest import until
 from tests.scripted_backend import Reply, ScriptedBackend
 
@@ -33,6 +34,33 @@ async def test_stream_completion_sends_the_documented_request(client: BackendCli
     body = backend.completion_requests()[-1].json
     assert body == {"model": "scripted-model", "prompt": "prompt", "suffix": "suffix", "max_tokens": 16,
                     "temperature": 0.2, "stream": True, "stop": ["\n\n"]}
+
+
+async def test_every_request_body_is_masked_before_it_is_sent(client: BackendClient, backend: ScriptedBackend) -> None:
+    password = "hunter2-" + "Pa55"
+    key_id = "AKIA" + "4QWERTYUIOPASDF7"
+    record = MaskRecord()
+    pieces = [p async for p in client.stream_completion(f'DB_PASSWORD = "{password}"\nconnect(', f")\nKEY = '{key_id}'",
+                                                        max_tokens=4, mask_record=record)]
+    assert pieces == ["scripted"]
+    body = backend.completion_requests()[-1].json
+    assert body["prompt"] == 'DB_PASSWORD = "<secret:password>"\nconnect('
+    assert body["suffix"] == ")\nKEY = '<secret:aws-access-key-id>'"
+    assert record.secrets == [Secret("password", password), Secret("aws-access-key-id", key_id)]
+    assert record.seconds > 0
+    chat = MaskRecord()
+    await client.chat([{"role": "user", "content": f"why does `password = '{password}'` fail?"}], mask_record=chat)
+    assert backend.chat_requests()[-1].json["messages"][0]["content"] == "why does `password = '<secret:password>'` fail?"
+    assert chat.secrets == [Secret("password", password)]
+
+
+async def test_masking_can_be_turned_off_for_benchmarks(backend: ScriptedBackend) -> None:
+    c = BackendClient(backend.url, mask_secrets=False)
+    try:
+        _ = [p async for p in c.stream_completion('password = "hunter2!"', "", max_tokens=4)]
+        assert backend.completion_requests()[-1].json["prompt"] == 'password = "hunter2!"'
+    finally:
+        await c.aclose()
 
 
 async def test_resolve_model_uses_the_configured_one_without_asking(backend: ScriptedBackend) -> None:
