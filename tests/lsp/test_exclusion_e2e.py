@@ -211,7 +211,8 @@ async def test_nothing_secret_or_excluded_reaches_the_backend(vscode: ActionEdit
     assert len(prompts) == 5
     assert "# Path: src/util.py" in prompts[0]  # retrieval from the workspace index works ...
     assert "private_helper(amount: int)" not in prompts[0]  # ... and skips the excluded file
-    assert "<secret:aws-access-key-id>" in prompts[1] and "<secret:private-key>" in prompts[1]
+    assert "<secret:aws-access-key-id>" in prompts[1]
+    assert "<secret:private-key>" in prompts[1]
     # every code action at a function that calls into private/, and teampilot.ask with a secret in the question
     backend.chat = Reply(chunks=["```python\ndef price(amount: int) -> str:\n    \"\"\"Priced.\"\"\"\n"
                                  "    total = private_helper(amount)\n    return format_price(total)\n```"])

@@ -14,11 +14,12 @@ import {
 interface TeampilotSettings {
   backend: { url: string; apiKey: string; model: string };
   completion: { enabled: boolean; debounceMs: number; maxTokens: number; timeoutMs: number };
+  exclude: string[];
 }
 
-/** Payload of the server's `teampilot/status` notification. */
+/** Payload of the server's `teampilot/status` notification ("inactive": the file is excluded). */
 interface StatusParams {
-  state: "ok" | "loading" | "error";
+  state: "ok" | "loading" | "error" | "inactive";
   message: string;
   model: string | null;
 }
@@ -41,6 +42,7 @@ function readSettings(): TeampilotSettings {
       maxTokens: config.get<number>("completion.maxTokens", 128),
       timeoutMs: config.get<number>("completion.timeoutMs", 5000),
     },
+    exclude: config.get<string[]>("exclude", []),
   };
 }
 
@@ -78,7 +80,8 @@ function showStatus(params: StatusParams): void {
   if (!statusItem) {
     return;
   }
-  const icon = params.state === "ok" ? "$(sparkle)" : params.state === "loading" ? "$(sync~spin)" : "$(warning)";
+  const icons = { ok: "$(sparkle)", loading: "$(sync~spin)", inactive: "$(circle-slash)", error: "$(warning)" };
+  const icon = icons[params.state] ?? "$(warning)";
   statusItem.text = `${icon} teampilot`;
   const model = params.model ? `\n\nmodel: ${params.model}` : "";
   statusItem.tooltip = `${params.message || params.state}${model}`;
