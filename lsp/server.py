@@ -440,12 +440,12 @@ def _register_documents(server: TeampilotServer) -> None:
 def _register_settings(server: TeampilotServer) -> None:
     @server.feature(types.INITIALIZE)
     async def initialize(params: types.InitializeParams) -> None:
-        server._loop = asyncio.get_running_loop()
         server.sources.set_init_options(params.initialization_options)
         server.apply_settings()
         roots = _workspace_roots(params)
         server.exclusion.set_roots(roots)
         server.index = _make_index(roots, server.exclusion)
+        server._loop = asyncio.get_running_loop()  # from now on, rule changes re-index
 
     @server.feature(types.INITIALIZED)
     async def initialized(params: types.InitializedParams) -> None:
