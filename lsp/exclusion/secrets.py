@@ -162,8 +162,8 @@ TOKEN_DETECTORS: tuple[Detector, ...] = (
         r"PRIVATE KEY(?: BLOCK)?-----(?:\\[nr])*(?P<v>(?:\\[nr]|[A-Za-z0-9+/=:,\- ])+?)(?:\\[nr])*-----END")),
 )
 _CONNECTION = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@'\"`]{0,128}:(?P<v>[^\s@/'\"`]{1,256})@")
-_ASSIGNMENT = re.compile(
-    r"""(?P<name>[A-Za-z_$][\w$.-]*)["']?"""
+_ASSIGNMENT = re.compile(  # a name starts only at a word's start, and never gives back: linear in the line
+    r"""(?<![\w$.-])(?P<name>[A-Za-z_$][\w$.-]*+)["']?"""
     r"""(?:\s*:\s*[A-Za-z_][\w.\[\]<>|?, ]{0,40}?(?=\s*=))?"""   # a type annotation (Python, TypeScript)
     r"""\s*(?::=|=>|==|=|:)\s*"""
     r"""(?:[rRbBuUfF]{1,2})?(?P<q>["'`])(?P<v>[^"'`\s\\]{4,})(?P=q)""")

@@ -6,6 +6,8 @@ Token-shaped samples are assembled from pieces so that this file itself holds no
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from lsp.exclusion import Secret, SecretMasker, find_line_secrets, restore_secrets, reveals_secret
@@ -214,3 +216,15 @@ def test_an_edit_gets_the_users_values_back() -> None:
     assert restore_secrets(reply, two) is None  # which password? never guess
     assert restore_secrets("<secret:jwt>", secrets) is None
 
+
+
+@pytest.mark.parametrize("line", [
+    pytest.param("a" * 20_000 + "key", id="one-long-word"),
+    pytest.param(".".join(["token"] * 4_000), id="dotted-names"),
+    pytest.param("token=" * 4_000, id="repeated-assignments"),
+])
+def test_long_lines_are_scanned_in_linear_time(line: str) -> None:
+    """A minified line in the prompt must not stall the editor (a backtracking name pattern took seconds)."""
+    started = time.perf_counter()
+    SecretMasker().mask(line)
+    assert time.perf_counter() - started < 1.0
