@@ -42,7 +42,7 @@ from lsp.actions.fix import FixAction
 from lsp.actions.implement import ImplementAction
 from lsp.actions.tests import TestsAction
 from lsp.actions.translate import TranslateAction
-from lsp.exclusion import MaskRecord, restore_secrets  # content exclusion (issue 11)
+from lsp.exclusion import MaskRecord, restore_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ class ActionsFeature:
         doc = self.server.documents.get(uri)
         if doc is None or doc.language is None or doc.tree is None:
             return []
-        if (excluded := self.server.excluded_code_actions(doc.path)) is not None:  # content exclusion (issue 11)
-            return list(excluded)  # content exclusion (issue 11)
+        if (excluded := self.server.excluded_code_actions(doc.path)) is not None:  # content exclusion
+            return list(excluded)
         start, end = selection_of(doc, params.range, self.encoding)
         listing = Listing(doc=doc, start=start, end=end, scope=definition_at(doc, start, end),
                           diagnostics=tuple(params.context.diagnostics or ()))
@@ -229,8 +229,8 @@ class ActionsFeature:
             return self._fail(f"unknown action {data.get('action')!r}")
         if doc is None:
             return self._fail("teampilot: open the document first")
-        if (refusal := self.server.content_excluded(doc.path)) is not None:  # content exclusion (issue 11)
-            return self._fail(refusal)  # content exclusion (issue 11)
+        if (refusal := self.server.content_excluded(doc.path)) is not None:  # content exclusion
+            return self._fail(refusal)
         if data.get("version") is not None and data["version"] != doc.version:
             return self._fail("teampilot: the document changed since the action was offered; "
                               "nothing was changed, please run it again")
@@ -247,10 +247,10 @@ class ActionsFeature:
         progress = await self._begin_progress(title, token)
         end_message = "done"
         try:
-            masked = MaskRecord()  # content exclusion (issue 11): what the client masked in the messages
+            masked = MaskRecord()  # content exclusion: an edit gets the user's values back for the placeholders
             reply = await self._chat(messages, action.max_tokens, progress, masked)
-            restored = restore_secrets(reply, masked.secrets) if action.makes_edit else reply  # content exclusion
-            if restored is None:  # content exclusion (issue 11)
+            restored = restore_secrets(reply, masked.secrets) if action.makes_edit else reply
+            if restored is None:
                 raise ActionError("the reply uses a masked secret's placeholder ambiguously; nothing was changed")
             outcome = action.outcome(restored, target, args, files)
         except ActionCancelled:
@@ -386,8 +386,8 @@ class ActionsFeature:
             return None
 
         def read(path: str) -> tuple[str, int | None] | None:
-            if not self.server.exclusion.allows(path):  # content exclusion (issue 11)
-                return None  # content exclusion (issue 11)
+            if not self.server.exclusion.allows(path):  # content exclusion
+                return None
             doc = open_doc(path)
             if doc is not None:
                 return doc.text, doc.version
@@ -439,8 +439,7 @@ class ActionsFeature:
                 progress.report(token, types.WorkDoneProgressReport(message=f"{received[0]} characters received"))
 
         task: asyncio.Task[str] = asyncio.ensure_future(
-            self.server.backend.chat(messages, max_tokens=max_tokens, on_text=on_text,
-                                     mask_record=masked))  # content exclusion (issue 11): mask_record
+            self.server.backend.chat(messages, max_tokens=max_tokens, on_text=on_text, mask_record=masked))
         cancelled_by_user = [False]
         future = progress.tokens.get(token) if token is not None else None
         if future is not None:

@@ -148,6 +148,7 @@ def editor(request: pytest.FixtureRequest, exclusion_client: LanguageClient) -> 
 
 
 def make_workspace(root: Path) -> Path:
+    """Write the workspace's files under ``root``."""
     for name, text in WORKSPACE.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,10 +174,12 @@ async def start(editor: ActionEditor, root: Path, backend: ScriptedBackend) -> N
 
 
 def latest_status(editor: ActionEditor) -> dict[str, Any]:
+    """The last `teampilot/status` the editor received."""
     return editor.statuses[-1] if editor.statuses else {}
 
 
 async def ask(editor: ActionEditor, uri: str, offset: int, question: str) -> dict[str, Any]:
+    """Run `teampilot.ask` at ``offset``; its {"ok", "message"} answer."""
     result = await editor.client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="teampilot.ask",
         arguments=[{"uri": uri, "position": editor.position(uri, offset), "question": question}]))
@@ -184,6 +187,7 @@ async def ask(editor: ActionEditor, uri: str, offset: int, question: str) -> dic
 
 
 def all_request_text(backend: ScriptedBackend) -> str:
+    """Every request body the backend received, as JSON text."""
     with backend._lock:
         return "\n".join(json.dumps(r.json) for r in backend.requests)
 
