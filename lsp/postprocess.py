@@ -161,12 +161,48 @@ def unmatched_brackets(text: str) -> tuple[list[str], int]:
     return stack, -1
 
 
-def balance_brackets(completion: str, suffix: str) -> str:
+SUFFIX_SCAN_CHARS = 4000  # how far after the cursor the bracket count looks
+
+
+def unclosed_closers(text: str) -> list[tuple[str, int]]:
+    """Closers in ``text`` that close something opened before it, with their offsets, in order."""
+    out: list[tuple[str, int]] = []
+    start = 0
+    while True:
+        _, stray = unmatched_brackets(text[start:])
+        if stray < 0:
+            return out
+        out.append((text[start + stray], start + stray))
+        start += stray + 1
+
+
+def closed_by_suffix(opened: list[str], cursor_line: str, suffix: str) -> bool:
+    """Whether the code after the cursor already closes the brackets the completion left ``opened``.
+
+    ``raise Error(`` followed by argument lines and a ``)``: the user is retyping a call's first line,
+    and the suffix's first closers that close nothing in it close the completion's openers, innermost
+    first. A closer on a line indented less than the cursor's closes an enclosing block instead
+    (``setup(`` … cursor … ``)`` at column 0), and so does one of another kind.
+    """
+    if not opened:
+        return False
+    closers = unclosed_closers(suffix[:SUFFIX_SCAN_CHARS])
+    wanted = [_OPENERS[ch] for ch in reversed(opened)]
+    if [ch for ch, _ in closers[: len(wanted)]] != wanted:
+        return False
+    first = closers[0][1]
+    line_start = suffix.rfind("\n", 0, first) + 1
+    line = suffix[line_start:first] if line_start else cursor_line + suffix[:first]
+    return _width(_indent_of(line)) >= _width(_indent_of(cursor_line))
+
+
+def balance_brackets(completion: str, suffix: str, cursor_line: str = "") -> str:
     """Balance only the brackets the completion opened.
 
     A closer that closes a bracket opened before the cursor is left to the code after the cursor when
     that code already closes it (the suggestion is cut there); brackets the completion opened and did
-    not close on a single-line suggestion are closed, unless the rest of the line closes them.
+    not close on a single-line suggestion are closed, unless the rest of the line closes them or the
+    following lines do (:func:`closed_by_suffix`).
     """
     stack, stray = unmatched_brackets(completion)
     line_rest = suffix.split("\n", 1)[0].strip()
@@ -180,7 +216,7 @@ def balance_brackets(completion: str, suffix: str) -> str:
                 stack, _ = unmatched_brackets(completion)
     if stack and "\n" not in completion:
         closers = "".join(_OPENERS[ch] for ch in reversed(stack))
-        if not line_rest.startswith(closers[:1]):
+        if not line_rest.startswith(closers[:1]) and not closed_by_suffix(stack, cursor_line, suffix):
             completion = completion + closers
     return completion
 
@@ -261,7 +297,7 @@ def postprocess(
     if "\n" in text.strip("\n"):
         text = cut_at_scope_end(text, cursor_line, brace_language=ctx.brace_language)
     text = trim_suffix_overlap(text, ctx.suffix)
-    text = balance_brackets(text, ctx.suffix)
+    text = balance_brackets(text, ctx.suffix, cursor_line)
     text = text.rstrip() if "\n" in text else text.rstrip("\n")
     if not cursor_line.strip() and text.startswith("\n") and not ctx.multiline:
         text = text.lstrip("\n")
