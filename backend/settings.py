@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         "",
-        description="Hub id or local path of the model; 'tiny' / 'tiny-fim' serve the tiny local test "
+        description="Hub id, local folder or .gguf file (converted once, cached) of the model; 'tiny' / 'tiny-fim' serve the tiny local test "
         f"models. Empty: {DEFAULT_GPU_MODEL} on GPU, {DEFAULT_CPU_MODEL} on CPU.",
     )
     served_model_name: str = Field(

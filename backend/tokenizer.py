@@ -28,8 +28,11 @@ REPLACEMENT_CHAR = "\ufffd"
 class Tokenizer:
     """A Hugging Face tokenizer behind the small interface the backend needs."""
 
-    def __init__(self, hf_tokenizer: Any, *, generation_eos_ids: Iterable[int] = (), name: str = "") -> None:
-        """Wrap `hf_tokenizer`; `generation_eos_ids` are extra eos ids from generation_config.json."""
+    def __init__(
+        self, hf_tokenizer: Any, *, generation_eos_ids: Iterable[int] = (), name: str = "", uses_bos: bool = True
+    ) -> None:
+        """Wrap `hf_tokenizer`; `generation_eos_ids` are extra eos ids from generation_config.json;
+        `uses_bos=False` for a model that never starts with BOS (SmolLM2, whose BOS is <|im_start|>)."""
         self.hf = hf_tokenizer
         self.name = name or str(getattr(hf_tokenizer, "name_or_path", ""))
         self._vocab: dict[str, int] = dict(hf_tokenizer.get_vocab())
@@ -44,6 +47,7 @@ class Tokenizer:
                 specials.add(str(added.content))
         self._special_tokens = frozenset(specials)
         self._special_ids = frozenset(self._vocab[t] for t in specials if t in self._vocab)
+        self._uses_bos = uses_bos
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, trust_remote_code: bool = False) -> Tokenizer:
@@ -51,7 +55,10 @@ class Tokenizer:
         from transformers import AutoTokenizer
 
         hf = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
-        return cls(hf, generation_eos_ids=_generation_eos_ids(name_or_path), name=str(name_or_path))
+        return cls(
+            hf, generation_eos_ids=_generation_eos_ids(name_or_path), name=str(name_or_path),
+            uses_bos=_config_add_bos(name_or_path) is not False,
+        )
 
     # -- properties -------------------------------------------------------------------------
 
@@ -113,10 +120,11 @@ class Tokenizer:
     # -- text <-> ids -----------------------------------------------------------------------
 
     def encode(self, text: str, *, add_bos: bool) -> list[int]:
-        """Token ids of `text`, special-token text parsed; with add_bos, one BOS (never a second)."""
+        """Token ids of `text`, special-token text parsed; with add_bos, one BOS (never a second),
+        unless the tokenizer's config says the model takes none (``add_bos_token: false``)."""
         ids: list[int] = list(self.hf.encode(text, add_special_tokens=False))
         bos = self.bos_token_id
-        if add_bos and bos is not None and (not ids or ids[0] != bos):
+        if add_bos and self._uses_bos and bos is not None and (not ids or ids[0] != bos):
             ids.insert(0, bos)
         return ids
 
@@ -187,6 +195,15 @@ class IncrementalDecoder:
             self._ids = self._ids[self._prefix_offset :]
             self._read_offset -= self._prefix_offset
             self._prefix_offset = 0
+
+
+def _config_add_bos(name_or_path: str | Path) -> bool | None:
+    """A local tokenizer_config.json's explicit ``add_bos_token`` (transformers 5 drops it on load)."""
+    try:
+        value = json.loads((Path(name_or_path) / "tokenizer_config.json").read_text()).get("add_bos_token")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
 
 
 def _generation_eos_ids(name_or_path: str | Path) -> list[int]:
