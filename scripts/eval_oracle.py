@@ -1,0 +1,184 @@
+"""The eval's oracle: which definition a call site means. It never feeds the context under test.
+
+A bare name defined once in the workspace, or in the same file (Go: the same package folder), or
+imported from a module that defines it; ``self.x``/``this.x`` in the enclosing class; ``module.f(``
+where ``module`` is an imported module (Go: an imported package) defining ``f``; ``obj.m(`` only
+when ``m`` is the workspace's single definition of that name and a method (so ``rows.map(`` is not
+taken for a workspace function ``map``). Call sites it cannot resolve are ambiguous.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tree_sitter import Node, QueryCursor
+
+from lsp.context.index import Definition, WorkspaceIndex
+from lsp.documents import Document
+
+CALLABLE = {"function", "method", "class"}
+
+
+@dataclass
+class Site:
+    """One call site: where the cursor goes and which definition is the answer."""
+
+    path: Path
+    cursor_byte: int
+    name: str
+    target: Definition | None   # None: the oracle cannot tell which same-named definition is meant
+    same_file: bool
+
+
+def _import_modules(text: str, name: str) -> list[str]:
+    """Module specifiers a bare name is imported from (Python ``from m import name``, ES ``import {name} from 'm'``)."""
+    out: list[str] = []
+    for m in re.finditer(r"from\s+([.\w]+)\s+import\s+\(?([^)\n]*(?:\n[^)]*)?)\)?", text):
+        names = {part.strip().split(" as ")[-1] for part in m.group(2).replace("\n", " ").split(",")}
+        if name in names:
+            out.append(m.group(1))
+    for m in re.finditer(r"import\s+(?:type\s+)?\{([^}]*)\}\s*from\s*[\"']([^\"']+)[\"']", text):
+        names = {part.strip().split(" as ")[-1].replace("type ", "").strip() for part in m.group(1).split(",")}
+        if name in names:
+            out.append(m.group(2))
+    return out
+
+
+@functools.cache
+def _file_lines(path: str) -> list[str]:
+    return Path(path).read_text("utf-8", errors="replace").split("\n")
+
+
+def _nested_function(definition: Definition) -> bool:
+    """A Python function defined inside another function: a local, not what a call elsewhere means."""
+    if definition.kind != "function" or not definition.path.endswith(".py"):
+        return False
+    lines = _file_lines(definition.path)
+    line = lines[definition.start_line] if definition.start_line < len(lines) else ""
+    return line[:1].isspace()
+
+
+def _module_aliases(text: str, alias: str) -> list[str]:
+    """Module specifiers an identifier names (``import a.b as alias``, ``from p import alias``, ``import * as alias``)."""
+    out: list[str] = []
+    a = re.escape(alias)
+    for m in re.finditer(rf"^\s*import\s+([.\w]+)\s+as\s+{a}\s*$", text, re.MULTILINE):
+        out.append(m.group(1))
+    for m in re.finditer(rf"^\s*import\s+((?:[\w]+\.)*{a})\s*$", text, re.MULTILINE):
+        out.append(m.group(1))
+    for m in re.finditer(rf"^\s*from\s+([.\w]+)\s+import\s+[^\n]*\b{a}\b", text, re.MULTILINE):
+        base = m.group(1)
+        out.append(base + alias if base.endswith(".") else f"{base}.{alias}")
+    for m in re.finditer(rf"import\s+\*\s+as\s+{a}\s+from\s+[\"']([^\"']+)[\"']", text):
+        out.append(m.group(1))
+    for m in re.finditer(r'^\s*(?:import\s+)?(\w+\s+)?"([\w./-]+)"\s*$', text, re.MULTILINE):
+        named = (m.group(1) or "").strip()
+        if named == alias or (not named and m.group(2).rsplit("/", 1)[-1] == alias):
+            out.append("go:" + m.group(2))
+    return out
+
+
+def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
+    if module.startswith("go:"):
+        parts = tuple(module[3:].split("/"))
+        return def_path.parent.parts[-len(parts):] == parts
+    if module.startswith("."):
+        if "/" in module or module in {".", ".."}:  # ES relative path
+            base = (importer.parent / module).resolve()
+            candidates = {base.with_suffix(ext) for ext in (".ts", ".tsx", ".js")} | {
+                base / f"index{ext}" for ext in (".ts", ".tsx", ".js")}
+            return def_path in candidates or def_path.with_suffix("") == base
+        level = len(module) - len(module.lstrip("."))
+        base = importer.parent
+        for _ in range(level - 1):
+            base = base.parent
+        rest = module.lstrip(".")
+        target = base.joinpath(*rest.split(".")) if rest else base
+        return def_path in {target.with_suffix(".py"), target / "__init__.py"}
+    parts = module.split(".")
+    return def_path.with_suffix("").parts[-len(parts):] == tuple(parts) or (
+        def_path.name == "__init__.py" and def_path.parent.parts[-len(parts):] == tuple(parts))
+
+
+def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receiver: str,
+            enclosing_class: str) -> Definition | None:
+    """The oracle: which definition a call refers to, or None when it cannot tell."""
+    defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE and not _nested_function(d)]
+    if not defs:
+        return None
+    if receiver in {"self", "this", "cls"}:
+        own = [d for d in defs if d.path == str(path) and d.qualified_name == f"{enclosing_class}.{name}"]
+        if len(own) == 1:
+            return own[0]
+        methods = [d for d in defs if d.kind == "method"]
+        return methods[0] if len(methods) == 1 and len(defs) == 1 else None
+    if receiver:
+        # `module.func(`: the receiver must be an imported module that defines the function;
+        # `obj.method(`: only a unique method counts (a same-named function is not what
+        # `rows.map(` or `headers.set(` call)
+        for module in _module_aliases(doc_text, receiver):
+            matches = [d for d in defs if d.kind != "method" and _module_matches(module, Path(d.path), path)]
+            if len(matches) == 1:
+                return matches[0]
+        methods = [d for d in defs if d.kind == "method"]
+        return methods[0] if len(methods) == 1 and len(defs) == 1 else None
+    defs = [d for d in defs if d.kind != "method"]  # a bare `set(` is not `self.set(`
+    if path.suffix == ".go":  # a bare Go name is its own package's (the folder's)
+        defs = [d for d in defs if Path(d.path).parent == path.parent]
+    if len(defs) == 1:
+        return defs[0]
+    local = [d for d in defs if d.path == str(path) and d.qualified_name == name]
+    if len(local) == 1:
+        return local[0]
+    for module in _import_modules(doc_text, name):
+        matches = [d for d in defs if d.qualified_name == name and _module_matches(module, Path(d.path), path)]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def _enclosing_class(node: Node) -> str:
+    parent = node.parent
+    while parent is not None:
+        if parent.type in {"class_definition", "class_declaration", "abstract_class_declaration"}:
+            name = parent.child_by_field_name("name")
+            return name.text.decode() if name is not None and name.text else ""
+        parent = parent.parent
+    return ""
+
+
+def call_sites(index: WorkspaceIndex, path: Path, language_id: str) -> tuple[list[Site], int]:
+    """Call sites of one file (ambiguous ones with no target), and how many were ambiguous."""
+    text = path.read_text("utf-8", errors="replace")
+    doc = Document(path.as_uri(), language_id, 1, text)
+    if doc.tree is None or doc.language is None:
+        return [], 0
+    cursor = QueryCursor(doc.language.queries["calls"])
+    sites: list[Site] = []
+    ambiguous = 0
+    for node in cursor.captures(doc.tree.root_node).get("call", []):
+        call = node.parent
+        receiver = ""
+        if call is not None and call.type in {"attribute", "member_expression", "selector_expression"}:
+            obj = call.child_by_field_name("object") or call.child_by_field_name("operand")
+            receiver = doc.node_text(obj) if obj is not None else ""
+            call = call.parent
+        if call is None or call.type not in {"call", "call_expression", "new_expression"}:
+            continue
+        args = call.child_by_field_name("arguments")
+        if args is None or doc.source[args.start_byte:args.start_byte + 1] != b"(":
+            continue
+        name = doc.node_text(node)
+        if not index.lookup(name):
+            continue  # not defined in the workspace (builtins, dependencies)
+        target = resolve(index, text, path, name, receiver.split(".")[-1] if receiver else "",
+                         _enclosing_class(node))
+        if target is None:
+            ambiguous += 1
+        sites.append(Site(path, args.start_byte + 1, name, target, target is not None and target.path == str(path)))
+    return sites, ambiguous
+
+
