@@ -85,6 +85,16 @@ def settings_from_args(argv: Sequence[str]) -> Settings:
     return Settings(**values)
 
 
+def check_gguf_ref(model: str) -> None:
+    """Exit with one line when a GGUF reference cannot be served (e.g. smollm2 not installed)."""
+    from backend.gguf import GgufError, gguf_for
+
+    try:
+        gguf_for(model)
+    except GgufError as exc:
+        raise SystemExit(f"python -m backend serve: {exc}") from None
+
+
 def serve(settings: Settings) -> int:
     """Run the server until interrupted; the engine loads in the background. Returns an exit code."""
     import uvicorn
@@ -96,6 +106,8 @@ def serve(settings: Settings) -> int:
     keys = KeyRing.from_settings(settings)
     check_bind_allowed(settings, keys)
     engine_name = resolve_engine_name(settings.engine)
+    if engine_name != "upstream":
+        check_gguf_ref(settings.model_or_default(engine_name))
     logging.getLogger(__name__).info(
         "starting engine %s, model %s; API keys %s", engine_name,
         settings.model_or_default(engine_name), "required" if keys.enabled else "not required (anonymous)",

