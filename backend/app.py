@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,7 @@ from backend.serving import Serving, error_response
 from backend.settings import Settings
 
 logger = logging.getLogger(__name__)
+KEYS_POLL_S = 1.0
 
 
 def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = None) -> FastAPI:
@@ -33,12 +35,17 @@ def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = Non
         """Start loading the engine in the background; stop it on shutdown."""
         loading = asyncio.create_task(serving.start_engine(), name="engine-start")
         app.state.engine_start = loading
+        watching = _watch_keys(serving.keys)
         try:
             yield
         finally:
-            if not loading.done():
-                loading.cancel()
-                await asyncio.gather(loading, return_exceptions=True)
+            for task in (loading, watching):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            if watching is not None:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             try:
                 await serving.shutdown()
             except Exception:
@@ -53,6 +60,15 @@ def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = Non
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+def _watch_keys(keys: KeyRing) -> asyncio.Task[None] | None:
+    """Reload the keys file on SIGHUP and when it changes on disk; None without a keys file."""
+    if keys.path is None:
+        return None
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, keys.reload_quietly)
+    return asyncio.create_task(keys.watch(KEYS_POLL_S), name="keys-watch")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@ Client mistakes are 4xx (the OpenAI SDKs retry 5xx, which would only repeat the 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -22,6 +23,11 @@ class APIError(Exception):
         self.param = param
         if code is not None:
             self.code = code
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error is answered with."""
+        return {}
 
     def body(self) -> dict[str, Any]:
         """The OpenAI error body: {"error": {"message", "type", "param", "code"}}."""
@@ -51,6 +57,35 @@ class Unauthorized(APIError):
 
     status_code = 401
     code = "invalid_api_key"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Tell the client which scheme to use."""
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class RateLimited(APIError):
+    """A key went over one of its limits (429 with `Retry-After`)."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Retry-After` in whole seconds (at least 1)."""
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
+class UsageDisabled(APIError):
+    """Usage recording is off on this server (--no-usage): the events route is not there (404)."""
+
+    status_code = 404
+    code = "usage_disabled"
 
 
 class ModelNotFound(APIError):

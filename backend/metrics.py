@@ -56,6 +56,13 @@ class Metrics:
             "teampilot_requests_in_flight", "Requests being generated now.", ["route"], registry=self.registry
         )
 
+        self.rate_limited = Counter(
+            "teampilot_rate_limited",
+            "Requests refused with 429, by key name and the limit hit (rpm, tpm, streams).",
+            ["key", "limit"],
+            registry=self.registry,
+        )
+
     def watch_engine(self, stats: Callable[[], dict[str, float]]) -> None:
         """Also export the engine's stats at every scrape."""
         self.registry.register(_EngineStatsCollector(stats))

@@ -31,11 +31,11 @@ from backend.errors import (
     InternalError,
     InvalidRequest,
     ModelNotFound,
-    Unauthorized,
 )
+from backend.limits import Admission, Limits, RateLimiter
 from backend.metrics import Metrics
 from backend.prompting import HoleFillCleaner, Prompter, RenderedPrompt, TextStopper
-from backend.security import KeyRing
+from backend.security import ANONYMOUS, KeyRing
 from backend.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class Generation:
     params: SamplingParams
     text_stops: tuple[str, ...]
     received_at: float
+    key: str = ANONYMOUS
     completion_tokens: int = 0
     finish_reason: str | None = None
 
@@ -76,6 +77,11 @@ class Serving:
         self.failure: str | None = None
         self.on_failure: Callable[[str], None] | None = None
         metrics.watch_engine(self._engine_stats)
+        defaults = Limits(settings.rate_limit_rpm, settings.rate_limit_tpm, settings.max_streams_per_key)
+        self.limiter = RateLimiter(
+            defaults, on_refused=lambda key, limit: metrics.rate_limited.labels(key, limit).inc()
+        )
+        keys.on_change(lambda ring: self.limiter.configure(ring.limits(defaults)))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -130,11 +136,15 @@ class Serving:
         model: type[RequestT],
         serve: Callable[[RequestT, float, Request], Awaitable[Response]],
     ) -> Response:
-        """Authenticate, parse, check model and readiness, serve; every outcome is counted."""
+        """Authenticate, apply the key's limits, parse, check model and readiness, serve; every
+        outcome is counted. The key's stream slot is held until the response has been sent."""
         received_at = time.perf_counter()
         key_name = "unknown"
+        admission: Admission | None = None
         try:
             key_name = self.authenticate(request)
+            admission = self.limiter.admit(key_name)
+            request.state.key_name = key_name
             body = await request.body()
             parsed = parse_body(model, body)
             if not self.ready:
@@ -145,7 +155,13 @@ class Serving:
             response = error_response(exc)
         except ClientGone:
             response = Response(status_code=499)
+        except BaseException:
+            if admission is not None:
+                admission.release()
+            raise
         self.metrics.requests.labels(route, str(response.status_code), key_name).inc()
+        if admission is not None:
+            return ReleaseAfter(response, admission.release)
         return response
 
     def authenticate(self, request: Request) -> str:
@@ -171,6 +187,7 @@ class Serving:
         rendered = prompter.render_completion(prompt, req.suffix, reserve)
         max_tokens = prompter.clamp_max_tokens(req.max_tokens, len(rendered.token_ids), DEFAULT_COMPLETION_MAX_TOKENS)
         gen = self._generation("completions", "cmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
+        gen.key = key_of(request)
         echo = ""
         if req.echo:
             echo = rendered.text if rendered.text is not None else prompter.tokenizer.decode(rendered.token_ids)
@@ -191,6 +208,7 @@ class Serving:
         requested = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         max_tokens = prompter.clamp_max_tokens(requested, len(rendered.token_ids), None)
         gen = self._generation("chat", "chatcmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
+        gen.key = key_of(request)
         if req.stream:
             return sse_response(self._stream_chat(gen, req.include_usage()))
         text = await cancel_on_disconnect(request, self._collect(gen))
@@ -284,6 +302,7 @@ class Serving:
         finally:
             metrics.requests_in_flight.labels(gen.route).dec()
             metrics.tokens_generated.labels(gen.route).inc(gen.completion_tokens)
+            self.limiter.spend_tokens(gen.key, gen.completion_tokens)
             with anyio.CancelScope(shield=True):
                 await _close(stream)
                 if not finished:
@@ -347,6 +366,33 @@ class Serving:
             logger.info("request %s completion: %r", gen.request_id, "".join(pieces))
 
 
+class ReleaseAfter(Response):
+    """A response that calls `release()` once it has been sent, or the client went away meanwhile."""
+
+    def __init__(self, inner: Response, release: Callable[[], None]) -> None:
+        self.inner = inner
+        self.release = release
+        self.status_code = inner.status_code
+        self.background = None
+
+    @property  # type: ignore[override]
+    def headers(self) -> Any:
+        """The wrapped response's headers."""
+        return self.inner.headers
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Send the wrapped response, then release."""
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            self.release()
+
+
+def key_of(request: Request) -> str:
+    """The key name `Serving.handle` authenticated for this request."""
+    return str(getattr(request.state, "key_name", ANONYMOUS))
+
+
 class _StreamEnded(Exception):
     """Raised after an error event was sent, to end the SSE stream without more events."""
 
@@ -381,9 +427,8 @@ def json_response(body: dict[str, Any], status_code: int = 200) -> Response:
 
 
 def error_response(exc: APIError) -> JSONResponse:
-    """The OpenAI error body of an APIError."""
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=headers)
+    """The OpenAI error body of an APIError, with the headers it carries (Retry-After, WWW-Authenticate)."""
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
 
 
 def parse_body(model: type[RequestT], body: bytes) -> RequestT:

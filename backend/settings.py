@@ -40,10 +40,20 @@ class Settings(BaseSettings):
         default_factory=list, description="Accepted API key (repeatable); clients send 'Authorization: Bearer KEY'."
     )
     api_keys_file: Path | None = Field(
-        None, description="File of 'name:key' lines (one per developer; the name labels metrics); '#' comments."
+        None, description="File of 'name:key [rpm=N] [tpm=N] [streams=N]' lines (one per developer; the name "
+        "labels metrics); '#' comments. Reloaded on SIGHUP and when it changes.",
     )
     allow_anonymous: bool = Field(
         False, description="Allow binding a non-loopback host without any API key."
+    )
+    rate_limit_rpm: int = Field(
+        0, ge=0, description="Default requests per minute per key (a keys file line may set its own rpm=); 0: no limit."
+    )
+    rate_limit_tpm: int = Field(
+        0, ge=0, description="Default generated tokens per minute per key (keys file: tpm=); 0: no limit."
+    )
+    max_streams_per_key: int = Field(
+        0, ge=0, description="Default concurrent requests per key (keys file: streams=); 0: no limit."
     )
     max_model_len: int | None = Field(
         None, ge=16, le=1_048_576, description="Context length in tokens. Empty: the model's own."

@@ -47,6 +47,16 @@ class BackendUnauthorized(BackendError):
     condition = "unauthorized"
 
 
+class BackendRateLimited(BackendError):
+    """The backend refused the key's request for now (429); calls pause until ``retry_after_s`` has passed."""
+
+    condition = "rate-limited"
+
+    def __init__(self, message: str, *, retry_after_s: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after_s = retry_after_s
+
+
 class BackendTimeout(BackendError):
     """The backend did not answer in time."""
 
@@ -57,6 +67,17 @@ class BackendHTTPError(BackendError):
     """The backend answered with an HTTP error status (4xx other than auth, 5xx)."""
 
     condition = "http"
+
+
+DEFAULT_RETRY_AFTER_S = 10.0
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a `Retry-After` header (delta-seconds; a date or nothing: the default)."""
+    try:
+        return max(1.0, float(value)) if value is not None else DEFAULT_RETRY_AFTER_S
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
 
 
 def _error_message(response_body: bytes, status: int) -> str:
@@ -81,6 +102,7 @@ class BackendClient:
         self.model = model
         self.timeout_s = timeout_s
         self._resolved_model: str | None = model or None
+        self._paused_until = 0.0  # time.monotonic() before which calls are refused here (after a 429)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             headers=headers,
@@ -96,13 +118,27 @@ class BackendClient:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _raise_for_status(status: int, body: bytes) -> None:
+    def rate_limited_for(self) -> float:
+        """Seconds left before the backend's last 429 allows another call (0: calls may go)."""
+        return max(0.0, self._paused_until - time.monotonic())
+
+    def _check_not_paused(self) -> None:
+        """Refuse locally while a 429's Retry-After runs: one refusal, never a retry per keystroke."""
+        left = self.rate_limited_for()
+        if left > 0:
+            raise BackendRateLimited(f"rate limit reached; waiting {left:.0f} s before asking again",
+                                     retry_after_s=left)
+
+    def _raise_for_status(self, status: int, body: bytes, headers: httpx.Headers | None = None) -> None:
         if status < 400:
             return
         message = _error_message(body, status)
         if status in (401, 403):
             raise BackendUnauthorized(message, status=status)
+        if status == 429:
+            wait = _retry_after(headers.get("retry-after") if headers is not None else None)
+            self._paused_until = time.monotonic() + wait
+            raise BackendRateLimited(f"{message} (pausing for {wait:.0f} s)", retry_after_s=wait)
         raise BackendHTTPError(message, status=status)
 
     def _masked(self, body: dict[str, Any], record: MaskRecord | None) -> dict[str, Any]:
@@ -146,8 +182,9 @@ class BackendClient:
 
     async def models(self) -> list[str]:
         """The model ids `GET {url}/models` lists."""
+        self._check_not_paused()
         response = await self._call(self._http.get(f"{self.url}/models"))
-        self._raise_for_status(response.status_code, response.content)
+        self._raise_for_status(response.status_code, response.content, response.headers)
         try:
             data = response.json()["data"]
             return [str(item["id"]) for item in data]
@@ -228,12 +265,13 @@ class BackendClient:
     async def _stream(self, url: str, body: dict[str, Any],
                       mask_record: MaskRecord | None = None) -> AsyncIterator[dict[str, Any]]:
         """POST (secrets masked) and yield ``choices[0]`` of each SSE event until `[DONE]`."""
+        self._check_not_paused()
         request = self._http.build_request("POST", url, json=self._masked(body, mask_record))
         response: httpx.Response = await self._call(self._http.send(request, stream=True))
         try:
             if response.status_code >= 400:
                 content = await self._call(response.aread())
-                self._raise_for_status(response.status_code, content)
+                self._raise_for_status(response.status_code, content, response.headers)
             lines = response.aiter_lines()
             while True:
                 try:

@@ -85,6 +85,7 @@ class PipelineStats:
     errors: int = 0
     excluded: int = 0          # requests in excluded files (never sent)
     secrets_dropped: int = 0   # suggestions dropped because they brought back a masked secret
+    rate_limited: int = 0      # requests answered empty without a call while a 429's Retry-After runs
     last_timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class PipelineStats:
         return {
             "requests": self.requests, "cacheHits": self.cache_hits, "backendCalls": self.backend_calls,
             "completed": self.completed, "superseded": self.superseded, "errors": self.errors,
-            "excluded": self.excluded, "secretsDropped": self.secrets_dropped,
+            "excluded": self.excluded, "secretsDropped": self.secrets_dropped, "rateLimited": self.rate_limited,
             "lastTimings": dict(self.last_timings),
         }
 
@@ -275,6 +276,9 @@ class CompletionPipeline:
             self.stats.cache_hits += 1
             self.stats.last_timings = {"total": self.clock() - started, "cache": 1.0}
             return hit, offset
+        if self.host.backend.rate_limited_for() > 0:
+            self.stats.rate_limited += 1
+            return None  # the backend said when to come back (429 Retry-After): no request before
         deadline = asyncio.get_running_loop().time() + settings.timeout_ms / 1000
         task = asyncio.create_task(self._generate(doc, offset, doc.version, deadline, started, t_exclusion))
         record = _Inflight(task)

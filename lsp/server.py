@@ -211,7 +211,7 @@ class TeampilotServer(LanguageServer):
         if old.backend != settings.backend:
             logger.info("backend settings changed: %s", settings.backend.url)
             self.completion.invalidate()
-            for condition in ("unavailable", "unauthorized", "timeout", "http", "bad-response"):
+            for condition in ("unavailable", "unauthorized", "timeout", "http", "bad-response", "rate-limited"):
                 self.status.clear(condition)
             if self._backend is not None:
                 self.spawn(self.check_backend(), "backend check")

@@ -17,6 +17,7 @@ STATE_OF_CONDITION = {
     "timeout": "error",
     "http": "error",
     "bad-response": "error",
+    "rate-limited": "error",
     "loading": "loading",
 }
 

@@ -40,6 +40,7 @@ class Reply:
     status: int = 200
     error_body: dict[str, Any] | None = None
     finish_reason: str = "stop"
+    headers: dict[str, str] = field(default_factory=dict)  # sent with an error status (e.g. Retry-After)
 
 
 @dataclass
@@ -195,7 +196,7 @@ class ScriptedBackend:
             await asyncio.sleep(reply.first_delay_s)
         if reply.status != 200:
             error = reply.error_body or {"error": {"message": "scripted failure", "type": "server_error", "param": None, "code": "scripted"}}
-            return JSONResponse(error, status_code=reply.status)
+            return JSONResponse(error, status_code=reply.status, headers=reply.headers or None)
         if not body.get("stream"):
             text = "".join(reply.chunks)
             if chat:

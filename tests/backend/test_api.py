@@ -492,11 +492,15 @@ def test_non_loopback_without_key_refuses_to_start() -> None:
     check_bind_allowed(Settings(host="::1"), KeyRing({}))
 
 
-def test_keys_file_rejects_bad_lines(tmp_path: Path) -> None:
+def test_keys_file_reports_bad_lines_and_loads_the_rest(tmp_path: Path) -> None:
     path = tmp_path / "keys"
-    path.write_text("alice:one\nno-colon\n")
-    with pytest.raises(ValueError, match=":2:"):
-        read_keys_file(path)
+    path.write_text("alice:one rpm=5\nno-colon\nbob:two streams=x\ncarol:three tpm=100 streams=2\n")
+    parsed = read_keys_file(path)
+    assert sorted(parsed.entries) == ["alice", "carol"]
+    assert parsed.entries["alice"].rpm == 5
+    assert parsed.entries["alice"].tpm is None
+    assert (parsed.entries["carol"].tpm, parsed.entries["carol"].streams) == (100, 2)
+    assert [p.split(": ")[0] for p in parsed.problems] == [f"{path}:2", f"{path}:3"]
 
 
 def test_cli_flags_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
