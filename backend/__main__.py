@@ -36,7 +36,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, info in Settings.model_fields.items():
         _add_field(serve, name, info)
+    usage = commands.add_parser(
+        "usage",
+        help="print the usage report (shown, accepted, acceptance rate, lines accepted, chat requests, tokens)",
+        description="Print the usage report from the usage database the server writes (see serve --usage-db).",
+    )
+    usage.add_argument("--since", default="7d", help="window: 'all', N followed by m/h/d/w, or YYYY-MM-DD (default 7d)")
+    usage.add_argument("--by", choices=["user", "language", "day"], default="user", help="one row per (default user)")
+    usage.add_argument("--format", choices=["table", "csv", "json"], default="table", dest="fmt",
+                       help="output format (default table)")
+    usage.add_argument("--usage-db", type=Path, metavar="FILE", default=None,
+                       help="the usage database (default: the server's default, env TEAMPILOT_USAGE_DB)")
     return parser
+
+
+def usage_report(args: argparse.Namespace) -> int:
+    """`python -m backend usage`: print the report; exit 2 on a bad --since or a missing database."""
+    from backend.usage import default_usage_db
+    from backend.usage_report import parse_since, render, report
+
+    path = args.usage_db or Path(os.environ.get("TEAMPILOT_USAGE_DB") or default_usage_db())
+    if not path.is_file():
+        print(f"python -m backend usage: no usage database at {path} (is the server started with --usage-db?)",
+              file=sys.stderr)
+        return 2
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"python -m backend usage: {exc}", file=sys.stderr)
+        return 2
+    print(render(report(path, since, args.by), args.by, args.fmt))
+    return 0
 
 
 def _add_field(parser: argparse.ArgumentParser, name: str, info: FieldInfo) -> None:
@@ -135,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m backend` and `teampilot-backend`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if argv and argv[0] == "usage":
+        return usage_report(parser.parse_args(argv))
     if not argv or argv[0] != "serve":
         parser.parse_args(argv or ["--help"])
         return 2

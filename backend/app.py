@@ -16,7 +16,7 @@ from starlette.responses import Response
 from backend.engines.base import Engine
 from backend.errors import APIError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
 from backend.metrics import Metrics
-from backend.routes import chat, completions, health, models
+from backend.routes import chat, completions, events, health, models
 from backend.security import KeyRing
 from backend.serving import Serving, error_response
 from backend.settings import Settings
@@ -33,6 +33,7 @@ def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = Non
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Start loading the engine in the background; stop it on shutdown."""
+        serving.start_usage()
         loading = asyncio.create_task(serving.start_engine(), name="engine-start")
         app.state.engine_start = loading
         watching = _watch_keys(serving.keys)
@@ -50,10 +51,11 @@ def create_app(engine: Engine, settings: Settings, *, keys: KeyRing | None = Non
                 await serving.shutdown()
             except Exception:
                 logger.exception("engine shutdown failed")
+            serving.stop_usage()
 
     app = FastAPI(title="teampilot backend", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.serving = serving
-    for module in (completions, chat, models, health):
+    for module in (completions, chat, models, health, events):
         app.include_router(module.router)
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -63,6 +63,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.usage_events = Counter(
+            "teampilot_usage_events", "Acceptance events reported by editors (shown, accepted, partial, dismissed).",
+            ["key", "type"], registry=self.registry,
+        )
+        self.lines_accepted = Counter(
+            "teampilot_lines_accepted", "Lines of suggestions accepted (whole or partly).", ["key"],
+            registry=self.registry,
+        )
+        self.key_tokens = Counter(
+            "teampilot_key_tokens", "Tokens per key: prompt tokens read and completion tokens generated.",
+            ["key", "kind"], registry=self.registry,
+        )
+
     def watch_engine(self, stats: Callable[[], dict[str, float]]) -> None:
         """Also export the engine's stats at every scrape."""
         self.registry.register(_EngineStatsCollector(stats))

@@ -54,6 +54,29 @@ class _Request(BaseModel):
         return bool(self.stream and self.stream_options and self.stream_options.include_usage)
 
 
+class CompletionEvent(BaseModel):
+    """One acceptance event from the language server: counts and ids only. Unknown fields are
+    refused, so no client can make the server store code or paths by sending them."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["shown", "accepted", "partial", "dismissed"]
+    completion_id: str = Field(..., alias="completionId", min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    language_id: str = Field("", alias="languageId", max_length=64, pattern=r"^[A-Za-z0-9._+#-]*$")
+    lines: int = Field(0, ge=0, le=1_000_000)
+    chars: int = Field(0, ge=0, le=100_000_000)
+    accepted_chars: int = Field(0, alias="acceptedChars", ge=0, le=100_000_000)
+    elapsed_ms: int = Field(0, alias="elapsedMs", ge=0, le=86_400_000)
+
+
+class EventBatch(BaseModel):
+    """POST /v1/events: `{"events": [...]}` (at most 1000 per request)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[CompletionEvent] = Field(..., max_length=1000)
+
+
 class CompletionRequest(_Request):
     """POST /v1/completions."""
 

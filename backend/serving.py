@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,18 +32,21 @@ from backend.errors import (
     InternalError,
     InvalidRequest,
     ModelNotFound,
+    UsageDisabled,
 )
 from backend.limits import Admission, Limits, RateLimiter
 from backend.metrics import Metrics
 from backend.prompting import HoleFillCleaner, Prompter, RenderedPrompt, TextStopper
 from backend.security import ANONYMOUS, KeyRing
 from backend.settings import Settings
+from backend.usage import Event, UsageStore, default_usage_db
 
 logger = logging.getLogger(__name__)
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /completions
 FIM_MIN_RESERVE = 16
+_LANGUAGE_ID = re.compile(r"[A-Za-z0-9._+#-]*")
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -61,6 +65,7 @@ class Generation:
     text_stops: tuple[str, ...]
     received_at: float
     key: str = ANONYMOUS
+    language: str = ""
     completion_tokens: int = 0
     finish_reason: str | None = None
 
@@ -82,6 +87,7 @@ class Serving:
             defaults, on_refused=lambda key, limit: metrics.rate_limited.labels(key, limit).inc()
         )
         keys.on_change(lambda ring: self.limiter.configure(ring.limits(defaults)))
+        self.usage = UsageStore(settings.usage_db or default_usage_db()) if settings.usage else None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -118,6 +124,17 @@ class Serving:
         """Stop the engine."""
         await self.engine.shutdown()
 
+    def start_usage(self) -> None:
+        """Open the usage database and start its writer (a database that cannot be opened stops the server)."""
+        if self.usage is not None:
+            self.usage.start()
+            logger.info("recording usage in %s", self.usage.path)
+
+    def stop_usage(self) -> None:
+        """Write what is queued and close the usage database."""
+        if self.usage is not None:
+            self.usage.close()
+
     def _engine_stats(self) -> dict[str, float]:
         """Engine counters, or none before the engine is up."""
         return self.engine.stats() if self.ready else {}
@@ -145,6 +162,7 @@ class Serving:
             key_name = self.authenticate(request)
             admission = self.limiter.admit(key_name)
             request.state.key_name = key_name
+            request.state.language = language_of(request)
             body = await request.body()
             parsed = parse_body(model, body)
             if not self.ready:
@@ -187,7 +205,7 @@ class Serving:
         rendered = prompter.render_completion(prompt, req.suffix, reserve)
         max_tokens = prompter.clamp_max_tokens(req.max_tokens, len(rendered.token_ids), DEFAULT_COMPLETION_MAX_TOKENS)
         gen = self._generation("completions", "cmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
-        gen.key = key_of(request)
+        gen.key, gen.language = key_of(request), getattr(request.state, "language", "")
         echo = ""
         if req.echo:
             echo = rendered.text if rendered.text is not None else prompter.tokenizer.decode(rendered.token_ids)
@@ -208,7 +226,7 @@ class Serving:
         requested = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         max_tokens = prompter.clamp_max_tokens(requested, len(rendered.token_ids), None)
         gen = self._generation("chat", "chatcmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
-        gen.key = key_of(request)
+        gen.key, gen.language = key_of(request), getattr(request.state, "language", "")
         if req.stream:
             return sse_response(self._stream_chat(gen, req.include_usage()))
         text = await cancel_on_disconnect(request, self._collect(gen))
@@ -303,10 +321,41 @@ class Serving:
             metrics.requests_in_flight.labels(gen.route).dec()
             metrics.tokens_generated.labels(gen.route).inc(gen.completion_tokens)
             self.limiter.spend_tokens(gen.key, gen.completion_tokens)
+            if self.usage is not None:
+                self._record_usage(gen, finished)
             with anyio.CancelScope(shield=True):
                 await _close(stream)
                 if not finished:
                     await self.engine.abort(gen.request_id)
+
+    def _record_usage(self, gen: Generation, finished: bool) -> None:
+        """Queue the generation's row in the usage store and count its tokens per key."""
+        prompt_tokens = len(gen.prompt.token_ids)
+        assert self.usage is not None
+        self.usage.record_request(gen.key, gen.route, gen.language, finished, prompt_tokens, gen.completion_tokens)
+        self.metrics.key_tokens.labels(gen.key, "prompt").inc(prompt_tokens)
+        self.metrics.key_tokens.labels(gen.key, "completion").inc(gen.completion_tokens)
+
+    async def events(self, request: Request) -> Response:
+        """POST /v1/events: record a batch of acceptance events of the caller's key (204)."""
+        key_name = "unknown"
+        try:
+            key_name = self.authenticate(request)
+            if self.usage is None:
+                raise UsageDisabled("Usage recording is off on this server (--no-usage).")
+            batch = parse_body(protocol.EventBatch, await request.body())
+            events = [Event(e.type, e.completion_id, e.language_id, e.lines, e.chars, e.accepted_chars, e.elapsed_ms)
+                      for e in batch.events]
+            self.usage.record_events(key_name, events)
+            for event in events:
+                self.metrics.usage_events.labels(key_name, event.type).inc()
+                if event.type in ("accepted", "partial") and event.lines:
+                    self.metrics.lines_accepted.labels(key_name).inc(event.lines)
+            response = Response(status_code=204)
+        except APIError as exc:
+            response = error_response(exc)
+        self.metrics.requests.labels("events", str(response.status_code), key_name).inc()
+        return response
 
     async def _collect(self, gen: Generation) -> str:
         """The whole answer."""
@@ -386,6 +435,12 @@ class ReleaseAfter(Response):
             await self.inner(scope, receive, send)
         finally:
             self.release()
+
+
+def language_of(request: Request) -> str:
+    """The editor's language id from `X-Teampilot-Language` (the language server sends it), or ''."""
+    value = request.headers.get("x-teampilot-language", "")
+    return value if len(value) <= 64 and _LANGUAGE_ID.fullmatch(value) else ""
 
 
 def key_of(request: Request) -> str:

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     max_streams_per_key: int = Field(
         0, ge=0, description="Default concurrent requests per key (keys file: streams=); 0: no limit."
     )
+    usage: bool = Field(
+        True, description="Record completions served, acceptance events (POST /v1/events) and tokens per key in "
+        "--usage-db, and count them per key in /metrics; --no-usage turns all of it off."
+    )
+    usage_db: Path | None = Field(
+        None, description="SQLite usage database (WAL). Empty: usage.sqlite3 in the user data folder."
+    )
     max_model_len: int | None = Field(
         None, ge=16, le=1_048_576, description="Context length in tokens. Empty: the model's own."
     )

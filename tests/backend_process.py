@@ -61,7 +61,8 @@ class RunningServer:
 def backend_env() -> dict[str, str]:
     """The environment for a backend subprocess: no inherited TEAMPILOT_* settings (the language
     server's TEAMPILOT_MODEL means something else), offline, no telemetry, small thread counts."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMPILOT_") or k == "TEAMPILOT_CACHE"}
+    kept = ("TEAMPILOT_CACHE", "TEAMPILOT_USAGE_DB")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEAMPILOT_") or k in kept}
     env.update(
         VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1", HF_HUB_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE="1",
         TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1",

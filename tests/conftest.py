@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.backend_process import BackendFactory, RunningServer, start_backend
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Backends started by tests (in process or not) record usage in a scratch database, never in
+    the developer's own user data folder."""
+    os.environ["TEAMPILOT_USAGE_DB"] = str(Path(tempfile.mkdtemp(prefix="teampilot-tests-")) / "usage.sqlite3")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the scratch usage database."""
+    shutil.rmtree(Path(os.environ["TEAMPILOT_USAGE_DB"]).parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,13 @@ so the buckets of one test never meet another's.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +22,7 @@ import httpx
 import openai
 import pytest
 
-from tests.backend_process import RunningServer, start_backend
+from tests.backend_process import REPO_ROOT, RunningServer, backend_env, start_backend
 
 pytestmark = pytest.mark.slow
 
@@ -32,10 +37,11 @@ this line is malformed
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory: pytest.TempPathFactory, tiny_llama3_path: Path) -> Iterator[tuple[RunningServer, Path]]:
-    """A backend with the keys file above; yields (server, keys file)."""
+    """A backend with the keys file above and its own usage database beside it; yields (server, keys file)."""
     keys = tmp_path_factory.mktemp("team") / "keys"
     keys.write_text(KEYS)
-    server = start_backend(api_keys=(), extra_args=["--api-keys-file", str(keys)])
+    server = start_backend(api_keys=(), extra_args=["--api-keys-file", str(keys),
+                                                    "--usage-db", str(keys.with_name("usage.sqlite3"))])
     try:
         yield server, keys
     finally:
@@ -112,3 +118,43 @@ def test_keys_file_change_is_picked_up_without_a_signal(team: tuple[RunningServe
         assert time.monotonic() < deadline, server.log()[-2000:]
         time.sleep(0.1)
     assert complete(server, "frank-key-00001").status_code == 429
+
+
+def test_sigkill_during_an_event_burst_leaves_a_clean_database(team: tuple[RunningServer, Path]) -> None:
+    """Runs last: it kills the module's server."""
+    server, keys = team
+    db = keys.with_name("usage.sqlite3")
+    sent = 0
+    stop = threading.Event()
+
+    def burst() -> None:
+        nonlocal sent
+        with httpx.Client(headers={"Authorization": "Bearer carol-key-00001"}, timeout=10) as http:
+            while not stop.is_set():
+                events = [{"type": "shown", "completionId": f"burst-{sent + i}", "languageId": "python",
+                           "lines": 1, "chars": 12} for i in range(50)]
+                try:
+                    if http.post(f"{server.url}/events", json={"events": events}).status_code == 204:
+                        sent += 50
+                except httpx.TransportError:
+                    return  # killed
+
+    thread = threading.Thread(target=burst)
+    thread.start()
+    started = time.monotonic()  # burst for at least 1.5 s: a few 0.5 s batches are committed meanwhile
+    while (sent < 2000 or time.monotonic() - started < 1.5) and time.monotonic() - started < 20:
+        time.sleep(0.01)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait(10)
+    stop.set()
+    thread.join(10)
+    assert sent >= 2000
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored = connection.execute("SELECT COUNT(*) FROM events WHERE completion_id LIKE 'burst-%'").fetchone()[0]
+        served = connection.execute("SELECT COUNT(*) FROM requests WHERE key = 'carol'").fetchone()[0]
+    assert 0 < stored <= sent
+    assert served >= 1  # the completions of the tests before
+    report = subprocess.run([sys.executable, "-m", "backend", "usage", "--usage-db", str(db), "--format", "json"],
+                            cwd=REPO_ROOT, env=backend_env(), capture_output=True, text=True, timeout=60, check=True)
+    assert {row["user"] for row in json.loads(report.stdout)} >= {"carol", "total"}
