@@ -57,6 +57,12 @@ class BackendRateLimited(BackendError):
         self.retry_after_s = retry_after_s
 
 
+class BackendUsageDisabled(BackendError):
+    """The backend records no usage (`--no-usage`: /events answers 404 usage_disabled)."""
+
+    condition = "usage-disabled"
+
+
 class BackendTimeout(BackendError):
     """The backend did not answer in time."""
 
@@ -210,11 +216,13 @@ class BackendClient:
         stop: Sequence[str] = (),
         temperature: float = 0.2,
         mask_record: MaskRecord | None = None,
+        language_id: str = "",
     ) -> AsyncIterator[str]:
         """Stream the text pieces of `POST {url}/completions` (stream: true).
 
         Stop iterating (or cancel the consumer) to close the HTTP stream early. ``mask_record``
-        receives the secrets masked in the prompt and suffix.
+        receives the secrets masked in the prompt and suffix. ``language_id`` goes in the
+        `X-Teampilot-Language` header, so the backend's usage report can count by language.
         """
         body: dict[str, Any] = {
             "model": await self.resolve_model(),
@@ -226,7 +234,8 @@ class BackendClient:
         }
         if stop:
             body["stop"] = list(stop)
-        async for choice in self._stream(f"{self.url}/completions", body, mask_record):
+        headers = {"X-Teampilot-Language": language_id} if language_id else None
+        async for choice in self._stream(f"{self.url}/completions", body, mask_record, headers):
             text = choice.get("text")
             if isinstance(text, str) and text:
                 yield text
@@ -262,11 +271,11 @@ class BackendClient:
                     on_text(text)
         return "".join(parts)
 
-    async def _stream(self, url: str, body: dict[str, Any],
-                      mask_record: MaskRecord | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, url: str, body: dict[str, Any], mask_record: MaskRecord | None = None,
+                      headers: dict[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """POST (secrets masked) and yield ``choices[0]`` of each SSE event until `[DONE]`."""
         self._check_not_paused()
-        request = self._http.build_request("POST", url, json=self._masked(body, mask_record))
+        request = self._http.build_request("POST", url, json=self._masked(body, mask_record), headers=headers)
         response: httpx.Response = await self._call(self._http.send(request, stream=True))
         try:
             if response.status_code >= 400:
@@ -298,6 +307,15 @@ class BackendClient:
                     yield choices[0]
         finally:
             await response.aclose()
+
+    async def post_events(self, events: list[dict[str, Any]]) -> None:
+        """`POST {url}/events` with acceptance events (counts and ids only; never code or paths).
+
+        Not paused by a 429: the events route is not rate-limited."""
+        response = await self._call(self._http.post(f"{self.url}/events", json={"events": events}))
+        if response.status_code == 404 and b"usage_disabled" in response.content:
+            raise BackendUsageDisabled("the backend records no usage", status=404)
+        self._raise_for_status(response.status_code, response.content, response.headers)
 
     async def health(self) -> tuple[int, Any]:
         """`GET /health` at the server root (the URL without `/v1`): status code and JSON body."""

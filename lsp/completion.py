@@ -360,7 +360,7 @@ class CompletionPipeline:
         pieces: list[str] = []
         stream: AsyncIterator[str] = backend.stream_completion(
             parts.prompt, parts.suffix, max_tokens=max_tokens, stop=stop_sequences(parts.multiline, cursor_line),
-            mask_record=masked,
+            mask_record=masked, language_id=parts.language_id,
         )
         async with contextlib.aclosing(stream):  # type: ignore[type-var]
             async for piece in stream:

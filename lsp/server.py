@@ -24,9 +24,18 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
-from lsp.client import BackendClient, BackendError
+from lsp.client import BackendClient, BackendError, BackendUsageDisabled
 from lsp.completion import CompletionPipeline
 from lsp.documents import DocumentStore
+from lsp.events import (
+    ACCEPTED_COMMAND,
+    DID_PARTIALLY_ACCEPT_METHOD,
+    DID_SHOW_METHOD,
+    CompletionEvents,
+    UsageOff,
+    accepted_length_of,
+    completion_id_of,
+)
 from lsp.exclusion import IGNORE_FILE_NAMES, ExclusionRules
 from lsp.settings import SECTION, Settings, SettingsSources
 from lsp.status import INACTIVE, StatusReporter
@@ -73,6 +82,11 @@ class TeampilotProtocol(LanguageServerProtocol):
     def lsp_workspace__execute_command(self, params: types.ExecuteCommandParams) -> Generator[Any, Any, Any]:
         """Hand teampilot commands to the actions feature with the params as sent (work-done token
         included); anything else goes the pygls way (unknown commands: InvalidParams)."""
+        if params.command == ACCEPTED_COMMAND:
+            completion_id = completion_id_of((params.arguments or [None])[0])
+            if completion_id is not None:
+                self._server.events.accepted(completion_id)  # type: ignore[attr-defined]
+            return None
         actions = getattr(self._server, "actions", None)
         if actions is not None and params.command in getattr(actions, "commands", ()):
             result = yield actions.execute_command, (params,), None
@@ -103,6 +117,8 @@ class TeampilotServer(LanguageServer):
         self.index: Any = None
         self.actions: Any = None
         self.completion = CompletionPipeline(self)
+        self.events = CompletionEvents(self._send_events, enabled=self.config.usage.enabled,
+                                       dismiss_after_s=self.config.usage.dismiss_after_ms / 1000)
         self.status = StatusReporter(notify=self._notify, show_message=self._show_error)
         self._backend: BackendClient | None = None
         self._backend_key: tuple[str, str, str, int] | None = None
@@ -126,6 +142,13 @@ class TeampilotServer(LanguageServer):
             if old is not None:
                 self.spawn(old.aclose(), "close old backend client")
         return self._backend
+
+    async def _send_events(self, events: list[dict[str, Any]]) -> None:
+        """Deliver acceptance events to the backend's /events."""
+        try:
+            await self.backend.post_events(events)
+        except BackendUsageDisabled as exc:
+            raise UsageOff(str(exc)) from exc
 
     def report_status(self, state: str, message: str, model: str | None = None) -> None:
         """Send `teampilot/status` (only when it changes)."""
@@ -207,10 +230,13 @@ class TeampilotServer(LanguageServer):
             self.report_error_once("settings", message)
         old = self.config
         self.config = settings
+        self.events.enabled = settings.usage.enabled
+        self.events.dismiss_after_s = settings.usage.dismiss_after_ms / 1000
         self.exclusion.set_patterns(settings.exclude)
         if old.backend != settings.backend:
             logger.info("backend settings changed: %s", settings.backend.url)
             self.completion.invalidate()
+            self.events.backend_changed()
             for condition in ("unavailable", "unauthorized", "timeout", "http", "bad-response", "rate-limited"):
                 self.status.clear(condition)
             if self._backend is not None:
@@ -468,6 +494,7 @@ def _register_settings(server: TeampilotServer) -> None:
     async def shutdown(params: None) -> None:
         for uri in [doc.uri for doc in server.documents]:
             server.completion.cancel(uri)
+        await server.events.close()
         if server._backend is not None:
             await server._backend.aclose()
             server._backend = None
@@ -485,9 +512,9 @@ def _register_completion(server: TeampilotServer) -> None:
             return types.InlineCompletionList(items=[])
         text, _ = found
         position = params.position
-        return types.InlineCompletionList(
-            items=[types.InlineCompletionItem(insert_text=text, range=types.Range(start=position, end=position))]
-        )
+        item = types.InlineCompletionItem(insert_text=text, range=types.Range(start=position, end=position),
+                                          command=accepted_command(server, params.text_document.uri, text))
+        return types.InlineCompletionList(items=[item])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=None, resolve_provider=False))
     async def completion(params: types.CompletionParams) -> types.CompletionList:
@@ -498,7 +525,31 @@ def _register_completion(server: TeampilotServer) -> None:
         if found is None or doc is None:
             return types.CompletionList(is_incomplete=True, items=[])
         text, offset = found
-        return types.CompletionList(is_incomplete=True, items=[completion_item(doc, offset, text, encoding)])
+        item = completion_item(doc, offset, text, encoding)
+        item.command = accepted_command(server, uri, text)
+        return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(DID_SHOW_METHOD)
+    def did_show(params: Any) -> None:
+        completion_id = completion_id_of(params)
+        if completion_id is not None:
+            server.events.shown(completion_id)
+
+    @server.feature(DID_PARTIALLY_ACCEPT_METHOD)
+    def did_partially_accept(params: Any) -> None:
+        completion_id = completion_id_of(params)
+        if completion_id is not None:
+            server.events.partially_accepted(completion_id, accepted_length_of(params))
+
+    _register_command(server, ACCEPTED_COMMAND)
+
+
+def accepted_command(server: TeampilotServer, uri: str, text: str) -> types.Command:
+    """The `teampilot.accepted` command an item carries: the editor runs it when the item is accepted."""
+    doc = server.documents.get(uri)
+    completion_id = server.events.issued(uri, doc.language_id if doc is not None else "", text)
+    return types.Command(title="teampilot: suggestion accepted", command=ACCEPTED_COMMAND,
+                         arguments=[{"completionId": completion_id}])
 
 
 def completion_item(doc: Any, offset: int, text: str, encoding: str) -> types.CompletionItem:
@@ -553,8 +604,9 @@ def _register_actions(server: TeampilotServer) -> None:
 def _register_command(server: TeampilotServer, name: str) -> None:
     """Register the command name so pygls advertises it in executeCommandProvider.
 
-    The calls never reach this handler: TeampilotProtocol routes teampilot commands to
-    ``actions.execute_command`` with the params as sent (work-done token included).
+    The calls never reach this handler: TeampilotProtocol routes `teampilot.accepted` to the
+    acceptance events and the actions' commands to ``actions.execute_command`` with the params as
+    sent (work-done token included).
     """
 
     async def run(*_args: object) -> None:

@@ -50,11 +50,20 @@ class CompletionSettings(_Model):
     prompt_tokens: int = Field(2048, ge=64, le=32_768, description="Estimated token budget of the prompt")
 
 
+class UsageSettings(_Model):
+    """Acceptance events sent to the backend's usage report (counts only, never code or paths)."""
+
+    enabled: bool = Field(True, description="Report shown / accepted / dismissed suggestions to the backend")
+    dismiss_after_ms: int = Field(10_000, ge=100, le=600_000,
+                                  description="A shown suggestion neither accepted nor replaced by then counts as dismissed")
+
+
 class Settings(_Model):
     """All settings of the language server, fully defaulted."""
 
     backend: BackendSettings = Field(default_factory=BackendSettings)  # type: ignore[arg-type]
     completion: CompletionSettings = Field(default_factory=CompletionSettings)  # type: ignore[arg-type]
+    usage: UsageSettings = Field(default_factory=UsageSettings)  # type: ignore[arg-type]
     exclude: tuple[str, ...] = Field(
         default=(), description="Files never read for a prompt: gitignore-syntax globs relative to the workspace root")
 

@@ -82,6 +82,7 @@ class ScriptedBackend:
         self.completion: ReplySource = Reply()
         self.chat: ReplySource = Reply()
         self.requests: list[RecordedRequest] = []
+        self.usage_disabled = False  # /v1/events answers 404 usage_disabled, as `--no-usage` does
         self.streams: list[StreamRecord] = []
         self.port = _free_port()
         self._server: uvicorn.Server | None = None
@@ -92,6 +93,11 @@ class ScriptedBackend:
     def url(self) -> str:
         """Base URL ending in /v1, as the language server expects it."""
         return f"http://127.0.0.1:{self.port}/v1"
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every acceptance event posted to /v1/events so far, in order."""
+        with self._lock:
+            return [e for r in self.requests if r.path.endswith("/events") for e in r.json.get("events", [])]
 
     def completion_requests(self) -> list[RecordedRequest]:
         """The /completions requests received so far."""
@@ -179,6 +185,16 @@ class ScriptedBackend:
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             return await self._answer(request, self.chat, chat=True)
+
+        @app.post("/v1/events")
+        async def events(request: Request) -> Response:
+            self._record(request, json.loads(await request.body() or b"{}"))
+            if (denied := self._unauthorized(request)) is not None:
+                return denied
+            if self.usage_disabled:
+                return JSONResponse({"error": {"message": "Usage recording is off.", "type": "invalid_request_error",
+                                               "param": None, "code": "usage_disabled"}}, status_code=404)
+            return Response(status_code=204)
 
         @app.get("/health")
         async def health() -> Response:

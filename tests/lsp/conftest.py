@@ -57,6 +57,7 @@ def backend(scripted_server: ScriptedBackend) -> ScriptedBackend:
         server.requests.clear()
         server.streams.clear()
     server.api_key = None
+    server.usage_disabled = False
     server.models = ["scripted-model"]
     server.completion = Reply(chunks=["scripted"])
     server.chat = Reply(chunks=["scripted"])

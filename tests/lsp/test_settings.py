@@ -14,6 +14,7 @@ def test_defaults_match_the_documented_shape() -> None:
         "backend": {"url": "http://127.0.0.1:8000/v1", "apiKey": "", "model": ""},
         "completion": {"enabled": True, "debounceMs": 75, "maxTokens": 128, "timeoutMs": 5000, "promptTokens": 2048},
         "exclude": (),
+        "usage": {"enabled": True, "dismissAfterMs": 10000},
     }
 
 
