@@ -9,6 +9,8 @@ local config = {
   settings = {
     backend = { url = "http://127.0.0.1:8000/v1", apiKey = "", model = "" },
     completion = { enabled = true, debounceMs = 75, maxTokens = 128, timeoutMs = 5000 },
+    -- acceptance events for the team's usage report (counts only, never code or paths)
+    usage = { enabled = true, dismissAfterMs = 10000 },
   },
   filetypes = {
     "python", "javascript", "javascriptreact", "typescript", "typescriptreact",
@@ -99,7 +101,8 @@ local function on_attach(client, bufnr)
     vim.lsp.completion.enable(true, client.id, bufnr, { autotrigger = true })
   end
   -- Native inline completion (ghost text) on 0.12+: <Tab> accepts the whole suggestion,
-  -- <M-]> / <M-[> cycle through the candidates.
+  -- <M-]> / <M-[> cycle through the candidates. Accepting runs the item's teampilot.accepted
+  -- command (Neovim executes an item's command after inserting it), which the usage report counts.
   if vim.lsp.inline_completion then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
     vim.keymap.set("i", "<Tab>", function()

@@ -34,6 +34,9 @@ def test_extension_compiles_and_packages(installed_clients: InstalledClients, tm
     assert "registerProposedFeatures" in compiled
     assert "teampilot/status" in compiled
     assert "teampilot.ask" in compiled
+    for wiring in ("teampilot/didShowCompletion", "teampilot/didPartiallyAcceptCompletion", "provideInlineCompletionItems",
+                   "editor.action.inlineSuggest.acceptNext"):
+        assert wiring in compiled
 
     vsix = tmp_path / "teampilot.vsix"
     run(["npx", "--no-install", "vsce", "package", "--allow-missing-repository", "--out", str(vsix)])
@@ -47,3 +50,5 @@ def test_extension_compiles_and_packages(installed_clients: InstalledClients, tm
     assert {"teampilot.pythonPath", "teampilot.backend.url", "teampilot.backend.apiKey", "teampilot.backend.model"} <= set(properties)
     commands = {command["command"] for command in manifest["contributes"]["commands"]}
     assert "teampilot.askQuestion" in commands
+    assert {"teampilot.acceptNextWord", "teampilot.acceptNextLine"} <= commands
+    assert {"teampilot.usage.enabled", "teampilot.usage.dismissAfterMs"} <= set(properties)

@@ -1,6 +1,9 @@
 // teampilot for VS Code: starts the teampilot language server (`python -m lsp`) and wires what plain
 // LSP cannot do by itself: an input box for questions (teampilot.ask) and a status bar item fed by the
-// server's `teampilot/status` notification. Completions and code actions come from the language client.
+// server's `teampilot/status` notification, and acceptance reporting (teampilot/didShowCompletion when a
+// suggestion is handed to VS Code, teampilot/didPartiallyAcceptCompletion when the next word or line of it
+// is accepted; a whole accept runs the item's own teampilot.accepted command). Completions and code
+// actions come from the language client.
 import * as vscode from "vscode";
 import {
   ExecuteCommandRequest,
@@ -15,6 +18,15 @@ interface TeampilotSettings {
   backend: { url: string; apiKey: string; model: string };
   completion: { enabled: boolean; debounceMs: number; maxTokens: number; timeoutMs: number };
   exclude: string[];
+  usage: { enabled: boolean; dismissAfterMs: number };
+}
+
+/** The suggestion last handed to VS Code: what a partial accept is measured against. */
+interface ShownSuggestion {
+  completionId: string;
+  uri: string;
+  offset: number;
+  length: number;
 }
 
 /** Payload of the server's `teampilot/status` notification ("inactive": the file is excluded). */
@@ -26,6 +38,7 @@ interface StatusParams {
 
 let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem | undefined;
+let lastShown: ShownSuggestion | undefined;
 
 /** Reads the `teampilot.*` settings into the shape the language server takes. */
 function readSettings(): TeampilotSettings {
@@ -43,7 +56,55 @@ function readSettings(): TeampilotSettings {
       timeoutMs: config.get<number>("completion.timeoutMs", 5000),
     },
     exclude: config.get<string[]>("exclude", []),
+    usage: {
+      enabled: config.get<boolean>("usage.enabled", true),
+      dismissAfterMs: config.get<number>("usage.dismissAfterMs", 10000),
+    },
   };
+}
+
+/** The completion id a server item carries in its teampilot.accepted command, if any. */
+function completionIdOf(item: vscode.InlineCompletionItem): string | undefined {
+  const command = item.command;
+  if (!command || command.command !== "teampilot.accepted" || !command.arguments?.length) {
+    return undefined;
+  }
+  const argument = command.arguments[0] as { completionId?: unknown };
+  return typeof argument?.completionId === "string" ? argument.completionId : undefined;
+}
+
+/** Reports the first suggestion handed to VS Code as shown (VS Code displays the first one). */
+function reportShown(
+  document: vscode.TextDocument,
+  position: vscode.Position,
+  result: vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined,
+): void {
+  const items = Array.isArray(result) ? result : result?.items ?? [];
+  const first = items[0];
+  const completionId = first ? completionIdOf(first) : undefined;
+  if (!first || !completionId || !client) {
+    return;
+  }
+  const text = typeof first.insertText === "string" ? first.insertText : first.insertText.value;
+  lastShown = { completionId, uri: document.uri.toString(), offset: document.offsetAt(position), length: text.length };
+  void client.sendNotification("teampilot/didShowCompletion", { completionId });
+}
+
+/** Accepts the next word or line of the inline suggestion, then reports how much of it is accepted so far. */
+async function acceptPart(unit: "Word" | "Line"): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  await vscode.commands.executeCommand(`editor.action.inlineSuggest.acceptNext${unit}`);
+  const shown = lastShown;
+  if (!editor || !client || !shown || editor.document.uri.toString() !== shown.uri) {
+    return;
+  }
+  const accepted = Math.min(editor.document.offsetAt(editor.selection.active) - shown.offset, shown.length);
+  if (accepted > 0) {
+    void client.sendNotification("teampilot/didPartiallyAcceptCompletion", {
+      completionId: shown.completionId,
+      acceptedLength: accepted,
+    });
+  }
 }
 
 /** Builds the language client that runs `<pythonPath> -m lsp` over stdio. */
@@ -65,6 +126,13 @@ function createClient(output: vscode.LogOutputChannel): LanguageClient {
       // VS Code shows the suggestion as ghost text (inline completion); the server's completion
       // fallback is for editors without it, so do not repeat it in the suggest widget.
       provideCompletionItem: () => undefined,
+      // Every suggestion handed to VS Code is reported as shown; accepting it whole runs the item's
+      // teampilot.accepted command (the language client forwards it to the server).
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        const result = await next(document, position, context, token);
+        reportShown(document, position, result);
+        return result;
+      },
     },
   };
   const languageClient = new LanguageClient("teampilot", "teampilot", serverOptions, clientOptions);
@@ -136,6 +204,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       vscode.commands.executeCommand("editor.action.refactor"),
     ),
     vscode.commands.registerCommand("teampilot.showLog", () => output.show()),
+    vscode.commands.registerCommand("teampilot.acceptNextWord", () => acceptPart("Word")),
+    vscode.commands.registerCommand("teampilot.acceptNextLine", () => acceptPart("Line")),
     vscode.commands.registerCommand("teampilot.restartServer", async () => {
       await client?.restart();
     }),
