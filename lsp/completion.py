@@ -234,7 +234,7 @@ class CompletionPipeline:
         self._cache.clear()
         self._shown.clear()
         for doc in self.host.documents:
-            doc.context_cache.clear()
+            doc.context.clear()
 
     def invalidate(self) -> None:
         """Forget every cached suggestion (the backend or model changed)."""

@@ -20,6 +20,7 @@ import tree_sitter
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from lsp.context.cache import ContextCache
 from lsp.context.languages import LanguageSpec, spec_for
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,8 @@ class Document:
         self._starts: list[int] = [0, *_line_starts(text)]
         self.tree: tree_sitter.Tree | None = self._parser.parse(self.source) if self._parser else None
         self.edited_at = time.monotonic()
-        # free slot for the context work (stable snippets across keystrokes); not part of the text
-        self.context_cache: dict[str, Any] = {}
+        # what the context work keeps between keystrokes; not part of the text
+        self.context = ContextCache()
 
     # ---- lines and offsets -------------------------------------------------------------
     @property

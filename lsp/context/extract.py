@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from lsp.context.cache import StickySnippets
 from lsp.context.languages import line_comment_for
 from lsp.context.model import (
     CHARS_PER_TOKEN,
@@ -24,8 +26,16 @@ from lsp.context.model import (
     render_snippet,
 )
 from lsp.context.multiline import is_multiline_position
+from lsp.context.outline import (
+    OutlineFacts,
+    OutlineQuery,
+    compute_outline_facts,
+    outline_snippets,
+    rank_outline,
+)
 from lsp.context.retrieval import (
     DefinitionFinder,
+    UsedName,
     definition_snippet_text,
     related_definitions,
     used_names,
@@ -44,7 +54,8 @@ __all__ = [
 ]
 
 SUFFIX_SHARE = 0.15          # of the budget, at most
-SNIPPET_SHARE = 0.40         # of the budget, at most
+SNIPPET_SHARE = 0.30         # of the budget, at most: definitions in full, similar code
+OUTLINE_SHARE = 0.30         # of the budget, at most: headers of likely callees
 PREFIX_LINE_QUANTUM = 8      # the prefix window starts on a multiple of this many lines
 NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose names count as "used"
 NEAR_LINES_BELOW = 3
@@ -78,126 +89,219 @@ def _suffix_end(doc: Document, offset: int, max_chars: int) -> int:
 
 
 # ---- the whole context ---------------------------------------------------------------------------
+@dataclass
+class _Request:
+    """One context build: the cursor, the budget split, and what the steps have gathered so far."""
+
+    doc: Document
+    offset: int
+    index: WorkspaceIndex | None
+    deadline: float
+    comment: str
+    cursor_line: int
+    suffix_end: int
+    remaining: int          # characters left for snippets + prefix
+    snippet_cap: int        # definitions, similar code
+    outline_cap: int        # outline headers
+    visible: tuple[int, int]
+    scopes: list[Scope]
+    imports: tuple[str, ...]
+    ranked: list[Snippet] = field(default_factory=list)        # fresh candidates, best first
+    urgent: set[Snippet] = field(default_factory=set)          # about the cursor line: must get in
+    local_start: dict[Snippet, int] = field(default_factory=dict)  # this file's snippets -> where their code starts
+    shown: set[tuple[str, int]] = field(default_factory=set)   # (path, line) of definitions already in full
+    relative: dict[str, str] = field(default_factory=dict)
+
+    def rel(self, path: str) -> str:
+        """Workspace-relative path, memoised for this request."""
+        if path not in self.relative:
+            self.relative[path] = self.index.relative_path(path) if self.index is not None else PurePath(path).name
+        return self.relative[path]
+
+    def add(self, snippet: Snippet, start: int | None = None, *, urgent: bool = False) -> None:
+        """A candidate snippet, with where it starts when it comes from this document."""
+        self.ranked.append(snippet)
+        if start is not None:
+            self.local_start[snippet] = start
+        if urgent:
+            self.urgent.add(snippet)
+
+
+def _plan(doc: Document, offset: int, index: WorkspaceIndex | None, budget_tokens: int, deadline: float,
+          comment: str, rel_path: str) -> _Request:
+    """Split the budget: suffix window, the snippet and outline shares, the smallest prefix window."""
+    budget_chars = int(budget_tokens * CHARS_PER_TOKEN)
+    path_line = f"{comment} Path: {rel_path}\n"
+    suffix_end = _suffix_end(doc, offset, int(budget_chars * SUFFIX_SHARE))
+    remaining = budget_chars - (suffix_end - offset) - len(path_line) - 8  # rounding slack of the token estimate
+    cursor_line = doc.line_of(offset)
+    line_head = offset - doc.line_start(cursor_line)
+    snippet_cap = max(0, min(int(budget_chars * SNIPPET_SHARE), remaining - line_head))
+    outline_cap = max(0, min(int(budget_chars * OUTLINE_SHARE), remaining - line_head - snippet_cap))
+    min_prefix_start = _prefix_start(doc, offset, max(remaining - snippet_cap - outline_cap, 0))
+    visible = (doc.line_of(min_prefix_start), doc.line_of(max(offset, suffix_end - 1)))
+    scopes = enclosing_definitions(doc, offset) if doc.language is not None else []
+    imports = imports_of(doc) if doc.language is not None else ()
+    return _Request(doc, offset, index, deadline, comment, cursor_line, suffix_end, remaining, snippet_cap,
+                    outline_cap, visible, scopes, imports)
+
+
+def _scope_headers(req: _Request) -> None:
+    """The enclosing scopes' headers, when the prefix window no longer shows them."""
+    doc = req.doc
+    min_prefix_start = doc.line_start(req.visible[0])
+    for outer_scope in reversed(req.scopes):
+        if outer_scope.start < min_prefix_start:
+            header = doc.text[outer_scope.start:outer_scope.body_start].rstrip()
+            if header and len(header) < 400:
+                req.add(Snippet(req.rel(doc.path), header, "definition"), outer_scope.start)
+
+
+def _used_near_cursor(req: _Request) -> list[UsedName]:
+    """Names the lines around the cursor use (nearest first), within the enclosing scope."""
+    doc, line = req.doc, req.cursor_line
+    scope = req.scopes[0] if req.scopes else None
+    scope_start_line = doc.line_of(scope.start) if scope is not None else 0
+    first_line = max(scope_start_line, line - NEAR_LINES_ABOVE)
+    above = [doc.line_text(n) for n in range(line - 1, first_line - 1, -1)]
+    below = [doc.line_text(n) for n in range(line + 1, min(doc.line_count, line + 1 + NEAR_LINES_BELOW))]
+    return used_names([*above[:3], *below[:1], *above[3:], *below[1:]],
+                      doc.text[doc.line_start(line):req.offset], req.comment)
+
+
+def _definitions(req: _Request) -> None:
+    """Full definitions of the names used near the cursor (this file and the workspace)."""
+    doc = req.doc
+    used = _used_near_cursor(req)
+    class_names = [s.name for s in req.scopes if s.kind in {"class", "interface", "struct"}]
+    finder = DefinitionFinder(doc, req.index, req.imports, req.visible, class_names)
+    # the word being typed at the cursor is unfinished: searching the text for it is wasted work
+    before = doc.text[req.offset - 1:req.offset]
+    typing = before.isidentifier() or before.isdigit()
+    wanted = used[int(typing and bool(used) and used[0].on_cursor_line):][:8]
+    # the cursor line's names are the point of it all: found even past the deadline (bounded work)
+    finder.recover([u.name for u in wanted if u.on_cursor_line], math.inf)
+    finder.recover([u.name for u in wanted if not u.on_cursor_line], req.deadline)
+    seen_keys: set[tuple[str, int, str]] = set()
+    for rank, name in enumerate(used):
+        if time.perf_counter() > req.deadline and not name.on_cursor_line:
+            break
+        for candidate in finder.candidates(name, rank):
+            if candidate.key in seen_keys:
+                continue
+            seen_keys.add(candidate.key)
+            definition = finder.render(candidate)
+            snippet = Snippet(req.rel(definition.path), definition_snippet_text(definition), "definition")
+            local = doc.line_start(definition.start_line) if definition.path == doc.path else None
+            req.add(snippet, local, urgent=name.on_cursor_line)
+            req.shown.add((definition.path, definition.start_line))
+
+
+def _imports_snippet(req: _Request) -> None:
+    """The file's imports, when the window no longer shows them."""
+    if req.imports and req.visible[0] > 0 and time.perf_counter() < req.deadline:
+        import_text = "\n".join(req.imports[:20])
+        if len(import_text) < req.snippet_cap // 3:
+            req.add(Snippet(req.rel(req.doc.path), import_text, "import"), max(0, req.doc.text.find(req.imports[0])))
+
+
+def _similar(req: _Request, recent: Sequence[Document]) -> None:
+    """Code similar to the lines before the cursor, from other open / recently edited documents."""
+    doc = req.doc
+    others = [d for d in recent if d.uri != doc.uri][:8]
+    if others and time.perf_counter() < req.deadline:
+        query_first = max(0, req.cursor_line - SIMILAR_WINDOW)
+        query = doc.text[doc.line_start(query_first):doc.line_start(req.cursor_line)]
+        for _, snippet in similar_snippets(query, others, req.rel, limit=2, deadline=req.deadline):
+            req.add(snippet)
+
+
+def outline_facts(doc: Document, index: WorkspaceIndex | None) -> OutlineFacts | None:
+    """The document's outline facts: the latest computed (maybe for an older version), else computed now."""
+    cache = doc.context
+    if cache.outline is None and doc.language is not None and doc.tree is not None:
+        cache.outline = compute_outline_facts(doc.language, doc.language_id, doc.path, doc.version, doc.source,
+                                              doc.tree.copy(), imports_of(doc), index)
+    return cache.outline
+
+
+def _outline(req: _Request, sticky: StickySnippets | None) -> tuple[list[Snippet], int]:
+    """Headers of the definitions the next line is likely to use, within the outline share.
+
+    Ranked once per scope and facts version (the prompt's start stays stable while typing there).
+    Returns the snippets and the facts' version.
+    """
+    facts = outline_facts(req.doc, req.index)
+    if facts is None or req.outline_cap <= 0:
+        return [], -1
+    if sticky is not None and sticky.outline_version == facts.version:
+        return list(sticky.outline), facts.version
+    scope = req.scopes[0] if req.scopes else None
+    doc = req.doc
+    scope_lines = (doc.line_of(scope.start), doc.line_of(scope.end)) if scope is not None else \
+        (req.cursor_line - NEAR_LINES_ABOVE, req.cursor_line + NEAR_LINES_ABOVE)
+    query = OutlineQuery(req.cursor_line, scope_lines, req.visible)
+    ranked = rank_outline(facts, query, req.shown)
+    indent = "    " if doc.language_id == "python" else "  "
+    return outline_snippets(ranked, req.outline_cap, req.comment, req.rel, indent), facts.version
+
+
+def _fit_prefix(req: _Request, chosen: list[Snippet]) -> tuple[int, list[Snippet]]:
+    """The prefix window after the snippets; this file's snippets the window shows anyway are dropped.
+
+    Dropping only widens the window, so three passes settle it.
+    """
+    prefix_start = req.doc.line_start(req.visible[0])
+    for _ in range(3):
+        used_chars = sum(len(render_snippet(s, req.comment)) for s in chosen)
+        prefix_start = _prefix_start(req.doc, req.offset, max(req.remaining - used_chars, 0))
+        kept = [s for s in chosen if not prefix_start <= req.local_start.get(s, -1) < req.suffix_end]
+        if len(kept) == len(chosen):
+            break
+        chosen = kept
+    return prefix_start, chosen
+
+
 def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex | None, *,
                              budget_tokens: int = 2048, deadline_s: float = 0.05,
                              recent: Sequence[Document] = ()) -> CodeContext:
     """Context for a completion at ``offset``: everything within ``budget_tokens`` (prompt + suffix).
 
-    Gathering stops at ``deadline_s``: whatever was found by then is used.
+    Steps: plan the budget, gather candidates (scope headers, definitions of names near the cursor,
+    imports, similar code), choose within the snippet share (sticky per scope), add the outline
+    within its share, then fit the prefix window. Gathering stops at ``deadline_s``.
     """
     t0 = time.perf_counter()
-    deadline = t0 + deadline_s
-    timings: dict[str, float] = {}
     offset = max(0, min(offset, len(doc.text)))
     spec = doc.language
     comment = spec.line_comment if spec is not None else line_comment_for(doc.language_id, doc.path)
     rel_path = index.relative_path(doc.path) if index is not None else PurePath(doc.path).name
-    budget_chars = int(budget_tokens * CHARS_PER_TOKEN)
-    path_line = f"{comment} Path: {rel_path}\n"
-
-    # suffix window (shorter than the prefix)
-    suffix_end = _suffix_end(doc, offset, int(budget_chars * SUFFIX_SHARE))
-    suffix = doc.text[offset:suffix_end]
-    remaining = budget_chars - len(suffix) - len(path_line) - 8  # rounding slack of the token estimate
-    cursor_line_no = doc.line_of(offset)
-    line_head = offset - doc.line_start(cursor_line_no)
-    snippet_cap = max(0, min(int(budget_chars * SNIPPET_SHARE), remaining - line_head))
-    min_prefix_start = _prefix_start(doc, offset, max(remaining - snippet_cap, 0))
-    visible = (doc.line_of(min_prefix_start), doc.line_of(max(offset, suffix_end - 1)))
-
-    scopes = enclosing_definitions(doc, offset) if spec is not None else []
-    scope = scopes[0] if scopes else None
-    imports = imports_of(doc) if spec is not None else ()
-    timings["scope"] = time.perf_counter() - t0
-
-    scope_key = (scope.kind, scope.name, scope.start) if scope is not None else None
-    sticky = doc.context_cache.get("sticky")
-    previous: list[Snippet] = list(sticky[1]) if sticky is not None and sticky[0] == scope_key else []
-
-    ranked: list[Snippet] = []   # fresh candidates, best first
-    urgent: set[Snippet] = set()  # about the cursor line: must get in
-    relative: dict[str, str] = {}
-    local_start: dict[Snippet, int] = {}  # snippets from this document -> where their code starts
-
-    def rel(path: str) -> str:
-        """Workspace-relative path, memoised for this request."""
-        if path not in relative:
-            relative[path] = index.relative_path(path) if index is not None else PurePath(path).name
-        return relative[path]
-
+    req = _plan(doc, offset, index, budget_tokens, t0 + deadline_s, comment, rel_path)
+    timings: dict[str, float] = {"scope": time.perf_counter() - t0}
     if spec is not None and doc.tree is not None:
-        # the enclosing scopes' headers, when the window no longer shows them
-        class_names = [s.name for s in scopes if s.kind in {"class", "interface", "struct"}]
-        for outer_scope in reversed(scopes):
-            if outer_scope.start < min_prefix_start:
-                header = doc.text[outer_scope.start:outer_scope.body_start].rstrip()
-                if header and len(header) < 400:
-                    snippet = Snippet(rel(doc.path), header, "definition")
-                    ranked.append(snippet)
-                    local_start[snippet] = outer_scope.start
-        # definitions of names used near the cursor
-        line_start = doc.line_start(cursor_line_no)
-        scope_start_line = doc.line_of(scope.start) if scope is not None else 0
-        first_line = max(scope_start_line, cursor_line_no - NEAR_LINES_ABOVE)
-        above = [doc.line_text(n) for n in range(cursor_line_no - 1, first_line - 1, -1)]
-        below_limit = min(doc.line_count, cursor_line_no + 1 + NEAR_LINES_BELOW)
-        below = [doc.line_text(n) for n in range(cursor_line_no + 1, below_limit)]
-        used = used_names([*above[:3], *below[:1], *above[3:], *below[1:]], doc.text[line_start:offset], comment)
-        gatherer = DefinitionFinder(doc, index, imports, visible, class_names)
-        # the word being typed at the cursor is unfinished: searching the text for it is wasted work
-        typing = doc.text[offset - 1:offset].isidentifier() or doc.text[offset - 1:offset].isdigit()
-        wanted = used[int(typing and bool(used) and used[0].on_cursor_line):][:8]
-        # the cursor line's names are the point of it all: found even past the deadline (bounded work)
-        gatherer.recover([u.name for u in wanted if u.on_cursor_line], math.inf)
-        gatherer.recover([u.name for u in wanted if not u.on_cursor_line], deadline)
-        seen_keys: set[tuple[str, int, str]] = set()
-        for rank, name in enumerate(used):
-            if time.perf_counter() > deadline and not name.on_cursor_line:
-                break
-            for candidate in gatherer.candidates(name, rank):
-                if candidate.key in seen_keys:
-                    continue
-                seen_keys.add(candidate.key)
-                definition = gatherer.render(candidate)
-                snippet = Snippet(rel(definition.path), definition_snippet_text(definition), "definition")
-                ranked.append(snippet)
-                if definition.path == doc.path:
-                    local_start[snippet] = doc.line_start(definition.start_line)
-                if name.on_cursor_line:
-                    urgent.add(snippet)
+        _scope_headers(req)
+        _definitions(req)
         timings["definitions"] = time.perf_counter() - t0
-        # the file's imports, when the window no longer shows them
-        if imports and visible[0] > 0 and time.perf_counter() < deadline:
-            import_text = "\n".join(imports[:20])
-            if len(import_text) < snippet_cap // 3:
-                snippet = Snippet(rel(doc.path), import_text, "import")
-                ranked.append(snippet)
-                local_start[snippet] = max(0, doc.text.find(imports[0]))
-
-    # similar code from other open / recently edited documents
-    others = [d for d in recent if d.uri != doc.uri][:8]
-    if others and time.perf_counter() < deadline:
-        query_first = max(0, cursor_line_no - SIMILAR_WINDOW)
-        query = doc.text[doc.line_start(query_first):doc.line_start(cursor_line_no)]
-        ranked.extend(snippet for _, snippet in similar_snippets(query, others, rel, limit=2, deadline=deadline))
+        _imports_snippet(req)
+    _similar(req, recent)
     timings["similar"] = time.perf_counter() - t0
-
-    chosen = _choose(previous, ranked, urgent, snippet_cap, comment)
-    doc.context_cache["sticky"] = (scope_key, chosen)
-    # drop this file's snippets that the final prefix window shows anyway (dropping only widens it)
-    for _ in range(3):
-        used_chars = sum(len(render_snippet(s, comment)) for s in chosen)
-        prefix_start = _prefix_start(doc, offset, max(remaining - used_chars, 0))
-        kept = [s for s in chosen if not prefix_start <= local_start.get(s, -1) < suffix_end]
-        if len(kept) == len(chosen):
-            break
-        chosen = kept
-    prefix = doc.text[prefix_start:offset]
+    scope = req.scopes[0] if req.scopes else None
+    scope_key = (scope.kind, scope.name, scope.start) if scope is not None else None
+    sticky = doc.context.sticky
+    if sticky is not None and sticky.scope_key != scope_key:
+        sticky = None
+    previous = list(sticky.snippets) if sticky is not None else []
+    chosen = _choose(previous, req.ranked, req.urgent, req.snippet_cap, comment)
+    outline, outline_version = _outline(req, sticky)
+    doc.context.sticky = StickySnippets(scope_key, tuple(chosen), tuple(outline), outline_version)
+    chosen = outline + chosen  # far from the cursor: the outline goes first
+    timings["outline"] = time.perf_counter() - t0
+    prefix_start, chosen = _fit_prefix(req, chosen)
     timings["total"] = time.perf_counter() - t0
     return CodeContext(
-        language_id=doc.language_id, path=rel_path, prefix=prefix, suffix=suffix, scope=scope,
-        imports=imports, snippets=tuple(chosen), multiline=is_multiline_position(doc, offset),
-        line_comment=comment, timings=timings,
+        language_id=doc.language_id, path=rel_path, prefix=doc.text[prefix_start:offset],
+        suffix=doc.text[offset:req.suffix_end], scope=scope, imports=req.imports, snippets=tuple(chosen),
+        multiline=is_multiline_position(doc, offset), line_comment=comment, timings=timings,
     )
 
 

@@ -131,7 +131,9 @@ RESCAN_AFTER_SECONDS = 3.0
 
 
 @dataclass
-class _DocDefinitions:
+class DocDefinitions:
+    """The document's own definitions, scanned from a snapshot of its tree (kept for a while)."""
+
     version: int
     created: float
     source: bytes
@@ -142,10 +144,10 @@ class _DocDefinitions:
     searched: set[str] = field(default_factory=set)
 
 
-def _doc_definitions(doc: Document) -> _DocDefinitions | None:
+def _doc_definitions(doc: Document) -> DocDefinitions | None:
     if doc.language is None or doc.tree is None:
         return None
-    cached: _DocDefinitions | None = doc.context_cache.get("defs")
+    cached = doc.context.definitions
     now = time.monotonic()
     if cached is not None and 0 <= doc.version - cached.version < RESCAN_AFTER_VERSIONS and \
             now - cached.created < RESCAN_AFTER_SECONDS:
@@ -154,8 +156,8 @@ def _doc_definitions(doc: Document) -> _DocDefinitions | None:
     by_name: dict[str, list[RawDefinition]] = {}
     for raw in scan_definitions(doc.language, snapshot):
         by_name.setdefault(raw.name, []).append(raw)
-    fresh = _DocDefinitions(doc.version, now, doc.source, snapshot, by_name)
-    doc.context_cache["defs"] = fresh
+    fresh = DocDefinitions(doc.version, now, doc.source, snapshot, by_name)
+    doc.context.definitions = fresh
     return fresh
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from lsp.context.cache import Versioned
 from lsp.context.model import Snippet
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
 
@@ -25,14 +26,14 @@ def _token_set(text: str) -> frozenset[str]:
 
 def _windows(doc: Document) -> list[tuple[int, frozenset[str]]]:
     """Token sets of sliding line windows of a document, cached per version."""
-    cached = doc.context_cache.get("windows")
-    if cached is not None and cached[0] == doc.version and cached[1] == len(doc.text):
-        return list(cached[2])
+    cached = doc.context.windows
+    if cached is not None and cached.fresh(doc.version, len(doc.text)):
+        return list(cached.value)
     lines = doc.text.split("\n")
     step = max(SIMILAR_WINDOW // 2, len(lines) // MAX_WINDOWS)  # bounded work for huge files
     out = [(start, _token_set("\n".join(lines[start : start + SIMILAR_WINDOW])))
            for start in range(0, max(1, len(lines) - step), step)]
-    doc.context_cache["windows"] = (doc.version, len(doc.text), out)
+    doc.context.windows = Versioned(doc.version, len(doc.text), tuple(out))
     return out
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from tree_sitter import Node, QueryCursor
 
+from lsp.context.cache import Versioned
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Scope
 
@@ -128,13 +129,13 @@ def imports_of(doc: Document) -> tuple[str, ...]:
     spec = doc.language
     if spec is None or doc.tree is None:
         return ()
-    cached = doc.context_cache.get("imports")
-    if cached is not None and cached[0] == doc.version and cached[1] == len(doc.text):
-        return tuple(cached[2])
+    cached = doc.context.imports
+    if cached is not None and cached.fresh(doc.version, len(doc.text)):
+        return cached.value
     cursor = QueryCursor(spec.queries["imports"])
     cursor.set_max_start_depth(2)
     nodes = cursor.captures(doc.tree.root_node).get("import", [])
     nodes.sort(key=lambda n: n.start_byte)
     result = tuple(doc.node_text(n).strip() for n in nodes)
-    doc.context_cache["imports"] = (doc.version, len(doc.text), result)
+    doc.context.imports = Versioned(doc.version, len(doc.text), result)
     return result

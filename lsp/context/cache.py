@@ -1,0 +1,57 @@
+"""What the context work keeps on a document between keystrokes, typed (one field per use)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from lsp.context.model import Snippet
+    from lsp.context.outline import OutlineFacts
+    from lsp.context.retrieval import DocDefinitions
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[T]):
+    """A value computed from one version of the text (``length`` guards against unversioned edits)."""
+
+    version: int
+    length: int
+    value: T
+
+    def fresh(self, version: int, length: int) -> bool:
+        """Whether it was computed from this version of the text."""
+        return self.version == version and self.length == length
+
+
+@dataclass(frozen=True)
+class StickySnippets:
+    """The snippets chosen while the cursor was in one scope (kept in order while it stays there)."""
+
+    scope_key: tuple[str, str, int] | None
+    snippets: tuple[Snippet, ...]
+    outline: tuple[Snippet, ...] = ()
+    outline_version: int = -1   # the outline facts' version the outline was ranked from
+
+
+@dataclass
+class ContextCache:
+    """Per-document context state; any field may be ``None`` (not computed yet, or cleared)."""
+
+    definitions: DocDefinitions | None = None
+    imports: Versioned[tuple[str, ...]] | None = None
+    windows: Versioned[tuple[tuple[int, frozenset[str]], ...]] | None = None
+    sticky: StickySnippets | None = None
+    outline: OutlineFacts | None = None
+    outline_computing: int | None = None  # the version whose outline a worker thread is computing
+
+    def clear(self) -> None:
+        """Forget everything (the exclusion rules changed: nothing gathered before may be reused)."""
+        self.definitions = None
+        self.imports = None
+        self.windows = None
+        self.sticky = None
+        self.outline = None
+        self.outline_computing = None
