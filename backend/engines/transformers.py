@@ -157,7 +157,7 @@ class TransformersEngine:
         model: Any = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         model.eval()
         params = sum(p.numel() for p in model.parameters())
-        torch.set_num_threads(torch_threads(params))
+        torch.set_num_threads(self.settings.torch_threads or torch_threads(params))
         logger.info("loaded %.1fM parameters in %.1f s", params / 1e6, time.perf_counter() - loaded)
         config = model.config
         own_len = int(getattr(config, "max_position_embeddings", 0) or 0) or 2048

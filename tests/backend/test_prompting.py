@@ -346,3 +346,40 @@ def test_no_chat_template_falls_back_to_a_plain_prefix_completion() -> None:
         assert (rendered.mode, rendered.text, rendered.cleaner()) == ("plain", "def f():\n    ", None)
     finally:
         hf.chat_template = original
+
+
+# -- hole filling by continuation (HOLE_MODES) ---------------------------------------------------
+
+
+def _run_cleaner(cleaner: HoleFillCleaner, pieces: list[str]) -> str:
+    return "".join(cleaner.feed(p) for p in pieces) + cleaner.finish()
+
+
+def test_smollm_family_continues_the_prefix_instead_of_a_chat_prompt() -> None:
+    assert detect_family("smollm2", set()) == "smollm"
+    assert detect_family("/models/SmolLM2-135M-Instruct.Q4_1.gguf", set()) == "smollm"
+    prompter = Prompter(llama3(), "smollm", 4096)
+    rendered = prompter.render_completion("def f(x):\n    return ", "\n\nprint(f(2))\n", reserve=16)
+    assert rendered.mode == "fim-continue"
+    assert rendered.text == "def f(x):\n    return "
+    assert "{{FILL_HERE}}" not in (rendered.text or "")
+    # the switch: the same family rendered as a hole-filling chat prompt
+    switched = Prompter(llama3(), "smollm", 4096, hole_mode="chat").render_completion("a = ", "\n", reserve=16)
+    assert switched.mode == "fim-chat"
+    assert Prompter(llama3(), "llama3", 4096).hole_mode == "chat"
+    with pytest.raises(ValueError, match="unknown hole mode"):
+        Prompter(llama3(), "llama3", 4096, hole_mode="guess")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "pieces", "expected"),
+    [
+        pytest.param("x = f(", ")\nprint(x)\n", ["a, b)\nprint(x)\nmore"], "a, b", id="rest-of-line-and-suffix-repeat"),
+        pytest.param("def f():\n", "\n\nprint(1)\n", ["    a = 1\n\n", "    return a\n", "\nprint(1)\n"],
+                     "    a = 1\n\n    return a", id="blank-lines-kept-inside-trailing-dropped"),
+        pytest.param("if ok:", "\nelse:\n    pass\n", ["\n", "    go()\n", "else:\n"], "\n    go()", id="leading-newline-kept"),
+        pytest.param("s = '", "'\n", ["```x'\n"], "```x", id="no-fence-handling-in-code"),
+    ],
+)
+def test_continuation_cleaner(prefix: str, suffix: str, pieces: list[str], expected: str) -> None:
+    assert _run_cleaner(HoleFillCleaner(prefix, suffix, continuation=True), pieces) == expected
