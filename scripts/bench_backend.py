@@ -1,7 +1,8 @@
-"""Backend benchmark: server overhead, throughput against vLLM's own server, disconnect cost.
+"""Backend benchmark: server overhead, throughput against vLLM's own server, disconnect cost,
+and what per-key limits and usage recording add.
 
     python scripts/bench_backend.py [--quick] [--model tiny] [--overhead-engine vllm|transformers]
-                                    [--skip-throughput] [--skip-disconnect]
+                                    [--skip-throughput] [--skip-disconnect] [--skip-usage]
 
 Everything is measured within one run, on the same model, as ratios or percentiles:
 
@@ -18,6 +19,9 @@ Everything is measured within one run, on the same model, as ratios or percentil
    connection; tokens generated after the disconnect = the engine's tokens for that request
    (`teampilot_engine_tokens_generated_total` on /metrics) minus the tokens the client received.
    Target: at most one decode step (1 token per running sequence).
+4. Limits and usage recording (`scripts/bench_usage.py`, always the tiny model on the transformers
+   engine): TTFT with limits and usage on minus with neither, alternating; events per second into
+   SQLite and through POST /v1/events. Target: <= 0.5 ms p50.
 
 Engines started here need `if __name__ == "__main__":` (vLLM spawns its workers).
 """
@@ -402,6 +406,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-disconnect", action="store_true")
+    parser.add_argument("--skip-usage", action="store_true")
     args = parser.parse_args(argv)
     args.overhead_requests = args.overhead_requests or (15 if args.quick else 40)
     args.rounds = args.rounds or (2 if args.quick else 5)
@@ -444,6 +449,10 @@ async def run(args: argparse.Namespace) -> int:
             vllm_server = None
         if not args.skip_disconnect:
             results["disconnect"] = await bench_disconnect(ours("vllm"), args)
+        if not args.skip_usage:
+            from scripts.bench_usage import bench as bench_usage
+
+            results["usage"] = await bench_usage(60 if args.quick else 200, 50_000 if args.quick else 200_000)
     finally:
         if vllm_server is not None:
             vllm_server.stop()
@@ -497,6 +506,11 @@ def report(results: dict[str, Any], args: argparse.Namespace, wall_s: float) -> 
             median = statistics.median(row["after_disconnect"] for row in rows)
             print(f"   tokens generated after a disconnect: median {median:.0f}, most {worst:.0f} "
                   f"(target <= 1 decode step: {'OK' if worst <= 1 else 'ABOVE TARGET'})")
+    if "usage" in results:
+        from scripts.bench_usage import report as report_usage
+
+        print()
+        report_usage(results["usage"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
