@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import types
 import typing
@@ -14,9 +13,8 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
+from backend.privacy import apply_privacy_env
 from backend.settings import Settings
-
-PRIVACY_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(argv[1:])
     except ValueError as exc:  # pydantic validation: bounds, bad values
         parser.exit(2, f"python -m backend serve: {exc}\n")
-    os.environ.update(PRIVACY_ENV)
+    apply_privacy_env()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )

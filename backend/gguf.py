@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backend.tiny_models import _file_lock, _replace_dir, cache_root
+from backend.model_cache import cache_root, file_lock, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def ensure_converted(gguf_file: Path, *, progress: Progress | None = None) -> Pa
     if is_converted(dest, digest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(dest.parent / f".{dest.name}.lock"):
+    with file_lock(dest.parent / f".{dest.name}.lock"):
         if is_converted(dest, digest):  # another process converted it while we waited
             return dest
         for stale in dest.parent.glob(f".{dest.name}-*"):  # left by a killed conversion (we hold the lock)
@@ -156,7 +156,7 @@ def ensure_converted(gguf_file: Path, *, progress: Progress | None = None) -> Pa
                 convert_s=round(time.monotonic() - started, 1),
             )
             (tmp / STAMP_FILE).write_text(json.dumps(report, indent=2) + "\n")
-            _replace_dir(tmp, dest)
+            replace_dir(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

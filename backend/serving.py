@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from backend import protocol
-from backend.engines.base import Engine, SamplingParams
+from backend.engines.base import Engine, SamplingParams, aclose
 from backend.errors import (
     APIError,
     EngineUnavailable,
@@ -239,9 +239,8 @@ class Serving:
         return json_response(body)
 
     def _prompter(self) -> Prompter:
-        """The prompter (the engine is ready: handle() checked)."""
-        if self.prompter is None:
-            raise EngineUnavailable("The model is still loading; retry shortly.")
+        """The prompter: requests reach here only through handle(), which checked readiness."""
+        assert self.prompter is not None, "a request was served before the engine was ready"
         return self.prompter
 
     def _generation(
@@ -327,7 +326,7 @@ class Serving:
             if self.usage is not None:
                 self._record_usage(gen, finished)
             with anyio.CancelScope(shield=True):
-                await _close(stream)
+                await aclose(stream)
                 if not finished:
                     await self.engine.abort(gen.request_id)
 
@@ -413,7 +412,7 @@ class Serving:
             raise _StreamEnded from None
         finally:
             with anyio.CancelScope(shield=True):
-                await _close(texts)
+                await aclose(texts)
         if self.settings.log_prompts:
             logger.info("request %s completion: %r", gen.request_id, "".join(pieces))
 
@@ -527,10 +526,3 @@ async def _wait_disconnect(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-async def _close(stream: AsyncIterator[Any]) -> None:
-    """Close an async iterator if it can be closed."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-#: `--model` shortcuts for the tiny local test models (built once by scripts/build_tiny_models.py).
-TINY_MODELS = {"tiny": "tiny-llama3", "tiny-fim": "tiny-qwen-fim"}
+from backend.model_refs import TINY_MODELS
+
 #: Default model when `--model` is not given, by engine.
 DEFAULT_GPU_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 DEFAULT_CPU_MODEL = "Qwen/Qwen2.5-Coder-0.5B-Instruct"

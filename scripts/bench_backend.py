@@ -417,7 +417,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> int:
     """Start what the chosen sections need, measure, print, stop everything."""
-    from backend.engines.vllm import resolve_model_ref
+    from backend.model_refs import resolve_model_ref
     from backend.settings import Settings
 
     for key, value in backend_env().items():

@@ -1,4 +1,4 @@
-"""Build the tiny local test models once (cached): a thin CLI over `backend.tiny_models`.
+"""Build the tiny local test models once (cached): a thin CLI over `backend.testing.tiny_models`.
 
     python scripts/build_tiny_models.py [--which llama3|qwen-fim|all] [--force]
 
@@ -16,7 +16,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.tiny_models import TINY_MODELS, ensure_tiny_model, read_stamp
+from backend.testing.tiny_models import TINY_MODELS, ensure_tiny_model, read_stamp
 
 __all__ = ["TINY_MODELS", "ensure_tiny_model", "main"]
 

@@ -27,7 +27,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def tiny_llama3_path() -> Path:
     """The tiny Llama-3-format model folder (built once, cached under TEAMPILOT_CACHE)."""
-    from backend.tiny_models import ensure_tiny_model
+    from backend.testing.tiny_models import ensure_tiny_model
 
     return ensure_tiny_model("llama3")
 
@@ -35,7 +35,7 @@ def tiny_llama3_path() -> Path:
 @pytest.fixture(scope="session")
 def tiny_qwen_fim_path() -> Path:
     """The tiny Qwen-style FIM model folder (built once, cached)."""
-    from backend.tiny_models import ensure_tiny_model
+    from backend.testing.tiny_models import ensure_tiny_model
 
     return ensure_tiny_model("qwen-fim")
 

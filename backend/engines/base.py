@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from backend.tokenizer import Tokenizer
@@ -36,7 +36,6 @@ class SamplingParams:
     max_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
-    stop: tuple[str, ...] = ()  # plain-text stop strings, applied by the engine or by serving
     stop_token_ids: tuple[int, ...] = ()  # always includes the family's end-of-turn ids
     seed: int | None = None
 
@@ -77,3 +76,10 @@ class Engine(Protocol):
     def stats(self) -> dict[str, float]:
         """Engine counters, e.g. {"requests_running": 1, "tokens_generated_total": 42}."""
         ...
+
+
+async def aclose(stream: AsyncIterator[Any]) -> None:
+    """Close an async iterator if it can be closed (an async generator): ends its work now."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()

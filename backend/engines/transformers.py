@@ -144,7 +144,7 @@ class TransformersEngine:
         import torch
         import transformers
 
-        from backend.engines.vllm import resolve_model_ref
+        from backend.model_refs import resolve_model_ref
         from backend.prompting import detect_family
         from backend.tokenizer import Tokenizer
 

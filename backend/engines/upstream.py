@@ -104,7 +104,7 @@ class UpstreamEngine:
 
     async def start(self) -> None:
         """Load the tokenizer, open the HTTP client and learn the model name and context length."""
-        from backend.engines.vllm import resolve_model_ref
+        from backend.model_refs import resolve_model_ref
         from backend.prompting import detect_family
 
         ref = self.settings.tokenizer or self.settings.model
@@ -223,8 +223,6 @@ class UpstreamEngine:
             "return_token_ids": True,  # vLLM's extension: exact ids instead of re-tokenised text
             "stream_options": {"include_usage": True},  # to count the stop token (see _with_stop_token)
         }
-        if params.stop:
-            body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
         return body

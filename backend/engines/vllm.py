@@ -10,15 +10,17 @@ Tensor and pipeline parallelism, prefix caching, the GPU memory share and the dt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from backend.engines.base import Delta, ModelCard, SamplingParams
+from backend.engines.base import Delta, ModelCard, SamplingParams, aclose
+from backend.model_refs import resolve_model_ref
+from backend.privacy import apply_privacy_env
 
 if TYPE_CHECKING:
     from backend.settings import Settings
@@ -26,29 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Set before vLLM is imported: nothing phones home.
-PRIVACY_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "VLLM_DO_NOT_TRACK": "1"}
 #: vLLM's finish reasons that we pass on as they are; anything else ends a request as "stop".
 _FINISH_REASONS = {"stop", "length", "abort"}
-
-
-def resolve_model_ref(settings: Settings, engine_name: str) -> str:
-    """The local path or hub id to load: builds (once, cached) a tiny test model for 'tiny';
-    converts (once, cached) a GGUF file to a safetensors folder."""
-    from backend.gguf import ensure_converted, gguf_for
-    from backend.settings import TINY_MODELS
-
-    model = settings.model_or_default(engine_name)
-    if model in TINY_MODELS:
-        from backend.tiny_models import TINY_MODELS as BUILDERS
-        from backend.tiny_models import ensure_tiny_model
-
-        which = next(key for key, folder in BUILDERS.items() if folder == TINY_MODELS[model])
-        return str(ensure_tiny_model(which, progress=lambda msg: logger.info("tiny model: %s", msg)))
-    gguf_file = gguf_for(model)
-    if gguf_file is not None:
-        return str(ensure_converted(gguf_file, progress=lambda msg: logger.info("GGUF: %s", msg)))
-    return model
 
 
 def model_dtype(path: str) -> Literal["auto", "float32"]:
@@ -86,16 +67,43 @@ class VllmEngine:
         self._aborted = 0
 
     async def start(self) -> None:
-        """Resolve the model, import vLLM and start AsyncLLM (tens of seconds: workers, compile)."""
+        """Resolve the model, import vLLM and start AsyncLLM (tens of seconds: workers, compile).
+
+        Everything slow runs in a worker thread, so the event loop keeps answering (/health: 503)
+        while the model loads."""
         from backend.prompting import detect_family
+
+        apply_privacy_env()
+        started = time.perf_counter()
+        building = asyncio.ensure_future(asyncio.to_thread(self._build))
+        try:
+            self._llm = await asyncio.shield(building)
+        except asyncio.CancelledError:  # the thread cannot be interrupted: wait, then stop its engine
+            with contextlib.suppress(Exception):
+                built = await building
+                await asyncio.to_thread(built.shutdown)
+            raise
+        # AsyncLLM starts its output handler eagerly only when built on the loop; start it now, so
+        # an engine failure is noticed before the first request.
+        self._llm._run_output_handler()
+        self.card = ModelCard(
+            id=self.card.id,
+            root=self._model_ref,
+            max_model_len=int(self._llm.model_config.max_model_len),
+            family=detect_family(self._model_ref, set(self.tokenizer.special_tokens)),
+        )
+        logger.info(
+            "vLLM engine ready in %.1f s: %s (context %d tokens, family %s)",
+            time.perf_counter() - started, self.card.id, self.card.max_model_len, self.card.family,
+        )
+
+    def _build(self) -> Any:
+        """Blocking part of start(): model path, tokenizer, vLLM's imports and its AsyncLLM."""
         from backend.tokenizer import Tokenizer
 
-        for key, value in PRIVACY_ENV.items():
-            os.environ.setdefault(key, value)
-        started = time.perf_counter()
-        path = await asyncio.to_thread(resolve_model_ref, self.settings, "vllm")
+        path = resolve_model_ref(self.settings, "vllm")
         tokenizer_ref = self.settings.tokenizer or path
-        self.tokenizer = await asyncio.to_thread(Tokenizer.from_pretrained, tokenizer_ref)
+        self.tokenizer = Tokenizer.from_pretrained(tokenizer_ref)
 
         from vllm import AsyncEngineArgs, TokensPrompt
         from vllm import SamplingParams as VllmSamplingParams
@@ -121,19 +129,8 @@ class VllmEngine:
             enable_log_requests=False,
             **optional,
         )
-        self._llm = AsyncLLM.from_engine_args(args)
         self._sampling = (VllmSamplingParams, RequestOutputKind.DELTA, TokensPrompt)
-        vocab = set(self.tokenizer.special_tokens)
-        self.card = ModelCard(
-            id=self.card.id,
-            root=self._model_ref,
-            max_model_len=int(self._llm.model_config.max_model_len),
-            family=detect_family(self._model_ref, vocab),
-        )
-        logger.info(
-            "vLLM engine ready in %.1f s: %s (context %d tokens, family %s)",
-            time.perf_counter() - started, self.card.id, self.card.max_model_len, self.card.family,
-        )
+        return AsyncLLM.from_engine_args(args)
 
     def _vllm_params(self, params: SamplingParams) -> Any:
         """vLLM sampling parameters streaming deltas, special tokens skipped in text."""
@@ -142,7 +139,6 @@ class VllmEngine:
             max_tokens=params.max_tokens,
             temperature=params.temperature,
             top_p=params.top_p,
-            stop=list(params.stop) or None,
             stop_token_ids=list(params.stop_token_ids) or None,
             seed=params.seed,
             skip_special_tokens=True,
@@ -181,7 +177,7 @@ class VllmEngine:
                 self._aborted += 1
             # Closing vLLM's generator early aborts the request in its engine core (it catches
             # GeneratorExit); shielded so that a cancelled caller still frees the sequence.
-            await asyncio.shield(_aclose(stream))
+            await asyncio.shield(aclose(stream))
 
     async def abort(self, request_id: str) -> None:
         """Abort a running request by id; unknown or finished ids are ignored."""
@@ -209,13 +205,6 @@ class VllmEngine:
             "prompt_tokens_total": float(self._prompt_tokens),
             "vllm_unfinished_requests": float(unfinished),
         }
-
-
-async def _aclose(stream: AsyncIterator[Any]) -> None:
-    """Close an async generator (if it is one)."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def create(settings: Settings) -> VllmEngine:

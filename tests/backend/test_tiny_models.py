@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import tiny_models
-from backend.tiny_models import (
+from backend.testing import tiny_models
+from backend.testing.tiny_models import (
     LLAMA3_CHAT_TEMPLATE,
     STAMP_FILE,
     ensure_tiny_model,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.tiny_models import ensure_tiny_model
+from backend.testing.tiny_models import ensure_tiny_model
 from backend.tokenizer import IncrementalDecoder, Tokenizer
 
 

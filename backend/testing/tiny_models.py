@@ -18,11 +18,9 @@ lazily: importing this module is cheap.
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import json
 import logging
-import os
 import random
 import shutil
 import tempfile
@@ -32,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from backend.model_cache import cache_root, file_lock, replace_dir
 
 if TYPE_CHECKING:
     import torch
@@ -119,11 +119,6 @@ QWEN_FIM_RECIPE = Recipe(
 )
 
 
-def cache_root() -> Path:
-    """`${TEAMPILOT_CACHE:-~/.cache/teampilot}`."""
-    return Path(os.environ.get("TEAMPILOT_CACHE") or Path.home() / ".cache" / "teampilot")
-
-
 def model_path(which: str) -> Path:
     """Where the tiny model `which` ("llama3" | "qwen-fim") lives (built or not)."""
     if which not in TINY_MODELS:
@@ -168,7 +163,7 @@ def ensure_tiny_model(which: str, *, force: bool = False, progress: Progress | N
     if not force and is_current(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(dest.parent / f".{dest.name}.lock"):
+    with file_lock(dest.parent / f".{dest.name}.lock"):
         if not force and is_current(dest):  # another process built it while we waited
             return dest
         say = progress or (lambda msg: logger.info("%s", msg))
@@ -183,23 +178,12 @@ def ensure_tiny_model(which: str, *, force: bool = False, progress: Progress | N
                 report = builder(tmp, say)
             report.update(recipe=recipe_version(), which=which, build_s=round(time.monotonic() - started, 1))
             (tmp / STAMP_FILE).write_text(json.dumps(report, indent=2) + "\n")
-            _replace_dir(tmp, dest)
+            replace_dir(tmp, dest)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         say(f"built {dest.name} in {report['build_s']} s: {dest}")
     return dest
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock between processes building the same model."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -214,17 +198,6 @@ def _one_torch_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _replace_dir(src: Path, dest: Path) -> None:
-    """Move the finished build into place; an older build is moved aside first, then deleted."""
-    old: Path | None = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}-old-{os.getpid()}")
-        os.rename(dest, old)
-    os.rename(src, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""The local models cache: `${TEAMPILOT_CACHE:-~/.cache/teampilot}/models`, filled atomically.
+
+Converted GGUF models (`backend.gguf`) and the tiny test models (`backend.testing`) are built in a
+temporary folder, then renamed into place, under a file lock shared between processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def cache_root() -> Path:
+    """`${TEAMPILOT_CACHE:-~/.cache/teampilot}`."""
+    return Path(os.environ.get("TEAMPILOT_CACHE") or Path.home() / ".cache" / "teampilot")
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock between processes building the same model."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def replace_dir(src: Path, dest: Path) -> None:
+    """Move the finished build into place; an older build is moved aside first, then deleted."""
+    old: Path | None = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}-old-{os.getpid()}")
+        os.rename(dest, old)
+    os.rename(src, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
