@@ -30,6 +30,15 @@ STARTUP_TIMEOUT_S = 300.0
 _LISTENING = re.compile(r"Uvicorn running on http://[^:\s]+:(\d+)")
 
 
+@dataclass(frozen=True)
+class HealthProbe:
+    """One GET /health during startup: its status (0: no answer within the client's timeout) and
+    how long the answer took."""
+
+    status: int
+    latency_s: float
+
+
 @dataclass
 class RunningServer:
     """A backend process: `url` ends in /v1 (what OpenAI clients take as base_url)."""
@@ -39,6 +48,8 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     args: tuple[str, ...] = field(default=())
+    #: every /health probe made while waiting for the server to become ready
+    health_probes: list[HealthProbe] = field(default_factory=list)
 
     @property
     def root(self) -> str:
@@ -96,11 +107,11 @@ def start_backend(
     log_path = Path(log_file.name)
     try:
         root = _wait_listening(process, log_path, timeout_s)
-        _wait_healthy(process, log_path, root, timeout_s)
+        probes = _wait_healthy(process, log_path, root, timeout_s)
     except BaseException:
         stop_process_group(process)
         raise
-    return RunningServer(f"{root}/v1", api_keys[0] if api_keys else "", process, log_path, tuple(args))
+    return RunningServer(f"{root}/v1", api_keys[0] if api_keys else "", process, log_path, tuple(args), probes)
 
 
 def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> str:
@@ -115,15 +126,20 @@ def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, timeout_s:
     raise TimeoutError(f"backend did not start listening in {timeout_s:.0f} s:\n{_tail(log_path)}")
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], log_path: Path, root: str, timeout_s: float) -> None:
-    """Poll /health until 200 (503 means loading)."""
+def _wait_healthy(process: subprocess.Popen[bytes], log_path: Path, root: str, timeout_s: float) -> list[HealthProbe]:
+    """Poll /health until 200 (503 means loading); every probe, with its latency."""
     deadline = time.monotonic() + timeout_s
+    probes: list[HealthProbe] = []
     with httpx.Client(timeout=5) as client:
         while time.monotonic() < deadline:
             _check_alive(process, log_path)
+            sent = time.perf_counter()
+            status = 0
             with contextlib.suppress(httpx.TransportError):
-                if client.get(f"{root}/health").status_code == 200:
-                    return
+                status = client.get(f"{root}/health").status_code
+            probes.append(HealthProbe(status, time.perf_counter() - sent))
+            if status == 200:
+                return probes
             time.sleep(0.2)
     raise TimeoutError(f"backend not healthy in {timeout_s:.0f} s:\n{_tail(log_path)}")
 

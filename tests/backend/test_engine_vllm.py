@@ -32,6 +32,22 @@ def vllm_backend(backend_server: BackendFactory, tiny_llama3_path: Path) -> Runn
     return backend_server(engine="vllm", model="tiny")
 
 
+def test_health_answers_503_quickly_while_vllm_loads(vllm_backend: RunningServer) -> None:
+    """vLLM loads off the event loop: /health answered 503 fast, many times, then 200.
+
+    The probes are the ones the session fixture made while the server started (every 0.2 s): a
+    load on the loop would leave them unanswered (status 0 after the client's 5 s) for its whole
+    length. scripts/bench_health_during_load.py measures the same with faster probes."""
+    probes = vllm_backend.health_probes
+    assert probes[-1].status == 200
+    loading = probes[:-1]
+    assert len(loading) >= 10, f"only {len(loading)} probes during the load"
+    assert {probe.status for probe in loading} == {503}
+    latencies = sorted(probe.latency_s for probe in loading)
+    assert latencies[int(len(latencies) * 0.9)] < 0.1, latencies
+    assert latencies[-1] < 1.0, latencies  # shared CI cores may delay one answer; a blocked loop delays all
+
+
 def metrics(server: RunningServer) -> dict[str, float]:
     """Unlabelled samples of /metrics by name."""
     samples: dict[str, float] = {}
