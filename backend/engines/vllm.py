@@ -77,11 +77,11 @@ class VllmEngine:
         started = time.perf_counter()
         building = asyncio.ensure_future(asyncio.to_thread(self._build))
         try:
-            self._llm = await asyncio.shield(building)
+            await asyncio.shield(building)
         except asyncio.CancelledError:  # the thread cannot be interrupted: wait, then stop its engine
             with contextlib.suppress(Exception):
-                built = await building
-                await asyncio.to_thread(built.shutdown)
+                await building
+            await self.shutdown()
             raise
         # AsyncLLM starts its output handler eagerly only when built on the loop; start it now, so
         # an engine failure is noticed before the first request.
@@ -97,8 +97,11 @@ class VllmEngine:
             time.perf_counter() - started, self.card.id, self.card.max_model_len, self.card.family,
         )
 
-    def _build(self) -> Any:
-        """Blocking part of start(): model path, tokenizer, vLLM's imports and its AsyncLLM."""
+    def _build(self) -> None:
+        """Blocking part of start(): model path, tokenizer, vLLM's imports and its AsyncLLM.
+
+        The AsyncLLM goes to self._llm, not to the thread's result: the worker thread's last frame
+        outlives the call, and it must not keep the engine alive after shutdown()."""
         from backend.tokenizer import Tokenizer
 
         path = resolve_model_ref(self.settings, "vllm")
@@ -130,7 +133,7 @@ class VllmEngine:
             **optional,
         )
         self._sampling = (VllmSamplingParams, RequestOutputKind.DELTA, TokensPrompt)
-        return AsyncLLM.from_engine_args(args)
+        self._llm = AsyncLLM.from_engine_args(args)
 
     def _vllm_params(self, params: SamplingParams) -> Any:
         """vLLM sampling parameters streaming deltas, special tokens skipped in text."""
