@@ -33,10 +33,6 @@ logger = logging.getLogger(__name__)
 CACHE_SIZE = 256
 _PREFIX_KEY_CHARS = 1500
 _SUFFIX_KEY_CHARS = 300
-_BRACE_LANGUAGES = frozenset(
-    {"c", "cpp", "java", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust",
-     "csharp", "kotlin", "swift", "php", "scala", "dart"}
-)
 
 
 class CompletionHost(Protocol):
@@ -308,7 +304,8 @@ class CompletionPipeline:
         parts = build_prompt(doc, offset, self.host.index, settings.prompt_tokens, recent)
         full_prefix, full_suffix = doc.text[:offset], doc.text[offset:]
         cursor_line = full_prefix.rsplit("\n", 1)[-1]
-        brace = parts.language_id in _BRACE_LANGUAGES or parts.line_comment == "//"
+        # braces delimit blocks: a grammar's own fact, else a `//` comment says C-like (C#, Kotlin, ...)
+        brace = not doc.language.indent_blocks if doc.language is not None else parts.line_comment == "//"
         baseline = doc.error_count() if parts.multiline else None
         t_context = self.clock() - t0
         backend = self.host.backend

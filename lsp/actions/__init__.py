@@ -26,7 +26,6 @@ from lsp.actions.base import Action, Answer, Edit, Files, Listing, Outcome
 from lsp.actions.common import (
     ActionError,
     Target,
-    def_name,
     definition_at,
     definition_node,
     lines_around,
@@ -42,6 +41,7 @@ from lsp.actions.fix import FixAction
 from lsp.actions.implement import ImplementAction
 from lsp.actions.tests import TestsAction
 from lsp.actions.translate import TranslateAction
+from lsp.context.nodes import short_name
 from lsp.exclusion import MaskRecord, restore_secrets
 
 logger = logging.getLogger(__name__)
@@ -365,8 +365,8 @@ class ActionsFeature:
             node = definition_node(doc, scope)
             spec = doc.language
             while node is not None and spec is not None:
-                if node.type in spec.scope_types and def_name(node):
-                    top_name = def_name(node)
+                if node.type in spec.scope_types and short_name(node):
+                    top_name = short_name(node)
                 node = node.parent
         return Target(
             uri=doc.uri, path=doc.path, rel_path=relative_to(doc.path, root), version=doc.version,

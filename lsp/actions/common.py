@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
+from lsp.context import nodes
 from lsp.context.extract import related_definitions
 from lsp.context.languages import LanguageSpec, spec_for
 
@@ -31,24 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Human-readable names of the languages, as used in prompts, titles and fence tags.
-LANGUAGE_NAMES: dict[str, str] = {
-    "python": "Python", "javascript": "JavaScript", "typescript": "TypeScript", "tsx": "TypeScript (TSX)",
-    "go": "Go", "rust": "Rust", "java": "Java", "c": "C", "cpp": "C++",
-}
-# Fence tags a model may use for each language id (lower case).
-FENCE_TAGS: dict[str, frozenset[str]] = {
-    "python": frozenset({"python", "py", "python3"}),
-    "javascript": frozenset({"javascript", "js", "jsx", "mjs"}),
-    "typescript": frozenset({"typescript", "ts"}),
-    "tsx": frozenset({"tsx", "typescript", "ts", "jsx"}),
-    "go": frozenset({"go", "golang"}),
-    "rust": frozenset({"rust", "rs"}),
-    "java": frozenset({"java"}),
-    "c": frozenset({"c", "h"}),
-    "cpp": frozenset({"cpp", "c++", "cc", "cxx", "hpp"}),
-}
-COMMENT_TYPES = frozenset({"comment", "line_comment", "block_comment"})
 CONTEXT_LINES = 30          # lines around the cursor used when there is no enclosing definition
 MAX_CODE_CHARS = 12_000     # the code under action is cut beyond this (prompt budget)
 MAX_RELATED = 6
@@ -89,12 +72,12 @@ class Target:
     @property
     def language_name(self) -> str:
         """The language as humans write it."""
-        return LANGUAGE_NAMES.get(self.spec.id if self.spec else self.language_id, self.language_id)
+        return self.spec.display_name if self.spec else self.language_id
 
     @property
     def fence(self) -> str:
         """The fence tag for code blocks of this language."""
-        return fence_tag(self.spec.id if self.spec else self.language_id)
+        return self.spec.id if self.spec else self.language_id
 
     @property
     def label(self) -> str:
@@ -102,10 +85,10 @@ class Target:
         return f"`{self.name}`" if self.name else "the selection"
 
 
-def fence_tag(language_id: str) -> str:
-    """The tag used in ```tag fences for a language id."""
-    return {"cpp": "cpp", "tsx": "tsx", "typescript": "typescript", "javascript": "javascript"}.get(
-        language_id, language_id)
+def language_name(language_id: str) -> str:
+    """A language as people write it ("C++"); unknown ids as they are."""
+    spec = spec_for(language_id, None)
+    return spec.display_name if spec is not None else language_id
 
 
 # ---- finding the target --------------------------------------------------------------------------
@@ -224,7 +207,8 @@ def fenced_blocks(reply: str) -> list[CodeBlock]:
 def code_blocks_for(reply: str, language_id: str) -> list[str]:
     """The reply's code blocks for a language: blocks tagged with it, else untagged blocks."""
     blocks = [b for b in fenced_blocks(reply) if b.code.strip()]
-    tags = FENCE_TAGS.get(language_id, frozenset({language_id}))
+    spec = spec_for(language_id, None)
+    tags = frozenset(spec.fence_tags if spec is not None else (language_id,))
     tagged = [b.code for b in blocks if b.tag in tags]
     if tagged:
         return tagged
@@ -264,7 +248,7 @@ def best_code(reply: str, spec: LanguageSpec | None, language_id: str, *, join: 
 def require_parses(spec: LanguageSpec | None, code: str, what: str) -> None:
     """Raise :class:`ActionError` unless ``code`` parses without errors."""
     if spec is not None and error_count(spec, code) > 0:
-        raise ActionError(f"the model's {what} does not parse as {LANGUAGE_NAMES.get(spec.id, spec.id)}; "
+        raise ActionError(f"the model's {what} does not parse as {spec.display_name}; "
                           "nothing was changed")
 
 
@@ -337,67 +321,17 @@ def definition_node(doc: Document, scope: Scope) -> tree_sitter.Node | None:
     spec = doc.language
     if doc.tree is None or spec is None:
         return None
-    lo = doc.byte_at(scope.body_start)
-    hi = doc.byte_at(max(scope.body_start, scope.body_end))
-    node: tree_sitter.Node | None = doc.tree.root_node.descendant_for_byte_range(lo, hi)
-    start_byte = doc.byte_at(scope.start)
-    while node is not None:
-        if node.type in spec.scope_types and node.start_byte >= start_byte:
-            return node
-        node = node.parent
-    return None
-
-
-def outer_node(node: tree_sitter.Node) -> tree_sitter.Node:
-    """The node including decorators / export / template wrappers."""
-    outer = node
-    while outer.parent is not None and outer.parent.type in {"decorated_definition", "export_statement",
-                                                             "template_declaration"}:
-        outer = outer.parent
-    return outer
-
-
-def find_definitions(spec: LanguageSpec, root: tree_sitter.Node) -> list[tree_sitter.Node]:
-    """Every scope node (function/method/class...) below ``root``, in document order."""
-    out: list[tree_sitter.Node] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type in spec.scope_types and node is not root:
-            out.append(node)
-        stack.extend(reversed(node.children))
-    return out
-
-
-def def_name(node: tree_sitter.Node) -> str:
-    """The name of a definition node (empty when it has none)."""
-    name = node.child_by_field_name("name")
-    if name is None:
-        declarator = node.child_by_field_name("declarator")
-        while declarator is not None and declarator.type not in {"identifier", "field_identifier",
-                                                                 "qualified_identifier", "destructor_name"}:
-            declarator = declarator.child_by_field_name("declarator")
-        name = declarator
-    if name is None and node.type == "impl_item":
-        name = node.child_by_field_name("type")
-    parent = node.parent
-    if name is None and parent is not None and parent.type in {"variable_declarator", "pair", "assignment_expression",
-                                                               "public_field_definition", "field_definition"}:
-        name = (parent.child_by_field_name("name") or parent.child_by_field_name("key")
-                or parent.child_by_field_name("left") or parent.child_by_field_name("property"))
-    if name is None or name.text is None:
-        return ""
-    text = name.text.decode("utf-8", "replace")
-    return text.rsplit("::", 1)[-1]
+    return nodes.definition_node(spec, doc.tree.root_node, doc.byte_at(scope.start), doc.byte_at(scope.body_start),
+                                 doc.byte_at(max(scope.body_start, scope.body_end)))
 
 
 def function_named(spec: LanguageSpec, code: str, name: str) -> tuple[bytes, tree_sitter.Node] | None:
     """Parse reply code and return (source, node) of the definition named ``name`` (else the first one)."""
     source = code.encode("utf-8")
     tree = spec.parser().parse(source)
-    defs = find_definitions(spec, tree.root_node)
+    defs = nodes.find_definitions(spec, tree.root_node)
     for node in defs:
-        if def_name(node) == name:
+        if nodes.short_name(node) == name:
             return source, node
     return (source, defs[0]) if defs and not name else None
 
@@ -510,15 +444,9 @@ def parse_target(target: Target) -> Parsed:
     node: tree_sitter.Node | None = None
     if target.scope is not None:
         scope = target.scope
-        lo = byte_of(target.text, scope.body_start)
-        hi = byte_of(target.text, max(scope.body_start, scope.body_end))
-        start_byte = byte_of(target.text, scope.start)
-        probe: tree_sitter.Node | None = tree.root_node.descendant_for_byte_range(lo, hi)
-        while probe is not None:
-            if probe.type in target.spec.scope_types and probe.start_byte >= start_byte:
-                node = probe
-                break
-            probe = probe.parent
+        node = nodes.definition_node(target.spec, tree.root_node, byte_of(target.text, scope.start),
+                                     byte_of(target.text, scope.body_start),
+                                     byte_of(target.text, max(scope.body_start, scope.body_end)))
     return Parsed(source, tree, node)
 
 
@@ -538,7 +466,7 @@ def leading_comments(node: tree_sitter.Node) -> list[tree_sitter.Node]:
     out: list[tree_sitter.Node] = []
     current = node
     sibling = node.prev_sibling
-    while sibling is not None and sibling.type in COMMENT_TYPES and \
+    while sibling is not None and sibling.type in nodes.COMMENT_TYPES and \
             sibling.end_point[0] >= current.start_point[0] - 1 and sibling.end_point[0] < current.start_point[0]:
         out.insert(0, sibling)
         current = sibling

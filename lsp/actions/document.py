@@ -15,7 +15,6 @@ from lsp.actions.common import (
     best_code,
     chat_messages,
     context_block,
-    find_definitions,
     function_named,
     indent_of_line,
     indent_unit,
@@ -27,6 +26,7 @@ from lsp.actions.common import (
     same_document_edit,
     topmost_at,
 )
+from lsp.context.nodes import COMMENT_TYPES, find_definitions, python_docstring
 
 CONVENTIONS: dict[str, str] = {
     "python": 'a PEP 257 docstring (triple double quotes) as the first statement of the body: a one-line '
@@ -54,15 +54,6 @@ Do not change the code itself.
 """
 
 
-def _python_docstring(body: tree_sitter.Node | None) -> tree_sitter.Node | None:
-    if body is None or not body.named_children:
-        return None
-    first = body.named_children[0]
-    if first.type == "expression_statement" and first.named_children and first.named_children[0].type == "string":
-        return first
-    return None
-
-
 def _lines_of(source: bytes, first: tree_sitter.Node, last: tree_sitter.Node) -> str:
     """Whole lines from the start of ``first`` to the end of ``last`` (with their indentation)."""
     start = source.rfind(b"\n", 0, first.start_byte) + 1
@@ -77,7 +68,7 @@ def docs_from_reply(target: Target, code: str) -> str:
     if found is not None:
         source, node = found
         if spec.id == "python":
-            doc = _python_docstring(node.child_by_field_name("body"))
+            doc = python_docstring(node.child_by_field_name("body"))
             if doc is not None:
                 return reindent(_lines_of(source, doc, doc), "")
         else:
@@ -93,7 +84,7 @@ def docs_from_reply(target: Target, code: str) -> str:
         if spec.id == "python" and len(children) == 1 and children[0].type == "expression_statement" and \
                 children[0].named_children and children[0].named_children[0].type == "string":
             return reindent(node_text(source, children[0]), "")
-        if spec.id != "python" and all(c.type in {"comment", "line_comment", "block_comment"} for c in children):
+        if spec.id != "python" and all(c.type in COMMENT_TYPES for c in children):
             return reindent(_lines_of(source, children[0], children[-1]), "")
     if spec.id != "python":
         leading = _LEADING_COMMENT.match(code)
@@ -110,7 +101,7 @@ def python_edit(target: Target, parsed: Parsed, docs: str) -> tuple[int, int, st
     body = node.child_by_field_name("body")
     if body is None:
         raise ActionError("the definition has no body")
-    existing = _python_docstring(body)
+    existing = python_docstring(body)
     header_indent = indent_of_line(target.text, parsed.offset(node.start_byte))
     if body.start_point[0] == node.start_point[0]:
         # `def f(): pass` - move the body to its own line below the docstring

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import tree_sitter
-
 from lsp.actions.base import Action, Edit, Files, Listing, Offer, Outcome
 from lsp.actions.common import (
     ActionError,
@@ -25,6 +23,7 @@ from lsp.actions.common import (
     same_document_edit,
     shift,
 )
+from lsp.context.nodes import python_docstring
 
 PROMPT = """Implement the body of the {kind} `{name}` below. Keep its signature, name and documentation \
 exactly as they are; follow its docstring/comments and use the definitions shown where they help. \
@@ -71,14 +70,6 @@ def is_stub_body(body: str) -> bool:
     return True
 
 
-def _python_docstring(body: tree_sitter.Node) -> tree_sitter.Node | None:
-    first = body.named_children[0] if body.named_children else None
-    if first is not None and first.type == "expression_statement" and first.named_children and \
-            first.named_children[0].type == "string":
-        return first
-    return None
-
-
 def _python_body_from_reply(target: Target, code: str) -> tuple[str, str]:
     """The new statements (first line unindented) and the indentation they were written at."""
     assert target.spec is not None
@@ -94,7 +85,7 @@ def _python_body_from_reply(target: Target, code: str) -> tuple[str, str]:
     if body is None or not body.named_children:
         raise ActionError("the model's function has no body; nothing was changed")
     statements_nodes = list(body.named_children)
-    if _python_docstring(body) is not None:
+    if python_docstring(body) is not None:
         statements_nodes = statements_nodes[1:]
     if not statements_nodes:
         raise ActionError("the model's function has only a docstring; nothing was changed")
@@ -120,7 +111,7 @@ def python_edit(target: Target, parsed: Parsed, code: str) -> tuple[int, int, st
         first_indent = from_indent or ""
         rebased = reindent("\n".join([first_indent + lines[0], *lines[1:]]), indent)
         return start, parsed.offset(body.end_byte), "\n" + rebased
-    docstring = _python_docstring(body)
+    docstring = python_docstring(body)
     indent = indent_of_line(target.text, parsed.offset(body.start_byte))
     if from_indent == "" and "\n" in statements:
         rebased = reindent(statements, indent).lstrip(" \t")

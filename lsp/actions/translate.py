@@ -9,13 +9,12 @@ from pygls.uris import from_fs_path
 
 from lsp.actions.base import Action, Edit, Files, Listing, Offer, Outcome
 from lsp.actions.common import (
-    LANGUAGE_NAMES,
     Target,
     best_code,
     chat_messages,
     context_block,
     create_file_edit,
-    fence_tag,
+    language_name,
     require_parses,
     spec_of,
     workspace_edit,
@@ -76,7 +75,7 @@ class TranslateAction(Action):
         if spec is None or not (listing.scope is not None or listing.has_selection):
             return []
         name = "the selection" if listing.has_selection else f"`{listing.scope.name}`" if listing.scope else ""
-        return [Offer(f"teampilot: Translate {name} to {LANGUAGE_NAMES[to]}", {"to": to})
+        return [Offer(f"teampilot: Translate {name} to {language_name(to)}", {"to": to})
                 for to in TARGETS.get(spec.id, ())]
 
     def messages(self, target: Target, args: dict[str, Any], files: Files) -> list[dict[str, str]]:
@@ -84,7 +83,7 @@ class TranslateAction(Action):
         to = str(args.get("to", ""))
         what = f"{target.kind} `{target.name}`" if target.name else "code"
         return chat_messages(PROMPT.format(what=what, source=target.language_name,
-                                           destination=LANGUAGE_NAMES.get(to, to), fence=fence_tag(to),
+                                           destination=language_name(to), fence=to,
                                            context=context_block(target)))
 
     def outcome(self, reply: str, target: Target, args: dict[str, Any], files: Files) -> Outcome:
@@ -103,4 +102,4 @@ class TranslateAction(Action):
 
     def progress_title(self, target: Target, args: dict[str, Any]) -> str:
         """Progress title."""
-        return f"teampilot: translating {target.label} to {LANGUAGE_NAMES.get(str(args.get('to')), '?')}"
+        return f"teampilot: translating {target.label} to {language_name(str(args.get('to') or '?'))}"

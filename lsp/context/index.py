@@ -26,6 +26,15 @@ import pathspec
 from tree_sitter import Node, QueryCursor, Tree
 
 from lsp.context.languages import LanguageSpec, spec_for, supported_extensions
+from lsp.context.nodes import (
+    COMMENT_TYPES,
+    WRAPPER_TYPES,
+    container_name,
+    enclosing_container,
+    is_method,
+    outer_node,
+    python_docstring,
+)
 
 if TYPE_CHECKING:
     from lsp.documents import Document
@@ -84,42 +93,6 @@ class RawDefinition:
 
 _FUNCTION_KINDS = {"function", "method"}
 _CONTAINER_KINDS = {"class", "interface", "struct", "enum", "module"}
-_WRAPPERS = {"decorated_definition", "export_statement", "template_declaration", "ambient_declaration"}
-_CONTAINER_NODES = {
-    "class_definition", "class_declaration", "abstract_class_declaration", "class", "class_specifier",
-    "struct_specifier", "interface_declaration", "impl_item", "trait_item", "enum_declaration",
-    "record_declaration", "object",
-}
-
-
-def _container_of(node: Node) -> Node | None:
-    parent = node.parent
-    depth = 0
-    while parent is not None and depth < 6:
-        if parent.type in _CONTAINER_NODES:
-            return parent
-        if parent.type in {"function_definition", "function_declaration", "method_definition", "function_item",
-                           "method_declaration", "arrow_function", "function_expression"}:
-            return None
-        parent = parent.parent
-        depth += 1
-    return None
-
-
-def _outer(node: Node) -> Node:
-    outer = node
-    if outer.type == "variable_declarator" and outer.parent is not None and \
-            outer.parent.type in {"lexical_declaration", "variable_declaration"}:
-        outer = outer.parent
-    while outer.parent is not None and outer.parent.type in _WRAPPERS:
-        outer = outer.parent
-    return outer
-
-
-def container_name(container: Node) -> str:
-    """The name of a class-like node (Rust impls: the implemented type)."""
-    name = container.child_by_field_name("name") or container.child_by_field_name("type")
-    return name.text.decode("utf-8", "replace") if name is not None and name.text is not None else ""
 
 
 def scan_definitions(spec: LanguageSpec, tree: Tree, *, byte_range: tuple[int, int] | None = None
@@ -146,11 +119,11 @@ def scan_definitions(spec: LanguageSpec, tree: Tree, *, byte_range: tuple[int, i
                            for d in out]
                 continue
             seen.add(node.id)
-            container = _container_of(node)
-            if kind == "function" and container is not None and container.type != "object":
+            container = enclosing_container(node)
+            if kind == "function" and is_method(node):
                 kind = "method"
             name_text = names[0].text.decode("utf-8", "replace") if names[0].text is not None else ""
-            out.append(RawDefinition(name_text, kind, node, _outer(node), container))
+            out.append(RawDefinition(name_text, kind, node, outer_node(node), container))
     out.sort(key=lambda d: d.node.start_byte)
     return out
 
@@ -199,7 +172,7 @@ def _doc_comment(source: bytes, outer: Node) -> str:
     lines: list[str] = []
     prev = outer.prev_sibling
     expect_row = outer.start_point[0]
-    while prev is not None and prev.type in {"comment", "line_comment", "block_comment"} and \
+    while prev is not None and prev.type in COMMENT_TYPES and \
             prev.end_point[0] >= expect_row - 1 and len(lines) < 12:
         lines[:0] = _text(source, prev.start_byte, prev.end_byte).split("\n")
         expect_row = prev.start_point[0]
@@ -208,15 +181,6 @@ def _doc_comment(source: bytes, outer: Node) -> str:
         lines = [*lines[:5], lines[-1]] if lines[-1].strip().endswith("*/") else lines[:6]
     lines = [line if len(line) <= 160 else line[:157] + "..." for line in lines]
     return "\n".join(line.strip() if i else line for i, line in enumerate(lines))
-
-
-def _python_docstring(source: bytes, body: Node | None) -> Node | None:
-    if body is None or body.named_child_count == 0:
-        return None
-    first = body.named_children[0]
-    if first.type == "expression_statement" and first.named_child_count and first.named_children[0].type == "string":
-        return first
-    return None
 
 
 def _truncate_lines(text: str, max_lines: int, marker: str) -> str:
@@ -230,7 +194,7 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
                       *, max_lines: int = _SUMMARY_LINES) -> Definition:
     """Render a found definition: header + docstring/doc comment + start of body (bounded)."""
     node = raw.node
-    is_python = spec.id == "python"
+    indented = spec.indent_blocks
     indent = _line_indent(source, node.start_byte).decode("utf-8", "replace")
     body = _body_of(node)
     whole = _dedent(_text(source, node.start_byte, node.end_byte), indent)
@@ -239,17 +203,17 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
     else:
         header = whole.split("\n", 1)[0]
     header_lines = header.count("\n") + 1
-    inner = "    " if is_python else "  "
-    closing = "" if is_python or not whole.rstrip().endswith("}") else "\n}"
+    inner = "    " if indented else "  "
+    closing = "" if indented or not whole.rstrip().endswith("}") else "\n}"
     if raw.kind in _CONTAINER_KINDS and raw.kind != "enum" and body is not None and body.named_child_count:
         text = _render_outline(spec, source, body, indent, header, max_lines)
     elif raw.kind in _FUNCTION_KINDS and body is not None:
         # the whole signature (what a call needs), then the docstring and the start of the body
         keep = min(4, max(1, max_lines - header_lines))
-        doc = _python_docstring(source, body) if is_python else None
+        doc = python_docstring(body) if indented else None
         if doc is not None:
             keep += min(doc.end_point[0] - doc.start_point[0] + 1, 6)
-        if is_python:
+        if indented:
             body_text = _dedent(indent + "    " + _text(source, body.start_byte, body.end_byte), indent)
             text = header + "\n" + _truncate_lines(body_text, keep, inner + "...")
         else:
@@ -260,7 +224,7 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
     lead = _text(source, raw.outer.start_byte, node.start_byte) if raw.outer is not node else ""
     if lead.strip():
         text = _dedent(lead, indent) + text
-    if not is_python:
+    if not indented:
         comment = _doc_comment(source, raw.outer)
         if comment:
             text = f"{comment}\n{text}"
@@ -284,7 +248,7 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
 
 def _is_constructor(member: Node) -> bool:
     target = member
-    while target.type in _WRAPPERS and target.named_child_count:
+    while target.type in WRAPPER_TYPES and target.named_child_count:
         target = target.named_children[-1]
     if target.type == "constructor_declaration":
         return True
@@ -295,11 +259,11 @@ def _is_constructor(member: Node) -> bool:
 def _render_outline(spec: LanguageSpec, source: bytes, body: Node, indent: str, header: str,
                     max_lines: int) -> str:
     """A class-like definition as its header, docstring and the first line of each member."""
-    is_python = spec.id == "python"
-    inner = "    " if is_python else "  "
-    lines = [_dedent(header, indent) + ("" if is_python else " {")]
+    indented = spec.indent_blocks
+    inner = "    " if indented else "  "
+    lines = [_dedent(header, indent) + ("" if indented else " {")]
     members = body.named_children
-    doc = _python_docstring(source, body) if is_python else None
+    doc = python_docstring(body) if indented else None
     if doc is not None:
         doc_lines = _text(source, doc.start_byte, doc.end_byte).split("\n")
         lines.append(inner + doc_lines[0].strip() + ('"""' if len(doc_lines) > 1 and not doc_lines[0].strip().endswith('"""', 3) else ""))
@@ -311,19 +275,19 @@ def _render_outline(spec: LanguageSpec, source: bytes, body: Node, indent: str, 
         if member is doc or member.type in {"comment", "{", "}"}:
             continue
         target = member
-        while target.type in _WRAPPERS and target.named_child_count:
+        while target.type in WRAPPER_TYPES and target.named_child_count:
             target = target.named_children[-1]
         mbody = _body_of(target)
         if mbody is not None and mbody.start_byte > target.start_byte:
             first = _text(source, target.start_byte, _header_end(target, mbody)).rstrip()
             first = " ".join(part.strip() for part in first.split("\n"))
-            suffix = " ..." if is_python else " { ... }"
+            suffix = " ..." if indented else " { ... }"
             limit = 400 if _is_constructor(member) else 160
             lines.append(inner + (first if len(first) <= limit else first[: limit - 3] + "...") + suffix)
         else:
             first = _text(source, member.start_byte, member.end_byte).split("\n", 1)[0].rstrip()
             lines.append(inner + (first if len(first) <= 160 else first[:157] + "..."))
-    if not is_python:
+    if not indented:
         lines.append("}")
     return "\n".join(lines)
 

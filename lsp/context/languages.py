@@ -47,6 +47,14 @@ class LanguageSpec:
     # that needs ``member_wrapper`` around it to parse
     definition_pattern: str = ""
     member_wrapper: tuple[str, str] = ("", "")
+    # the language as people write it, in prompts and titles ("C++")
+    display_name: str = ""
+    # the tags a model may put on a code fence of this language (lower case)
+    fence_tags: tuple[str, ...] = ()
+    # members are in scope unqualified inside methods (Java, C++: no `this.` / `self.`)
+    implicit_this: bool = False
+    # blocks are delimited by indentation (Python), not braces
+    indent_blocks: bool = False
 
     def parser(self) -> Parser:
         """A fresh parser for this language (parsers are not thread-safe: one per user)."""
@@ -67,6 +75,10 @@ class _Entry:
     test_file_patterns: tuple[str, ...]
     definition_pattern: str = ""
     member_wrapper: tuple[str, str] = ("", "")
+    display_name: str = ""
+    fence_tags: tuple[str, ...] = ()
+    implicit_this: bool = False
+    indent_blocks: bool = False
 
 
 _JS_SCOPES = {
@@ -126,32 +138,41 @@ _PATTERNS = {
 _ENTRIES: tuple[_Entry, ...] = (
     _Entry("python", "tree_sitter_python", "language", ("python",), (".py", ".pyi", ".pyw"), "#", "python",
            {"function_definition": "function", "class_definition": "class"}, frozenset({"block"}),
-           ("test_{stem}.py", "{stem}_test.py"), _PATTERNS["python"]),
+           ("test_{stem}.py", "{stem}_test.py"), _PATTERNS["python"],
+           display_name="Python", fence_tags=("python", "py", "python3"), indent_blocks=True),
     _Entry("javascript", "tree_sitter_javascript", "language",
            ("javascript", "javascriptreact", "js", "jsx"), (".js", ".mjs", ".cjs", ".jsx"), "//", "javascript",
-           _JS_SCOPES, _CURLY, ("{stem}.test.js", "{stem}.spec.js"), _JS_PATTERN, ("class __C {\n", "\n}")),
+           _JS_SCOPES, _CURLY, ("{stem}.test.js", "{stem}.spec.js"), _JS_PATTERN, ("class __C {\n", "\n}"),
+           display_name="JavaScript", fence_tags=("javascript", "js", "jsx", "mjs")),
     _Entry("typescript", "tree_sitter_typescript", "language_typescript", ("typescript", "ts"),
            (".ts", ".mts", ".cts"), "//", "typescript", _TS_SCOPES, _CURLY, ("{stem}.test.ts", "{stem}.spec.ts"), _JS_PATTERN,
-           ("class __C {\n", "\n}")),
+           ("class __C {\n", "\n}"),
+           display_name="TypeScript", fence_tags=("typescript", "ts")),
     _Entry("tsx", "tree_sitter_typescript", "language_tsx", ("typescriptreact", "tsx"), (".tsx",), "//",
            "typescript", _TS_SCOPES, _CURLY, ("{stem}.test.tsx", "{stem}.spec.tsx"), _JS_PATTERN,
-           ("class __C {\n", "\n}")),
+           ("class __C {\n", "\n}"),
+           display_name="TypeScript (TSX)", fence_tags=("tsx", "typescript", "ts", "jsx")),
     _Entry("go", "tree_sitter_go", "language", ("go", "golang"), (".go",), "//", "go",
            {"function_declaration": "function", "method_declaration": "method", "func_literal": "function",
-            "type_declaration": "type"}, _CURLY, ("{stem}_test.go",), _PATTERNS["go"]),
+            "type_declaration": "type"}, _CURLY, ("{stem}_test.go",), _PATTERNS["go"],
+           display_name="Go", fence_tags=("go", "golang")),
     _Entry("rust", "tree_sitter_rust", "language", ("rust", "rs"), (".rs",), "//", "rust",
            {"function_item": "function", "impl_item": "class", "trait_item": "interface", "struct_item": "struct",
             "enum_item": "enum", "mod_item": "module", "closure_expression": "function"}, _CURLY,
-           ("{stem}_test.rs", "tests/{stem}.rs"), _PATTERNS["rust"]),
+           ("{stem}_test.rs", "tests/{stem}.rs"), _PATTERNS["rust"],
+           display_name="Rust", fence_tags=("rust", "rs")),
     _Entry("java", "tree_sitter_java", "language", ("java",), (".java",), "//", "java",
            {"method_declaration": "method", "constructor_declaration": "method", "class_declaration": "class",
             "interface_declaration": "interface", "enum_declaration": "enum", "record_declaration": "class",
-            "lambda_expression": "function"}, _CURLY, ("{stem}Test.java",), _JAVA_PATTERN, ("class __C {\n", "\n}")),
+            "lambda_expression": "function"}, _CURLY, ("{stem}Test.java",), _JAVA_PATTERN, ("class __C {\n", "\n}"),
+           display_name="Java", fence_tags=("java",), implicit_this=True),
     _Entry("c", "tree_sitter_c", "language", ("c",), (".c", ".h"), "//", "c", _C_SCOPES, _CURLY,
-           ("test_{stem}.c",), _C_PATTERN),
+           ("test_{stem}.c",), _C_PATTERN,
+           display_name="C", fence_tags=("c", "h")),
     _Entry("cpp", "tree_sitter_cpp", "language", ("cpp", "c++", "cuda-cpp", "objective-cpp"),
            (".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".inl", ".cu"), "//", "cpp",
-           _CPP_SCOPES, _CURLY, ("{stem}_test.cpp", "test_{stem}.cpp"), _CPP_PATTERN, ("struct __C {\n", "\n};")),
+           _CPP_SCOPES, _CURLY, ("{stem}_test.cpp", "test_{stem}.cpp"), _CPP_PATTERN, ("struct __C {\n", "\n};"),
+           display_name="C++", fence_tags=("cpp", "c++", "cc", "cxx", "hpp"), implicit_this=True),
 )
 
 
@@ -197,6 +218,8 @@ class _Registry:
             line_comment=entry.line_comment, queries=queries, scope_types=entry.scope_types,
             block_types=entry.block_types, test_file_patterns=entry.test_file_patterns,
             definition_pattern=entry.definition_pattern, member_wrapper=entry.member_wrapper,
+            display_name=entry.display_name, fence_tags=entry.fence_tags, implicit_this=entry.implicit_this,
+            indent_blocks=entry.indent_blocks,
         )
 
 

@@ -20,7 +20,7 @@ def is_multiline_position(doc: Document, offset: int) -> bool:
     if stripped:
         if stripped.endswith((":", "{")) and not stripped.lstrip().startswith(("#", "//", "*")):
             # `case x:` / labels stay multi-line too; dict literal `{` as well
-            return not (doc.language is not None and doc.language.id != "python" and stripped.endswith(":")
+            return not (doc.language is not None and not doc.language.indent_blocks and stripped.endswith(":")
                         and not stripped.lstrip().startswith(("case", "default")))
         return False
     # blank line: multi-line when inside an empty block

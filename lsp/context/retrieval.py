@@ -20,12 +20,12 @@ from tree_sitter import Tree
 from lsp.context.index import (
     Definition,
     RawDefinition,
-    container_name,
     render_definition,
     scan_definitions,
 )
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet
+from lsp.context.nodes import container_name
 from lsp.context.syntax import imports_of
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ class DefinitionFinder:
         self.doc_dir = str(PurePath(doc.path).parent)
         self.facts: dict[str, _PathFacts] = {}
         # Java/C++ methods call their siblings without `this.`
-        self.implicit_this = doc.language is not None and doc.language.id in {"java", "cpp"}
+        self.implicit_this = doc.language is not None and doc.language.implicit_this
 
     @property
     def recovered(self) -> dict[str, list[Definition]]:
@@ -262,7 +262,7 @@ class DefinitionFinder:
         for n in range(line + 1, min(doc.line_count, line + 80)):
             current = doc.line_text(n)
             stripped = current.lstrip()
-            if spec.id == "python" and stripped and len(current) - len(stripped) <= len(indent) and \
+            if spec.indent_blocks and stripped and len(current) - len(stripped) <= len(indent) and \
                     not stripped.startswith((")", "]")):
                 break
             lines.append(current[len(indent):] if current.startswith(indent) else stripped)

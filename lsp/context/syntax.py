@@ -9,30 +9,10 @@ from tree_sitter import Node, QueryCursor
 from lsp.context.cache import Versioned
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Scope
+from lsp.context.nodes import definition_name, is_method, is_named_scope, outer_node
 
 if TYPE_CHECKING:
     from lsp.documents import Document
-
-
-def _name_of(node: Node) -> str:
-    name = node.child_by_field_name("name")
-    if name is None and node.type == "impl_item":
-        name = node.child_by_field_name("type")
-    if name is None:
-        declarator = node.child_by_field_name("declarator")
-        while declarator is not None and declarator.type not in {
-                "identifier", "field_identifier", "qualified_identifier", "destructor_name", "operator_name"}:
-            declarator = declarator.child_by_field_name("declarator")
-        name = declarator
-    if name is None and node.parent is not None and node.parent.type in {"variable_declarator", "pair",
-                                                                         "assignment_expression"}:
-        name = node.parent.child_by_field_name("name") or node.parent.child_by_field_name("key") or \
-            node.parent.child_by_field_name("left")
-    if name is None and node.type == "type_declaration" and node.named_child_count:
-        name = node.named_children[0].child_by_field_name("name")
-    if name is None or name.text is None:
-        return ""
-    return name.text.decode("utf-8", "replace")
 
 
 def _scope_nodes(doc: Document, offset: int) -> list[Node]:
@@ -53,14 +33,12 @@ def _scope_nodes(doc: Document, offset: int) -> list[Node]:
     node: Node | None = doc.tree.root_node.descendant_for_byte_range(byte, byte)
     scopes: list[Node] = []
     while node is not None:
-        if node.type in spec.scope_types and (_name_of(node) or node.type not in {
-                "arrow_function", "function_expression", "lambda_expression", "closure_expression", "func_literal",
-                "class"}):
+        if is_named_scope(spec, node):
             scopes.append(node)
         node = node.parent
-    if spec.id == "python" and cursor_indent is not None:
+    if spec.indent_blocks and cursor_indent is not None:
         scopes = [s for s in scopes if s.start_point[1] < cursor_indent]
-    elif spec.id != "python" and scopes:
+    elif not spec.indent_blocks and scopes:
         byte_at_cursor = doc.byte_at(offset)
         scopes = [s for s in scopes if s.start_byte <= byte_at_cursor < s.end_byte or
                   (s.end_byte == byte_at_cursor and not _closed(s))]
@@ -76,34 +54,13 @@ def _closed(node: Node) -> bool:
 
 
 def _scope_from_node(doc: Document, node: Node, spec: LanguageSpec) -> Scope:
-    outer = node
-    while outer.parent is not None and outer.parent.type in {"decorated_definition", "export_statement",
-                                                             "template_declaration"}:
-        outer = outer.parent
-    if node.type in {"arrow_function", "function_expression"} and node.parent is not None and \
-            node.parent.type == "variable_declarator" and node.parent.parent is not None:
-        outer = node.parent.parent
-        if outer.parent is not None and outer.parent.type == "export_statement":
-            outer = outer.parent
     body = node.child_by_field_name("body")
-    start, end = doc.node_range(outer)
+    start, end = doc.node_range(outer_node(node))
     body_start, body_end = doc.node_range(body) if body is not None else (start, end)
     kind = spec.scope_types.get(node.type, "function")
-    if kind == "function" and _enclosing_container(node) is not None:
+    if kind == "function" and is_method(node):
         kind = "method"
-    return Scope(kind=kind, name=_name_of(node), start=start, end=end, body_start=body_start, body_end=body_end)
-
-
-def _enclosing_container(node: Node) -> Node | None:
-    parent = node.parent
-    for _ in range(4):
-        if parent is None:
-            return None
-        if parent.type in {"class_definition", "class_declaration", "class_body", "class_specifier", "impl_item",
-                           "abstract_class_declaration", "class"}:
-            return parent
-        parent = parent.parent
-    return None
+    return Scope(kind=kind, name=definition_name(node), start=start, end=end, body_start=body_start, body_end=body_end)
 
 
 def enclosing_definition(doc: Document, offset: int) -> Scope | None:

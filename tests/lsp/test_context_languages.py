@@ -310,3 +310,18 @@ def test_class_outline_puts_the_constructor_first() -> None:
     lines = cls.text.split("\n")
     assert lines[:3] == ["class Big:", '    """Big."""', "    def __init__(self, a: int, b: str) -> None: ..."]
     assert lines[-1] == "    ..."
+
+
+def test_a_rust_trait_method_is_a_method_at_the_cursor_and_in_the_index() -> None:
+    """Context, index and actions share one set of node facts: a trait's default method is a method
+    to all of them (the cursor's scope once called it a function while the index said method)."""
+    source = "pub trait Shape {\n    fn area(&self) -> f64 {\n        0.0<|>\n    }\n}\n"
+    offset = source.index(CURSOR)
+    doc = Document("file:///w/shape.rs", "rust", 1, source.replace(CURSOR, ""))
+    assert doc.language is not None
+    assert doc.tree is not None
+    scope = enclosing_definition(doc, offset)
+    assert scope is not None
+    assert (scope.kind, scope.name) == ("method", "area")
+    indexed = {d.name: d.kind for d in definitions_of(doc.language, doc.source, doc.tree, doc.path)}
+    assert indexed["area"] == "method"
