@@ -468,11 +468,11 @@ class WorkspaceIndex:
         for path in files:
             key = str(path)
             if key in self._doc_versions:
-                continue  # an open document already supplied newer entries
+                continue  # an open document already supplied newer entries (checked again below)
             if not self._allowed(key):
                 continue
             try:
-                self._set(key, list(self._parse_file(path)))
+                self._set(key, list(self._parse_file(path)), unless_open=True)
             except Exception:  # one bad file must not stop the index
                 logger.exception("workspace index: failed on %s", key)
 
@@ -485,8 +485,15 @@ class WorkspaceIndex:
         tree = spec.parser().parse(source)
         return definitions_of(spec, source, tree, str(path))
 
-    def _set(self, path: str, definitions: list[Definition | _LazyDefinition]) -> None:
+    def _set(self, path: str, definitions: list[Definition | _LazyDefinition], *, unless_open: bool = False,
+             version: int | None = None) -> None:
+        """Replace a file's entries. From disk (``unless_open``): only while no open document has
+        supplied entries, checked under the lock, as the document's ``version`` is recorded."""
         with self._lock:
+            if unless_open and path in self._doc_versions:
+                return  # the editor opened it while the file was parsed: its entries are newer
+            if version is not None:
+                self._doc_versions[path] = version
             old = self._by_path.pop(path, [])
             touched: set[str] = set()
             for definition in old:
@@ -524,7 +531,6 @@ class WorkspaceIndex:
             return
         if self._doc_versions.get(doc.path) == doc.version and doc.path in self._by_path:
             return
-        self._doc_versions[doc.path] = doc.version
         snapshot = doc.tree.copy()
         definitions: list[Definition | _LazyDefinition] = [
             _LazyDefinition(doc.language, doc.source, raw, doc.path) for raw in scan_definitions(doc.language, snapshot)]
@@ -534,7 +540,7 @@ class WorkspaceIndex:
             with self._lock:
                 previous = list(self._by_path.get(doc.path, ()))
             definitions += [d for d in previous if d.qualified_name not in found]
-        self._set(doc.path, definitions)
+        self._set(doc.path, definitions, version=doc.version)
 
     def remove(self, path: str) -> None:
         """Forget a file (deleted, or now ignored)."""

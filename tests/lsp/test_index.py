@@ -156,3 +156,29 @@ def test_relative_path_uses_the_innermost_root(tmp_path: Path) -> None:
     assert index.relative_path(str(inner / "src" / "a.ts")) == "src/a.ts"
     assert index.relative_path(str(tmp_path / "b.ts")) == "b.ts"
     assert index.relative_path("/elsewhere/c.ts") == "/elsewhere/c.ts"
+
+
+async def test_a_document_opened_while_its_file_is_indexed_keeps_its_newer_entries(tmp_path: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interleaving, forced: the worker thread has checked that the file is not open and is
+    parsing the disk version when the editor opens it with newer text. The disk version must not
+    overwrite the open document's entries."""
+    path = _write(tmp_path, "late.py", "def on_disk():\n    pass\n")
+    index = WorkspaceIndex([tmp_path])
+    parsing, opened = threading.Event(), threading.Event()
+    parse_file = WorkspaceIndex._parse_file
+
+    def parse_while_the_editor_opens(file: Path) -> list[object]:
+        definitions = parse_file(file)
+        parsing.set()
+        assert opened.wait(10)
+        return definitions
+
+    monkeypatch.setattr(WorkspaceIndex, "_parse_file", staticmethod(parse_while_the_editor_opens))
+    building = asyncio.create_task(index.build())
+    assert await asyncio.to_thread(parsing.wait, 10)
+    index.update_document(Document(path.as_uri(), "python", 2, "def in_editor():\n    pass\n"))
+    opened.set()
+    await building
+    assert [d.name for d in index.lookup("in_editor")] == ["in_editor"]
+    assert index.lookup("on_disk") == []
