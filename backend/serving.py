@@ -190,6 +190,11 @@ class Serving:
         headers = request.headers
         return self.keys.check(headers.get("authorization"), headers.get("api-key"))
 
+    def _limit(self, max_tokens: int) -> int:
+        """max_tokens within the operator's --max-tokens-limit (when set)."""
+        limit = self.settings.max_tokens_limit
+        return max_tokens if limit is None else min(max_tokens, limit)
+
     def check_model(self, name: str) -> None:
         """404 unless name is empty or the served model (its id or root)."""
         card = self.engine.card
@@ -207,6 +212,7 @@ class Serving:
         reserve = min(max(wanted, 1), max(FIM_MIN_RESERVE, prompter.max_model_len // 4))
         rendered = prompter.render_completion(prompt, req.suffix, reserve)
         max_tokens = prompter.clamp_max_tokens(req.max_tokens, len(rendered.token_ids), DEFAULT_COMPLETION_MAX_TOKENS)
+        max_tokens = self._limit(max_tokens)
         gen = self._generation("completions", "cmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
         gen.key, gen.language = key_of(request), getattr(request.state, "language", "")
         echo = ""
@@ -228,6 +234,7 @@ class Serving:
         rendered = prompter.render_chat(req.plain_messages())
         requested = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         max_tokens = prompter.clamp_max_tokens(requested, len(rendered.token_ids), None)
+        max_tokens = self._limit(max_tokens)
         gen = self._generation("chat", "chatcmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
         gen.key, gen.language = key_of(request), getattr(request.state, "language", "")
         if req.stream:

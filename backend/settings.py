@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     upstream_api_key: str = Field("", description="upstream: API key sent to the upstream servers.")
     upstream_model: str = Field("", description="upstream: model name the upstream servers serve. Empty: their first.")
     tokenizer: str = Field("", description="Tokenizer hub id or path. Empty: the model's (upstream: required unless --model is set).")
+    max_tokens_limit: int | None = Field(
+        None, ge=1, le=1_048_576, description="Most tokens one request may generate (more is cut, finish_reason "
+        "'length'); protects a CPU server from long answers. Empty: whatever fits the context.",
+    )
     torch_threads: int = Field(
         0, ge=0, le=256, description="transformers engine: torch intra-op threads; 0 = auto (1 for tiny models, "
         "else min(2, CPUs)). On a CPU shared with other busy processes 1 can be several times faster.",

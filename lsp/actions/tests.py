@@ -67,6 +67,19 @@ _GLUE = frozenset({"attribute_item", "comment", "line_comment", "block_comment",
                    "annotation", "inner_attribute_item"})
 
 
+#: What a test looks like per language: a reply without one (a small model echoing the code under
+#: test) must not become a test file that collects nothing.
+_TEST_MARKERS: dict[str, re.Pattern[str]] = {
+    "python": re.compile(r"^\s*(?:async\s+)?def\s+test|^\s*class\s+Test", re.MULTILINE),
+    "javascript": re.compile(r"\b(?:it|test|describe)\s*\("),
+    "typescript": re.compile(r"\b(?:it|test|describe)\s*\("),
+    "tsx": re.compile(r"\b(?:it|test|describe)\s*\("),
+    "go": re.compile(r"\bfunc\s+(?:Test|Benchmark|Example|Fuzz)"),
+    "java": re.compile(r"@Test\b|\bvoid\s+test"),
+    "rust": re.compile(r"#\[(?:tokio::)?test\]"),
+}
+
+
 def split_reply(spec: LanguageSpec, code: str) -> tuple[list[str], list[str]]:
     """Top-level import statements and the other top-level items (texts) of the model's test code.
 
@@ -352,7 +365,8 @@ class TestsAction(Action):
                 _edit(target.text, s, e, n, target.encoding) for s, e, n in edits])
             return Edit(workspace_edit([change]), f"added tests for {target.label}")
         reply_imports, items = split_reply(spec, code)
-        if not items:
+        marker = _TEST_MARKERS.get(spec.id)
+        if not items or (marker is not None and not any(marker.search(item) for item in items)):
             raise ActionError("the model's reply has no tests; nothing was changed")
         imports = _merge_imports(plan, spec.id, reply_imports)
         imports += _needs(spec.id, "\n".join(items), imports)
