@@ -24,6 +24,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
+from lsp.actions import ActionsFeature
 from lsp.client import BackendClient, BackendError, BackendUsageDisabled
 from lsp.completion import CompletionPipeline
 from lsp.documents import DocumentStore
@@ -115,8 +116,8 @@ class TeampilotServer(LanguageServer):
         self.exclusion.on_change(self._exclusion_changed)
         self.documents = DocumentStore()
         self.index: Any = None
-        self.actions: Any = None
         self.completion = CompletionPipeline(self)
+        self.actions = ActionsFeature(self)
         self.events = CompletionEvents(self._send_events, enabled=self.config.usage.enabled,
                                        dismiss_after_s=self.config.usage.dismiss_after_ms / 1000)
         self.status = StatusReporter(notify=self._notify, show_message=self._show_error)
@@ -388,19 +389,6 @@ def _make_index(roots: list[str], exclusion: ExclusionRules) -> Any:
     return WorkspaceIndex(roots, allow=exclusion.allows)
 
 
-def _make_actions(server: TeampilotServer) -> Any:
-    try:
-        from lsp.actions import ActionsFeature  # type: ignore[attr-defined]
-    except ImportError:
-        logger.info("code actions not available")
-        return None
-    try:
-        return ActionsFeature(server)
-    except Exception:
-        logger.exception("code actions failed to start")
-        return None
-
-
 def _workspace_roots(params: types.InitializeParams) -> list[str]:
     uris = [f.uri for f in params.workspace_folders or []]
     if not uris and params.root_uri:
@@ -417,7 +405,6 @@ def create_server(settings: Settings | None = None, *, env: dict[str, str] | Non
     ``settings`` replaces the built-in defaults; env and the client's settings still apply on top.
     """
     server = TeampilotServer(settings, env=env)
-    server.actions = _make_actions(server)
     _register_documents(server)
     _register_settings(server)
     _register_completion(server)
@@ -582,22 +569,19 @@ def completion_item(doc: Any, offset: int, text: str, encoding: str) -> types.Co
 
 def _register_actions(server: TeampilotServer) -> None:
     actions = server.actions
-    if actions is None:
-        return
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(resolve_provider=True),
     )
     async def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
-        return list(actions.code_actions(params))
+        return actions.code_actions(params)
 
     @server.feature(types.CODE_ACTION_RESOLVE)
     async def code_action_resolve(params: types.CodeAction) -> types.CodeAction:
-        result: types.CodeAction = await actions.resolve(params)
-        return result
+        return await actions.resolve(params)
 
-    for name in list(getattr(actions, "commands", [])):
+    for name in actions.commands:
         _register_command(server, name)
 
 

@@ -7,34 +7,27 @@ taken when the action starts), so each action module stays small and testable wi
 from __future__ import annotations
 
 import logging
-import os
 import re
 import textwrap
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
 from lsp.context import nodes
-from lsp.context.extract import related_definitions
 from lsp.context.languages import LanguageSpec, spec_for
 
 if TYPE_CHECKING:
     import tree_sitter
 
     from lsp.context.extract import Scope
-    from lsp.context.index import WorkspaceIndex
-    from lsp.documents import Document
 
 logger = logging.getLogger(__name__)
 
-CONTEXT_LINES = 30          # lines around the cursor used when there is no enclosing definition
 MAX_CODE_CHARS = 12_000     # the code under action is cut beyond this (prompt budget)
-MAX_RELATED = 6
 
 
 class ActionError(Exception):
@@ -91,73 +84,12 @@ def language_name(language_id: str) -> str:
     return spec.display_name if spec is not None else language_id
 
 
-# ---- finding the target --------------------------------------------------------------------------
-def _enclosing(doc: Document, offset: int) -> Scope | None:
-    from lsp.context.extract import enclosing_definition
-
-    return enclosing_definition(doc, offset)
-
-
-def definition_at(doc: Document, start: int, end: int) -> Scope | None:
-    """The innermost function/method/class containing [start, end], if any."""
-    scope = _enclosing(doc, start)
-    if scope is None:
-        return None
-    if start == end:
-        return scope
-    # a selection: the definition must contain it; prefer the definition the selection starts on
-    if scope.start <= start and end <= max(scope.end, start):
-        return scope
-    inner = _enclosing(doc, min(end, len(doc.text)))
-    return inner if inner is not None and inner.start <= start and end <= inner.end else None
-
-
-def selection_of(doc: Document, rng: types.Range, encoding: str) -> tuple[int, int]:
-    """Str offsets of an LSP range, ordered."""
-    a = doc.offset_at(rng.start, encoding)
-    b = doc.offset_at(rng.end, encoding)
-    return (a, b) if a <= b else (b, a)
-
-
-def lines_around(doc: Document, offset: int, radius: int = CONTEXT_LINES) -> tuple[int, int]:
-    """Offsets of the whole lines within ``radius`` lines of ``offset``."""
-    line = doc.line_of(offset)
-    first = max(0, line - radius)
-    last = min(doc.line_count - 1, line + radius)
-    return doc.line_start(first), doc.line_end(last)
-
-
-def workspace_root_for(path: str, roots: Sequence[str]) -> str:
-    """The workspace folder containing ``path`` (longest match), else the file's folder."""
-    best = ""
-    for root in roots:
-        if not root:
-            continue
-        try:
-            PurePath(path).relative_to(root)
-        except ValueError:
-            continue
-        if len(root) > len(best):
-            best = root
-    return best or str(PurePath(path).parent)
-
-
 def relative_to(path: str, root: str) -> str:
     """``path`` relative to ``root`` with POSIX separators (the path itself if outside)."""
     try:
         return PurePath(path).relative_to(root).as_posix()
     except ValueError:
         return PurePath(path).as_posix()
-
-
-def related_snippets(doc: Document, start: int, end: int, index: WorkspaceIndex | None) -> tuple[tuple[str, str], ...]:
-    """Definitions the code in ``doc.text[start:end]`` uses, as (path, text) pairs, nearest names first."""
-    try:
-        snippets = related_definitions(doc, start, end, index, limit=MAX_RELATED)
-    except Exception:  # context extraction must never break an action
-        logger.exception("related definitions failed")
-        return ()
-    return tuple((s.path, s.text) for s in snippets)
 
 
 # ---- chat messages -------------------------------------------------------------------------------
@@ -316,15 +248,6 @@ def line_indent_bytes(source: bytes, node: tree_sitter.Node) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def definition_node(doc: Document, scope: Scope) -> tree_sitter.Node | None:
-    """The tree-sitter node of a definition found by the context work (the function/class itself)."""
-    spec = doc.language
-    if doc.tree is None or spec is None:
-        return None
-    return nodes.definition_node(spec, doc.tree.root_node, doc.byte_at(scope.start), doc.byte_at(scope.body_start),
-                                 doc.byte_at(max(scope.body_start, scope.body_end)))
-
-
 def function_named(spec: LanguageSpec, code: str, name: str) -> tuple[bytes, tree_sitter.Node] | None:
     """Parse reply code and return (source, node) of the definition named ``name`` (else the first one)."""
     source = code.encode("utf-8")
@@ -379,31 +302,6 @@ def position_in(text: str, offset: int, encoding: str) -> types.Position:
     else:
         units = len(before.encode("utf-16-le")) // 2
     return types.Position(line=line, character=units)
-
-
-# ---- answers (Explain, Ask) ----------------------------------------------------------------------
-def answers_dir() -> Path:
-    """``$XDG_CACHE_HOME/teampilot/answers`` (default ``~/.cache/teampilot/answers``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "teampilot" / "answers"
-
-
-_SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def write_answer(action: str, target: Target, markdown: str) -> Path:
-    """Write an answer as Markdown into the answers folder and return its path."""
-    folder = answers_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    stem = _SLUG.sub("-", f"{PurePath(target.path).stem}-{target.name or 'selection'}").strip("-")[:60]
-    path = folder / f"{stamp}-{action}-{stem}.md"
-    counter = 1
-    while path.exists():
-        counter += 1
-        path = folder / f"{stamp}-{action}-{stem}-{counter}.md"
-    path.write_text(markdown, encoding="utf-8")
-    return path
 
 
 def spec_of(language_id: str) -> LanguageSpec | None:
