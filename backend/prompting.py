@@ -231,10 +231,12 @@ def detect_family(name: str, vocab: Collection[str]) -> str:
 #: How a model without FIM training fills a hole (a request with a ``suffix``), by family:
 #: "chat" asks the instruct model, in a chat turn, for the code that replaces {{FILL_HERE}};
 #: "continue" continues the prefix as plain text and stops where the answer reaches the line after
-#: the hole (the language server trims further). Families not listed use "chat". For SmolLM2-135M-
-#: Instruct ("smollm") `scripts/eval_quality.py` compares both on real code (setups "ours" and
-#: "ours-switched"); its hole-filling chat answers were mostly prose ("The code is already
-#: completed..."). Llama 3 Instruct keeps "chat": a 135 M model's result says nothing about an 8 B one.
+#: the hole (the language server trims further). Families not listed use "chat". Measured for
+#: SmolLM2-135M-Instruct ("smollm") with scripts/eval_quality.py (201 whole-line sites from 9 real
+#: Python/TypeScript/Go packages, greedy): continuation 2.5% exact match, edit similarity 0.234;
+#: the hole-filling chat prompt 0.0% and 0.139 (paired difference -0.095, 95% CI [-0.128, -0.064]);
+#: its chat answers were mostly prose ("The code is already completed..."). Llama 3 Instruct keeps
+#: "chat": a 135 M model's result says nothing about an 8 B one.
 HOLE_MODES: dict[str, str] = {"smollm": "continue"}
 HOLE_MODE_CHOICES = ("auto", "chat", "continue")
 

@@ -1,12 +1,16 @@
-"""CPU engine benchmark: tokens/s, time to first token, and tokens generated after an abort.
+"""CPU engine benchmark: start time, tokens/s, time to first token, tokens generated after an abort.
 
-    python scripts/bench_cpu_engine.py [--model tiny] [--tokens 128] [--aborts 20]
+    python scripts/bench_cpu_engine.py [--model tiny|smollm2|...] [--engine transformers|vllm]
+        [--tokens 128] [--aborts 20] [--torch-threads N] [--fresh-cache]
 
-Drives `TransformersEngine` in this process (no HTTP) on greedy requests of a prompt the tiny
-model continues to max_tokens:
-1. decode throughput at concurrency 1 and 8 (completion tokens / wall time), TTFT p50/p90;
-2. aborts: each of `--aborts` requests is aborted after a few tokens; the engine's own counter
-   (`tokens_after_abort_max`) says how many tokens were produced after `abort()` was called.
+Drives the engine in this process (no HTTP) on greedy requests of a prompt the model continues
+to max_tokens:
+0. start: `engine.start()` wall time (for a GGUF reference like smollm2 with ``--fresh-cache``:
+   the one-time conversion into an empty cache, then a second start from the converted folder);
+1. decode throughput at concurrency 1 and 8 (completion tokens / wall time), TTFT p50/max, and
+   TTFT of a ~1,000-token code prompt (prefill);
+2. aborts (transformers engine): each of `--aborts` requests is aborted after a few tokens; the
+   engine's own counter (`tokens_after_abort_max`) says how many tokens came after `abort()`.
 Numbers are from one run on a shared machine: compare them with each other, not across runs.
 """
 
@@ -22,12 +26,39 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import inspect
+import os
+import tempfile
+from typing import Any
+
 from backend.engines.base import SamplingParams
-from backend.engines.transformers import TransformersEngine
 from backend.settings import Settings
 
+#: Real code for the prefill measurement (the standard library's own source, ~1,000 tokens).
+CODE_PROMPT = Path(inspect.getsourcefile(argparse) or argparse.__file__).read_text()[:3600]
 
-async def _one(engine: TransformersEngine, prompt: list[int], params: SamplingParams, rid: str) -> tuple[float, int]:
+
+def _engine(args: argparse.Namespace) -> Any:
+    """A fresh (not started) engine for the arguments."""
+    if args.engine == "vllm":
+        from backend.engines.vllm import VllmEngine
+
+        return VllmEngine(Settings(engine="vllm", model=args.model, max_model_len=4096))
+    from backend.engines.transformers import TransformersEngine
+
+    return TransformersEngine(Settings(engine="transformers", model=args.model, torch_threads=args.torch_threads))
+
+
+async def _started(args: argparse.Namespace, label: str) -> Any:
+    """Start an engine and print how long it took."""
+    engine = _engine(args)
+    started = time.perf_counter()
+    await engine.start()
+    print(f"{label}: {time.perf_counter() - started:.1f} s ({args.engine}, {args.model})", flush=True)
+    return engine
+
+
+async def _one(engine: Any, prompt: list[int], params: SamplingParams, rid: str) -> tuple[float, int]:
     """(TTFT seconds, tokens) for one request run to its end."""
     started = time.perf_counter()
     ttft = 0.0
@@ -41,8 +72,11 @@ async def _one(engine: TransformersEngine, prompt: list[int], params: SamplingPa
 
 async def main(args: argparse.Namespace) -> None:
     """Run the benchmark and print its numbers."""
-    engine = TransformersEngine(Settings(engine="transformers", model=args.model))
-    await engine.start()
+    if args.fresh_cache:
+        os.environ["TEAMPILOT_CACHE"] = tempfile.mkdtemp(prefix="teampilot-bench-cache-")
+        first = await _started(args, "cold start with the one-time conversion (empty cache)")
+        await first.shutdown()
+    engine = await _started(args, "start")
     tok = engine.tokenizer
     prompt = tok.encode("The quick brown fox", add_bos=True)
     params = SamplingParams(max_tokens=args.tokens, temperature=0.0)
@@ -59,6 +93,16 @@ async def main(args: argparse.Namespace) -> None:
             f"concurrency {concurrency}: {tokens} tokens in {wall:.2f} s = {tokens / wall:.0f} tokens/s; "
             f"TTFT p50 {statistics.median(ttfts) * 1000:.1f} ms, max {ttfts[-1] * 1000:.1f} ms"
         )
+    ttfts = []
+    for i in range(3):  # a different first line each run: vLLM's prefix cache must not answer it
+        code = tok.encode(f"# run {i}\n{CODE_PROMPT}", add_bos=True)
+        ttft, _ = await _one(engine, code, SamplingParams(max_tokens=1, temperature=0.0), f"prefill-{i}")
+        ttfts.append(ttft)
+    print(f"TTFT of a {len(code)}-token code prompt: median {statistics.median(ttfts) * 1000:.0f} ms "
+          f"(3 runs: {', '.join(f'{t * 1000:.0f}' for t in ttfts)})")
+    if args.engine != "transformers" or args.aborts == 0:
+        await engine.shutdown()
+        return
     after: list[float] = []
     for i in range(args.aborts):
         rid = f"abort-{i}"
@@ -82,4 +126,8 @@ if __name__ == "__main__":
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--aborts", type=int, default=20)
+    parser.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
+    parser.add_argument("--torch-threads", type=int, default=0, help="transformers engine threads (0: auto)")
+    parser.add_argument("--fresh-cache", action="store_true",
+                        help="start once in an empty model cache first (a GGUF model is converted again)")
     asyncio.run(main(parser.parse_args()))
