@@ -54,8 +54,8 @@ __all__ = [
 ]
 
 SUFFIX_SHARE = 0.15          # of the budget, at most
-SNIPPET_SHARE = 0.30         # of the budget, at most: definitions in full, similar code
-OUTLINE_SHARE = 0.30         # of the budget, at most: headers of likely callees
+SNIPPET_SHARE = 0.25         # of the budget, at most: definitions in full, similar code
+OUTLINE_SHARE = 0.35         # of the budget, at most: headers of likely callees
 PREFIX_LINE_QUANTUM = 8      # the prefix window starts on a multiple of this many lines
 NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose names count as "used"
 NEAR_LINES_BELOW = 3
@@ -240,7 +240,8 @@ def _outline(req: _Request, sticky: StickySnippets | None) -> tuple[list[Snippet
     doc = req.doc
     scope_lines = (doc.line_of(scope.start), doc.line_of(scope.end)) if scope is not None else \
         (req.cursor_line - NEAR_LINES_ABOVE, req.cursor_line + NEAR_LINES_ABOVE)
-    query = OutlineQuery(req.cursor_line, scope_lines, req.visible)
+    classes = tuple(s.name for s in req.scopes if s.kind in {"class", "interface", "struct"} and s.name)
+    query = OutlineQuery(req.cursor_line, scope_lines, req.visible, classes)
     ranked = rank_outline(facts, query, req.shown)
     indent = "    " if doc.language_id == "python" else "  "
     return outline_snippets(ranked, req.outline_cap, req.comment, req.rel, indent), facts.version

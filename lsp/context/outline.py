@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 OUTLINE_KINDS = frozenset({"function", "method", "class", "interface", "struct", "type", "enum", "trait"})
 MAX_ITEMS = 800
-MAX_HEADER_CHARS = 200
-MAX_DOC_CHARS = 90
+MAX_HEADER_CHARS = 120
+MAX_DOC_CHARS = 70
+MAX_WITH_DOC_CHARS = 110
 _MEMBER = re.compile(r"([\w$]+)\s*(?:\.|::|->)\s*([\w$]+)")
 
 
@@ -52,6 +53,7 @@ class OutlineItem:
     header: str      # signature (first line verbatim), then the first short doc line as a comment
     container: str   # the class's header line, for members ("" at top level)
     own: bool        # defined in the document itself
+    idle: bool = False  # imported or defined, but not used anywhere else in the file yet
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def compact_header(definition: Definition, language_id: str, comment: str) -> st
         rest = " ".join(line.strip() for line in lines[1:] if line.strip())
         text = f"{text} {rest}" if len(text) + len(rest) < MAX_HEADER_CHARS else f"{text} {rest[:MAX_HEADER_CHARS - len(text)]}..."
     doc = _doc_line(definition, language_id)
-    return f"{text}  {comment} {doc}" if doc else text
+    return f"{text}  {comment} {doc}" if doc and len(text) + len(doc) <= MAX_WITH_DOC_CHARS else text
 
 
 def _uses(text: str) -> dict[str, tuple[int, ...]]:
@@ -127,11 +129,28 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
     return picked[:2]
 
 
+def _import_lines(text: str, imports: Sequence[str]) -> set[int]:
+    """The lines the import statements cover."""
+    lines: set[int] = set()
+    for statement in imports:
+        at = text.find(statement)
+        if at >= 0:
+            first = text.count("\n", 0, at)
+            lines.update(range(first, first + statement.count("\n") + 1))
+    return lines
+
+
 def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, version: int, source: bytes,
                           tree: Tree, imports: Sequence[str], index: WorkspaceIndex | None) -> OutlineFacts:
     """The outline candidates of one document version (a snapshot: ``tree`` must not change meanwhile)."""
     text = source.decode("utf-8", errors="replace")
     uses = _uses(text)
+    import_lines = _import_lines(text, imports)
+
+    def idle(name: str, line: int | None) -> bool:
+        """No use of the name besides its own definition line and the import statements."""
+        return all(n == line or n in import_lines for n in uses.get(name, ()))
+
     comment = spec.line_comment
     items: list[OutlineItem] = []
     own_names: set[str] = set()
@@ -141,7 +160,8 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         definition = render_definition(spec, source, raw, path)
         own_names.add(raw.name)
         items.append(OutlineItem(raw.name, raw.kind, path, definition.start_line,
-                                 compact_header(definition, language_id, comment), definition.container_header, True))
+                                 compact_header(definition, language_id, comment), definition.container_header, True,
+                                 idle(raw.name, raw.node.start_point[0])))
     if index is not None:
         imported = imported_names(language_id, imports)
         receivers: dict[str, set[str]] = defaultdict(set)
@@ -154,7 +174,8 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
             for definition in _external(name, receivers.get(name, ()), imported, path, language_id, index):
                 items.append(OutlineItem(name, definition.kind, definition.path, definition.start_line,
                                          compact_header(definition, language_id, comment),
-                                         definition.container_header, False))
+                                         definition.container_header, False,
+                                         name in imported.names and idle(name, None)))
     return OutlineFacts(version, tuple(items), uses)
 
 
@@ -166,12 +187,19 @@ class OutlineQuery:
     cursor_line: int
     scope: tuple[int, int]
     visible: tuple[int, int]
+    classes: tuple[str, ...] = ()   # names of the classes around the cursor
     near_lines: int = 15
 
 
 def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery) -> float:
-    """Higher is better: use in the scope and near the cursor, then frequency, then distance."""
-    score = 0.0
+    """Higher is better: use in the scope and near the cursor, then frequency, then distance.
+
+    Two more signals: a name imported or defined but not used yet is likely what comes next, and
+    the cursor's own class's methods are what ``self.`` / ``this.`` calls.
+    """
+    score = 4.0 if item.idle else 0.0
+    if item.container and any(re.search(rf"\b{re.escape(name)}\b", item.container) for name in query.classes):
+        score += 3.0
     if uses:
         first_in_scope = bisect.bisect_left(uses, query.scope[0])
         if first_in_scope < len(uses) and uses[first_in_scope] <= query.scope[1]:
