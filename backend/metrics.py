@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
@@ -23,6 +24,33 @@ class _EngineStatsCollector(Collector):
             family = GaugeMetricFamily(f"teampilot_engine_{name}", f"Engine statistic {name}.")
             family.add_metric([], float(value))
             yield family
+
+
+class _ReplicaCollector(Collector):
+    """Exposes each upstream replica's state, load and errors, labelled by its URL."""
+
+    def __init__(self, replicas: Callable[[], list[dict[str, Any]]]) -> None:
+        self._replicas = replicas
+
+    def collect(self) -> Iterator[Metric]:
+        """Up (1/0), in flight, requests and errors per replica."""
+        up = GaugeMetricFamily("teampilot_upstream_replica_up", "1 if the replica is admitted, 0 if ejected.", labels=["replica"])
+        in_flight = GaugeMetricFamily(
+            "teampilot_upstream_replica_in_flight", "Requests in flight on the replica.", labels=["replica"]
+        )
+        requests = CounterMetricFamily(
+            "teampilot_upstream_replica_requests", "Requests sent to the replica.", labels=["replica"]
+        )
+        errors = CounterMetricFamily(
+            "teampilot_upstream_replica_errors", "Failed requests and health checks of the replica.", labels=["replica"]
+        )
+        for replica in self._replicas():
+            label = [str(replica["url"])]
+            up.add_metric(label, 1.0 if replica["state"] == "up" else 0.0)
+            in_flight.add_metric(label, float(replica["in_flight"]))
+            requests.add_metric(label, float(replica["requests_total"]))
+            errors.add_metric(label, float(replica["errors_total"]))
+        yield from (up, in_flight, requests, errors)
 
 
 class Metrics:
@@ -79,6 +107,10 @@ class Metrics:
     def watch_engine(self, stats: Callable[[], dict[str, float]]) -> None:
         """Also export the engine's stats at every scrape."""
         self.registry.register(_EngineStatsCollector(stats))
+
+    def watch_replicas(self, replicas: Callable[[], list[dict[str, Any]]]) -> None:
+        """Also export per-replica state (engines with upstream replicas) at every scrape."""
+        self.registry.register(_ReplicaCollector(replicas))
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -10,6 +10,7 @@ stop token ids. A client that goes away cancels the request's task: the engine s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -44,9 +45,12 @@ from backend.usage import Event, UsageStore, default_usage_db
 logger = logging.getLogger(__name__)
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
+T = TypeVar("T")
 DEFAULT_COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /completions
 FIM_MIN_RESERVE = 16
 _LANGUAGE_ID = re.compile(r"[A-Za-z0-9._+#-]*")
+#: Characters of the prompt start that, with the API key's name, make a request's affinity key.
+AFFINITY_PREFIX_CHARS = 256
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -88,6 +92,7 @@ class Serving:
         )
         keys.on_change(lambda ring: self.limiter.configure(ring.limits(defaults)))
         self.usage = UsageStore(settings.usage_db or default_usage_db()) if settings.usage else None
+        metrics.watch_replicas(self.replica_health)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -141,6 +146,11 @@ class Serving:
     def _engine_stats(self) -> dict[str, float]:
         """Engine counters, or none before the engine is up."""
         return self.engine.stats() if self.ready else {}
+
+    def replica_health(self) -> list[dict[str, Any]]:
+        """Each upstream replica's state, in-flight count and errors ([] for single-process engines)."""
+        replicas = getattr(self.engine, "replica_health", None)
+        return list(replicas()) if callable(replicas) and self.ready else []
 
     def served_models(self) -> list[tuple[str, str, int]]:
         """(id, root, max_model_len) of the served model."""
@@ -215,11 +225,13 @@ class Serving:
         max_tokens = self._limit(max_tokens)
         gen = self._generation("completions", "cmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
         gen.key, gen.language = key_of(request), getattr(request.state, "language", "")
+        gen.params = dataclasses.replace(gen.params, affinity_key=affinity_key(request, prompt))
         echo = ""
         if req.echo:
             echo = rendered.text if rendered.text is not None else prompter.tokenizer.decode(rendered.token_ids)
         if req.stream:
-            return sse_response(self._stream_completion(gen, req.include_usage(), echo))
+            texts = await self._started(request, gen)
+            return sse_response(self._stream_completion(gen, texts, req.include_usage(), echo))
         text = await cancel_on_disconnect(request, self._collect(gen))
         body = protocol.completion_response(
             gen.request_id, self.engine.card.id, echo + text, gen.finish_reason,
@@ -237,8 +249,11 @@ class Serving:
         max_tokens = self._limit(max_tokens)
         gen = self._generation("chat", "chatcmpl-", rendered, req, req.stop_list(), max_tokens, received_at)
         gen.key, gen.language = key_of(request), getattr(request.state, "language", "")
+        first_turn = next((m.text() for m in req.messages if m.role not in ("system", "developer")), "")
+        gen.params = dataclasses.replace(gen.params, affinity_key=affinity_key(request, first_turn))
         if req.stream:
-            return sse_response(self._stream_chat(gen, req.include_usage()))
+            texts = await self._started(request, gen)
+            return sse_response(self._stream_chat(gen, texts, req.include_usage()))
         text = await cancel_on_disconnect(request, self._collect(gen))
         body = protocol.chat_response(
             gen.request_id, self.engine.card.id, text, gen.finish_reason, len(rendered.token_ids), gen.completion_tokens
@@ -366,6 +381,26 @@ class Serving:
         self.metrics.requests.labels("events", str(response.status_code), key_name).inc()
         return response
 
+    async def _started(self, request: Request, gen: Generation) -> AsyncIterator[str]:
+        """The answer's text pieces, once the first is there (or the answer ended empty).
+
+        An error before the first text (every replica down, a bad request upstream) is raised here,
+        so the client gets its real HTTP status instead of a 200 followed by an error event.
+        """
+        texts = self._texts(gen)
+        try:
+            first = await cancel_on_disconnect(request, _first_item(texts))
+        except (APIError, ClientGone, asyncio.CancelledError):
+            with anyio.CancelScope(shield=True):
+                await aclose(texts)
+            raise
+        except Exception:
+            logger.exception("request %s failed before its first token", gen.request_id)
+            with anyio.CancelScope(shield=True):
+                await aclose(texts)
+            raise InternalError("The engine failed before generating.") from None
+        return _resumed(first, texts)
+
     async def _collect(self, gen: Generation) -> str:
         """The whole answer."""
         texts = [text async for text in self._texts(gen)]
@@ -374,34 +409,37 @@ class Serving:
             logger.info("request %s completion: %r", gen.request_id, answer)
         return answer
 
-    async def _stream_completion(self, gen: Generation, include_usage: bool, echo: str) -> AsyncIterator[bytes]:
+    async def _stream_completion(
+        self, gen: Generation, texts: AsyncIterator[str], include_usage: bool, echo: str
+    ) -> AsyncIterator[bytes]:
         """SSE events of a text completion."""
         model, created = self.engine.card.id, int(time.time())
         rid = gen.request_id
         if echo:
             yield sse(protocol.completion_chunk(rid, created, model, echo, None))
-        async for event in self._stream(gen, lambda text: protocol.completion_chunk(rid, created, model, text, None)):
+        async for event in self._stream(gen, texts, lambda text: protocol.completion_chunk(rid, created, model, text, None)):
             yield event
         yield sse(protocol.completion_chunk(rid, created, model, "", gen.finish_reason))
         if include_usage:
             yield sse(protocol.usage_chunk(rid, created, model, "text_completion", len(gen.prompt.token_ids), gen.completion_tokens))
         yield DONE
 
-    async def _stream_chat(self, gen: Generation, include_usage: bool) -> AsyncIterator[bytes]:
+    async def _stream_chat(self, gen: Generation, texts: AsyncIterator[str], include_usage: bool) -> AsyncIterator[bytes]:
         """SSE events of a chat completion."""
         model, created = self.engine.card.id, int(time.time())
         rid = gen.request_id
         yield sse(protocol.chat_chunk(rid, created, model, {"role": "assistant", "content": ""}, None))
-        async for event in self._stream(gen, lambda text: protocol.chat_chunk(rid, created, model, {"content": text}, None)):
+        async for event in self._stream(gen, texts, lambda text: protocol.chat_chunk(rid, created, model, {"content": text}, None)):
             yield event
         yield sse(protocol.chat_chunk(rid, created, model, {}, gen.finish_reason))
         if include_usage:
             yield sse(protocol.usage_chunk(rid, created, model, "chat.completion.chunk", len(gen.prompt.token_ids), gen.completion_tokens))
         yield DONE
 
-    async def _stream(self, gen: Generation, chunk: Callable[[str], dict[str, Any]]) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, gen: Generation, texts: AsyncIterator[str], chunk: Callable[[str], dict[str, Any]]
+    ) -> AsyncIterator[bytes]:
         """Content events; an error after the stream began becomes one last error event and [DONE]."""
-        texts = self._texts(gen)
         pieces: list[str] = []
         try:
             async for text in texts:
@@ -511,7 +549,7 @@ def parse_body(model: type[RequestT], body: bytes) -> RequestT:
         raise InvalidRequest(message, param=param, code=code) from None
 
 
-async def cancel_on_disconnect(request: Request, work: Awaitable[str]) -> str:
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Await work unless the client disconnects first; then cancel it (aborting the engine request)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_disconnect(request))
@@ -533,3 +571,29 @@ async def _wait_disconnect(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+def affinity_key(request: Request, prompt: str | list[int]) -> str:
+    """Routing key of a request: its API key's name and the start of its prompt (the document)."""
+    start = prompt[:AFFINITY_PREFIX_CHARS] if isinstance(prompt, str) else repr(prompt[: AFFINITY_PREFIX_CHARS // 4])
+    return f"{key_of(request)}\0{start}"
+
+
+async def _first_item(items: AsyncIterator[str]) -> str | None:
+    """The first item, or None if there is none."""
+    try:
+        return await items.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def _resumed(first: str | None, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    """first (unless None) then the rest; closing this closes rest."""
+    try:
+        if first is not None:
+            yield first
+            async for item in rest:
+                yield item
+    finally:
+        await aclose(rest)
+

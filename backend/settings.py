@@ -87,6 +87,21 @@ class Settings(BaseSettings):
     )
     upstream_api_key: str = Field("", description="upstream: API key sent to the upstream servers.")
     upstream_model: str = Field("", description="upstream: model name the upstream servers serve. Empty: their first.")
+    upstream_health_interval_s: float = Field(
+        1.0, gt=0.0, le=60.0, description="upstream: seconds between health polls of each replica."
+    )
+    upstream_eject_after: int = Field(
+        3, ge=1, le=100, description="upstream: failed polls or requests in a row that eject a replica (a refused connection ejects at once)."
+    )
+    upstream_retries: int = Field(
+        2, ge=0, le=16, description="upstream: other replicas a request may move to before its first token (never the same one twice)."
+    )
+    upstream_affinity: bool = Field(
+        True, description="upstream: send requests with the same key and prompt start to the same replica (prefix cache hits)."
+    )
+    upstream_affinity_slack: int = Field(
+        4, ge=0, le=1024, description="upstream: requests in flight a replica may have beyond the least busy one and still be preferred for affinity."
+    )
     tokenizer: str = Field("", description="Tokenizer hub id or path. Empty: the model's (upstream: required unless --model is set).")
     max_tokens_limit: int | None = Field(
         None, ge=1, le=1_048_576, description="Most tokens one request may generate (more is cut, finish_reason "

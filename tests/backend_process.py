@@ -87,9 +87,10 @@ def start_backend(
     api_keys: Sequence[str] = ("test-key",),
     extra_args: Sequence[str] = (),
     timeout_s: float = STARTUP_TIMEOUT_S,
+    port: int = 0,
 ) -> RunningServer:
-    """Start `python -m backend serve` on a free loopback port and wait until /health is 200."""
-    args = ["--engine", engine, "--model", model, "--host", "127.0.0.1", "--port", "0"]
+    """Start `python -m backend serve` on a loopback port (0: a free one) and wait until /health is 200."""
+    args = ["--engine", engine, "--model", model, "--host", "127.0.0.1", "--port", str(port)]
     for key in api_keys:
         args += ["--api-key", key]
     args += list(extra_args)

@@ -81,6 +81,7 @@ class ScriptedBackend:
         self.models = models or ["scripted-model"]
         self.completion: ReplySource = Reply()
         self.chat: ReplySource = Reply()
+        self.health_status = 200  # what GET /health answers
         self.requests: list[RecordedRequest] = []
         self.usage_disabled = False  # /v1/events answers 404 usage_disabled, as `--no-usage` does
         self.streams: list[StreamRecord] = []
@@ -198,7 +199,7 @@ class ScriptedBackend:
 
         @app.get("/health")
         async def health() -> Response:
-            return JSONResponse({"status": "ok"})
+            return JSONResponse({"status": "ok" if self.health_status == 200 else "error"}, status_code=self.health_status)
 
         return app
 

@@ -38,6 +38,7 @@ class SamplingParams:
     top_p: float = 1.0
     stop_token_ids: tuple[int, ...] = ()  # always includes the family's end-of-turn ids
     seed: int | None = None
+    affinity_key: str | None = None  # routing hint for replicated engines (same key, same replica)
 
 
 @dataclass(frozen=True)

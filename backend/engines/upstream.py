@@ -5,9 +5,16 @@ named by a base URL ending in `/v1`. Prompts arrive here as token ids (rendered 
 serving, with our tokenizer); they are sent as text, special tokens written out, without the
 leading BOS (every server adds its own), to `POST {url}/completions` with `stream: true`.
 
-* Routing: the replica with the fewest requests in flight (ties: round robin).
-* Failover: a request whose connection fails before the first byte of the answer (connect error,
-  timeout, 502/503/504) is retried on another replica; a failed replica is avoided for a while.
+* Health: each replica is polled on an interval, ejected when it fails and re-admitted when it
+  answers again (`replicas.ReplicaPool`); only admitted replicas get requests, and with none
+  admitted a request fails at once with `EngineUnavailable` (503).
+* Routing: requests with the same affinity key go to the key's home replica unless it is busier
+  than the least busy one by more than a slack; otherwise the least busy (`affinity.choose`).
+* Failover: a request that fails before its first token reached the caller (connect error,
+  502/503/504, a stream broken off before any text) moves to another replica, at most
+  `upstream_retries` times and never to one it tried. A stream that already yielded text and then
+  breaks ends with an error (serving turns it into a final SSE error event): resending would
+  repeat text.
 * Stopping: our stop token ids go as vLLM's `stop_token_ids`, and the text of those special tokens
   as stop strings are also cut here, for servers that write special tokens out.
 * Cancellation: closing the iterator (or `abort(request_id)`) closes the HTTP stream, which makes
@@ -20,14 +27,14 @@ import asyncio
 import itertools
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from backend.engines import affinity
 from backend.engines.base import Delta, ModelCard, SamplingParams
+from backend.engines.replicas import Replica, ReplicaPool
 from backend.errors import EngineUnavailable, InternalError, InvalidRequest
 
 if TYPE_CHECKING:
@@ -36,26 +43,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a replica whose connection failed is skipped (unless every replica failed).
-REPLICA_COOL_OFF_S = 5.0
 #: Upstream HTTP statuses that mean "this replica cannot serve now": try another.
 RETRY_STATUSES = frozenset({502, 503, 504})
 _FINISH_REASONS = {"stop", "length", "abort"}
-
-
-@dataclass
-class Replica:
-    """One upstream server and its load."""
-
-    url: str  # base URL ending in /v1
-    in_flight: int = 0
-    failed_at: float = -1e9
-    requests_total: int = 0
-    failures_total: int = 0
-
-    def healthy(self, now: float) -> bool:
-        """Whether the replica has not failed recently."""
-        return now - self.failed_at >= REPLICA_COOL_OFF_S
 
 
 class _Aborted(Exception):
@@ -78,7 +68,12 @@ class UpstreamEngine:
         if not settings.upstream_urls:
             raise ValueError("the upstream engine needs at least one --upstream-urls URL")
         self.settings = settings
-        self.replicas = [Replica(url.rstrip("/")) for url in settings.upstream_urls]
+        self.pool = ReplicaPool(
+            list(settings.upstream_urls),
+            interval_s=settings.upstream_health_interval_s,
+            eject_after=settings.upstream_eject_after,
+        )
+        self.replicas = self.pool.replicas
         self._order = itertools.count()
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -123,6 +118,7 @@ class UpstreamEngine:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
             transport=self._transport,
         )
+        await self.pool.start(self._client)
         listed = await self._list_models()
         if not self._upstream_model:
             if not listed:
@@ -159,7 +155,7 @@ class UpstreamEngine:
         """GET /models from the first replica that answers ([] if none lists any)."""
         assert self._client is not None
         errors: list[str] = []
-        for replica in self.replicas:
+        for replica in sorted(self.replicas, key=lambda r: not r.up):
             try:
                 response = await self._client.get(f"{replica.url}/models", timeout=10.0)
                 response.raise_for_status()
@@ -173,7 +169,8 @@ class UpstreamEngine:
         raise EngineUnavailable(f"no upstream replica answered /models: {'; '.join(errors)}")
 
     async def shutdown(self) -> None:
-        """Close the HTTP client (and with it every open upstream stream)."""
+        """Stop health polling; close the HTTP client (and with it every open upstream stream)."""
+        await self.pool.stop()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -227,26 +224,29 @@ class UpstreamEngine:
             body["seed"] = params.seed
         return body
 
-    def _pick(self, tried: set[int]) -> int | None:
-        """Index of the least-busy replica not tried yet; healthy ones first, ties round robin."""
-        now = time.monotonic()
-        candidates = [i for i in range(len(self.replicas)) if i not in tried]
+    def _pick(self, tried: set[int], key: str | None) -> int | None:
+        """Index of the admitted replica to try next (none tried yet), or None."""
+        candidates = self.pool.admitted(tried)
         if not candidates:
             return None
-        start = next(self._order) % len(self.replicas)
-
-        def key(i: int) -> tuple[bool, int, int]:
-            replica = self.replicas[i]
-            return (not replica.healthy(now), replica.in_flight, (i - start) % len(self.replicas))
-
-        return min(candidates, key=key)
+        settings = self.settings
+        return affinity.choose(
+            candidates,
+            [r.url for r in self.replicas],
+            [r.in_flight for r in self.replicas],
+            key if settings.upstream_affinity else None,
+            settings.upstream_affinity_slack,
+            next(self._order),
+        )
 
     async def _open(
-        self, body: dict[str, Any], tried: set[int], errors: list[str]
+        self, body: dict[str, Any], key: str | None, tried: set[int], errors: list[str]
     ) -> tuple[Replica, httpx.Response]:
-        """Send the request to the least-busy replica not tried yet, failing over on errors."""
+        """Send the request to the chosen replica, moving on after errors within the retry budget."""
         assert self._client is not None
-        while (index := self._pick(tried)) is not None:
+        while len(tried) <= self.settings.upstream_retries and (index := self._pick(tried, key)) is not None:
+            if tried:
+                self._retries += 1
             tried.add(index)
             replica = self.replicas[index]
             replica.in_flight += 1
@@ -254,9 +254,15 @@ class UpstreamEngine:
             request = self._client.build_request("POST", f"{replica.url}/completions", json=body)
             try:
                 response = await self._client.send(request, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 replica.in_flight -= 1
-                self._mark_failed(replica, f"{type(exc).__name__}: {exc}", errors)
+                self._failed(replica, f"{type(exc).__name__}: {exc}", errors, connect=True)
+                continue
+            except Exception as exc:  # nothing was received: another replica may take it
+                # besides httpx's read/write/protocol errors this catches transport races such as
+                # anyio's AttributeError on getpeername() of a socket the dying peer just reset
+                replica.in_flight -= 1
+                self._failed(replica, f"{type(exc).__name__}: {exc}", errors)
                 continue
             except BaseException:
                 replica.in_flight -= 1
@@ -264,7 +270,7 @@ class UpstreamEngine:
             if response.status_code in RETRY_STATUSES:
                 await response.aclose()
                 replica.in_flight -= 1
-                self._mark_failed(replica, f"HTTP {response.status_code}", errors)
+                self._failed(replica, f"HTTP {response.status_code}", errors)
                 continue
             if response.status_code >= 400:
                 try:
@@ -274,23 +280,23 @@ class UpstreamEngine:
                     replica.in_flight -= 1
                 raise _upstream_error(response)
             return replica, response
+        if not errors:
+            raise EngineUnavailable("every upstream replica is down (ejected after failed health checks)")
         raise EngineUnavailable(f"no upstream replica could take the request: {'; '.join(errors)}")
 
-    def _mark_failed(self, replica: Replica, reason: str, errors: list[str]) -> None:
-        """Remember a failed replica; the request moves on to another."""
-        replica.failed_at = time.monotonic()
-        replica.failures_total += 1
-        self._retries += 1
+    def _failed(self, replica: Replica, reason: str, errors: list[str], *, connect: bool = False) -> None:
+        """Count a failure against replica (which may eject it); the request moves on to another."""
+        self.pool.failed(replica, reason, connect=connect)
         errors.append(f"{replica.url}: {reason}")
-        logger.warning("upstream %s failed before the first byte (%s); trying another replica", replica.url, reason)
+        logger.warning("upstream %s failed before the first token (%s)", replica.url, reason)
 
     async def generate(
         self, prompt_token_ids: list[int], params: SamplingParams, request_id: str
     ) -> AsyncIterator[Delta]:
         """Stream the upstream answer as deltas; closing the iterator closes the upstream stream.
 
-        A replica that fails before its first event (refused connection, 502/503/504, a stream
-        broken off before any text) is replaced by another; later failures end the request.
+        A replica that fails before any delta was yielded (refused connection, 502/503/504, a
+        stream broken off before any text) is replaced by another; later failures end the request.
         """
         if self._client is None:
             raise RuntimeError("UpstreamEngine.generate() before start()")
@@ -303,15 +309,14 @@ class UpstreamEngine:
         finished = False
         try:
             while not finished:
-                replica, response = await self._open(body, tried, errors)
+                replica, response = await self._open(body, params.affinity_key, tried, errors)
                 self._responses[request_id] = response
-                received = False
+                yielded = False
                 counted = 0
                 last: Delta | None = None
                 reconciled = False
                 try:
                     async for event in _sse_events(response):
-                        received = True
                         if last is not None:  # the answer is complete; its usage may follow
                             usage = event.get("usage")
                             if isinstance(usage, dict) and not reconciled:
@@ -325,6 +330,7 @@ class UpstreamEngine:
                         if delta.finish_reason is not None:
                             last = delta  # held until the usage event (or the end of the stream)
                             continue
+                        yielded = True
                         yield delta
                     finished = True
                     yield last if last is not None else Delta("", (), "stop")
@@ -335,11 +341,16 @@ class UpstreamEngine:
                         self._aborted += 1
                         yield Delta("", (), "abort")
                         return
-                    if received:
+                    if last is not None and not yielded:  # the answer was complete; only its usage is lost
+                        finished = True
+                        yield last
+                        return
+                    if yielded:
+                        self.pool.failed(replica, f"stream broke off: {type(exc).__name__}")
                         raise InternalError(
                             f"upstream {replica.url} broke off the stream: {type(exc).__name__}"
                         ) from exc
-                    self._mark_failed(replica, f"stream broke before the first event ({type(exc).__name__})", errors)
+                    self._failed(replica, f"stream broke before the first token ({type(exc).__name__})", errors)
                 finally:
                     self._responses.pop(request_id, None)
                     replica.in_flight -= 1
@@ -408,9 +419,14 @@ class UpstreamEngine:
             "tokens_generated_total": float(self._tokens_generated),
             "upstream_retries_total": float(self._retries),
         }
+        stats.update(self.pool.stats())
         for index, replica in enumerate(self.replicas):
             stats[f"upstream_{index}_in_flight"] = float(replica.in_flight)
         return stats
+
+    def replica_health(self) -> list[dict[str, Any]]:
+        """Each replica's state, in-flight count and errors (for /health and /metrics)."""
+        return self.pool.snapshot()
 
 
 async def _sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:

@@ -14,10 +14,21 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(request: Request) -> Response:
-    """Whether the engine is ready: 200 {"status": "ok"}, else 503 with "loading" or "error"."""
+    """Whether the engine is ready: 200 {"status": "ok"}, else 503 with "loading" or "error".
+
+    With upstream replicas the body lists each one's state, in-flight count and errors; some down
+    is 200 "degraded", all down is 503 "error".
+    """
     serving: Serving = request.app.state.serving
     if serving.ready:
-        return JSONResponse({"status": "ok"})
+        replicas = serving.replica_health()
+        if not replicas:
+            return JSONResponse({"status": "ok"})
+        up = sum(r["state"] == "up" for r in replicas)
+        if up == 0:
+            body = {"status": "error", "message": "every upstream replica is down", "replicas": replicas}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse({"status": "ok" if up == len(replicas) else "degraded", "replicas": replicas})
     if serving.failure:
         return JSONResponse({"status": "error", "message": serving.failure}, status_code=503)
     return JSONResponse({"status": "loading"}, status_code=503)

@@ -358,6 +358,16 @@ async def test_error_after_stream_began_is_one_error_event_then_done(make_app: A
     assert len(events) >= 3
 
 
+async def test_error_before_the_first_token_is_an_http_status_not_a_200_stream(make_app: AppFactory) -> None:
+    engine = llama3_engine(script=lambda _i, _p: "one two", fail_after_tokens=0)
+    _, _, client = await make_app(engine)
+    for path, body in (("/v1/completions", {"prompt": "x"}), ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]})):
+        response = await client.post(path, json={**body, "stream": True}, headers=AUTH)
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "internal_error"
+    assert engine.stats()["requests_running"] == 0
+
+
 # -- chat ------------------------------------------------------------------------------------------
 
 

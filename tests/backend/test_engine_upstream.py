@@ -8,7 +8,10 @@ that closing or aborting a request closes the upstream stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,9 +34,9 @@ def replicas() -> Iterator[list[ScriptedBackend]]:
         server.stop()
 
 
-async def started_engine(urls: list[str]) -> UpstreamEngine:
+async def started_engine(urls: list[str], **options: Any) -> UpstreamEngine:
     """An upstream engine over urls with the Llama 3 test tokenizer, started."""
-    settings = Settings(engine="upstream", upstream_urls=urls, served_model_name="team-model")
+    settings = Settings(engine="upstream", upstream_urls=urls, served_model_name="team-model", **options)
     engine = UpstreamEngine(settings, tokenizer=llama3())  # type: ignore[arg-type]
     await engine.start()
     return engine
@@ -45,6 +48,14 @@ async def engine(replicas: list[ScriptedBackend]) -> AsyncIterator[UpstreamEngin
     engine = await started_engine([r.url for r in replicas])
     yield engine
     await engine.shutdown()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Poll predicate until it holds (fails the test after timeout_s)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 def params(max_tokens: int = 32) -> SamplingParams:
@@ -120,15 +131,106 @@ async def test_least_in_flight_routing(engine: UpstreamEngine, replicas: list[Sc
     await busy.aclose()
 
 
-async def test_failover_when_a_replica_is_down(replicas: list[ScriptedBackend]) -> None:
+async def test_a_dead_replica_is_ejected_at_start_and_gets_no_requests(replicas: list[ScriptedBackend]) -> None:
     dead = f"http://127.0.0.1:{_free_port()}/v1"
     engine = await started_engine([dead, replicas[0].url])
     try:
+        assert [r["state"] for r in engine.replica_health()] == ["down", "up"]
         for i in range(4):
             deltas = await collect(engine, f"r{i}")
             assert deltas[-1].finish_reason == "stop"
         assert len(replicas[0].completion_requests()) == 4
-        assert engine.stats()["upstream_retries_total"] >= 1
+        assert engine.replicas[0].requests_total == 0
+        assert engine.stats()["upstream_replicas_up"] == 1
+    finally:
+        await engine.shutdown()
+
+
+async def test_failover_when_a_replica_dies_between_health_checks(replicas: list[ScriptedBackend]) -> None:
+    engine = await started_engine([r.url for r in replicas], upstream_health_interval_s=30.0)
+    try:
+        replicas[0].stop()  # still admitted: the next poll is 30 s away
+        for i in range(4):
+            deltas = await collect(engine, f"r{i}")
+            assert deltas[-1].finish_reason == "stop"
+        assert len(replicas[1].completion_requests()) == 4
+        assert engine.replicas[0].state == "down"  # the refused connection ejected it
+        assert engine.stats()["upstream_retries_total"] <= 1  # only the request that found it dead moved
+    finally:
+        await engine.shutdown()
+
+
+async def test_eject_after_failed_polls_and_readmit(replicas: list[ScriptedBackend]) -> None:
+    engine = await started_engine([r.url for r in replicas], upstream_health_interval_s=0.05, upstream_eject_after=2)
+    try:
+        replicas[0].health_status = 503
+        await wait_for(lambda: engine.replicas[0].state == "down")
+        assert engine.replicas[0].errors_total >= 2
+        for i in range(3):
+            await collect(engine, f"r{i}")
+        assert len(replicas[0].completion_requests()) == 0
+        replicas[0].health_status = 200
+        await wait_for(lambda: engine.replicas[0].state == "up")
+        assert engine.stats()["upstream_readmissions_total"] == 1
+    finally:
+        await engine.shutdown()
+
+
+async def test_all_replicas_down_fails_fast(replicas: list[ScriptedBackend]) -> None:
+    engine = await started_engine([r.url for r in replicas], upstream_health_interval_s=0.05)
+    try:
+        for replica in replicas:
+            replica.health_status = 503
+        await wait_for(lambda: engine.stats()["upstream_replicas_up"] == 0)
+        started = time.perf_counter()
+        with pytest.raises(EngineUnavailable, match="every upstream replica is down"):
+            await collect(engine)
+        assert time.perf_counter() - started < 0.1
+        assert sum(len(r.completion_requests()) for r in replicas) == 0
+    finally:
+        await engine.shutdown()
+
+
+async def test_retry_budget_is_bounded_and_never_repeats_a_replica() -> None:
+    servers = [ScriptedBackend(models=["up-model"]).start() for _ in range(3)]
+    try:
+        for server in servers:
+            server.completion = Reply(status=503)
+        engine = await started_engine([s.url for s in servers], upstream_retries=1)
+        try:
+            with pytest.raises(EngineUnavailable):
+                await collect(engine)
+            tried = [len(s.completion_requests()) for s in servers]
+            assert sorted(tried) == [0, 1, 1]
+            assert engine.stats()["upstream_retries_total"] == 1
+        finally:
+            await engine.shutdown()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_affinity_keeps_a_key_on_one_replica_until_it_is_overloaded(replicas: list[ScriptedBackend]) -> None:
+    engine = await started_engine([r.url for r in replicas], upstream_affinity_slack=1)
+    try:
+        ids = engine.tokenizer.encode(CHAT_PROMPT, add_bos=False)
+        keyed = dataclasses.replace(params(), affinity_key="alice\0# app/utils.py")
+        for i in range(6):
+            [d async for d in engine.generate(ids, keyed, f"k{i}")]
+        counts = [len(r.completion_requests()) for r in replicas]
+        assert sorted(counts) == [0, 6]
+        home = counts.index(6)
+        # two slow requests held open on the home replica: it is now busier than the other by more than the slack
+        for replica in replicas:
+            replica.completion = Reply(chunks=["slow"] * 100, chunk_delay_s=0.05)
+        held = [engine.generate(ids, keyed, f"held{i}") for i in range(2)]
+        for stream in held:
+            await stream.__anext__()
+        replicas[home].completion = replicas[1 - home].completion = Reply(chunks=["x"])
+        await collect(engine, "overflow")
+        assert len(replicas[1 - home].completion_requests()) >= 1
+        for stream in held:
+            await stream.aclose()
     finally:
         await engine.shutdown()
 
