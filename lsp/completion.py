@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,8 +22,9 @@ from lsprotocol import types
 
 from lsp.client import BackendClient, BackendError
 from lsp.context.extract import build_completion_context
-from lsp.documents import Document, DocumentStore
+from lsp.documents import Document, DocumentStore, worsens_parse
 from lsp.exclusion import ExclusionRules, MaskRecord, reveals_secret
+from lsp.indentation import indent_unit
 from lsp.postprocess import PostprocessInput, cut_at_scope_end, postprocess
 from lsp.settings import Settings
 
@@ -103,22 +103,6 @@ class PromptParts:
     multiline: bool
     language_id: str
     line_comment: str = "//"
-
-
-def detect_indent_unit(text: str) -> str:
-    """Guess the document's indentation unit (a tab, or 2/4 spaces) from a window of its text."""
-    tabs = spaces = 0
-    smallest = 8
-    for match in re.finditer(r"^([ \t]+)\S", text, re.MULTILINE):
-        indent = match.group(1)
-        if indent.startswith("\t"):
-            tabs += 1
-        else:
-            spaces += 1
-            smallest = min(smallest, len(indent))
-    if tabs > spaces:
-        return "\t"
-    return " " * (smallest if smallest in (2, 4) else 4)
 
 
 def build_prompt(doc: Document, offset: int, index: Any, budget_tokens: int,
@@ -306,7 +290,8 @@ class CompletionPipeline:
         cursor_line = full_prefix.rsplit("\n", 1)[-1]
         # braces delimit blocks: a grammar's own fact, else a `//` comment says C-like (C#, Kotlin, ...)
         brace = not doc.language.indent_blocks if doc.language is not None else parts.line_comment == "//"
-        baseline = doc.error_count() if parts.multiline else None
+        # the tree the suggestion is checked against (a copy is cheap; counting happens off the loop)
+        before = doc.tree.copy() if parts.multiline and doc.tree is not None else None
         t_context = self.clock() - t0
         backend = self.host.backend
         masked = MaskRecord()
@@ -329,13 +314,12 @@ class CompletionPipeline:
         self.host.report_status("ok", "ready", backend.resolved_model)
         t1 = self.clock()
         ctx = PostprocessInput(prefix=full_prefix, suffix=full_suffix, multiline=parts.multiline,
-                               brace_language=brace, indent_unit=detect_indent_unit(parts.prompt[-4000:]))
+                               brace_language=brace, indent_unit=indent_unit(parts.prompt[-4000:]))
         try:
             suggestion = postprocess(raw, ctx)
-            if suggestion is not None and baseline is not None and "\n" in suggestion and doc.language is not None:
+            if suggestion is not None and before is not None and "\n" in suggestion and doc.language is not None:
                 candidate = full_prefix + suggestion + full_suffix
-                errors = await asyncio.to_thread(doc.error_count, candidate)
-                if errors > baseline:
+                if await asyncio.to_thread(worsens_parse, doc.language, before, candidate):
                     suggestion = None
         except Exception:  # a bug here must cost one suggestion, never the editor's request
             logger.exception("post-processing failed")

@@ -267,6 +267,13 @@ class Document:
             self.tree = self._parser.parse(self.source)
 
 
+def worsens_parse(spec: LanguageSpec, before: tree_sitter.Tree, text: str) -> bool:
+    """Whether ``text`` parses with more ERROR/MISSING nodes than the tree ``before`` has (the
+    completion pipeline's check of a multi-line suggestion; a full parse: run it off the loop)."""
+    after = spec.parser().parse(text.encode("utf-8"))
+    return count_errors(after.root_node) > count_errors(before.root_node)
+
+
 def count_errors(node: tree_sitter.Node) -> int:
     """Count ERROR and MISSING nodes below (and including) ``node``, visiting only erroneous subtrees."""
     if not node.has_error:

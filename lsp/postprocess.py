@@ -2,13 +2,12 @@
 
 Each step is a plain function over strings, so it is tested table-driven. :func:`postprocess`
 runs them in order; it returns ``None`` when the suggestion should not be shown at all.
-The parse check needs a parser and is therefore given as a callable (``error_count``).
+The parse check needs a parser: `lsp.documents.worsens_parse`, which the pipeline runs off the loop.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 # special tokens of the model families we serve; the first one ends the suggestion
@@ -275,18 +274,8 @@ class PostprocessInput:
     indent_unit: str = "    "
 
 
-def postprocess(
-    raw: str,
-    ctx: PostprocessInput,
-    *,
-    error_count: Callable[[str], int] | None = None,
-    baseline_errors: int | None = None,
-) -> str | None:
-    """Turn raw model output into the suggestion to show, or None to show nothing.
-
-    ``error_count(new_text)`` counts parse errors of the document with the suggestion inserted;
-    a multi-line suggestion that makes it worse than ``baseline_errors`` is rejected.
-    """
+def postprocess(raw: str, ctx: PostprocessInput) -> str | None:
+    """Turn raw model output into the suggestion to show, or None to show nothing."""
     text = strip_special_tokens(raw).replace("\r\n", "\n")
     if is_blank(text):
         return None
@@ -302,10 +291,5 @@ def postprocess(
     if not cursor_line.strip() and text.startswith("\n") and not ctx.multiline:
         text = text.lstrip("\n")
     if is_blank(text) or is_repetitive(text):
-        return None
-    if (
-        error_count is not None and baseline_errors is not None and "\n" in text
-        and error_count(ctx.prefix + text + ctx.suffix) > baseline_errors
-    ):
         return None
     return text

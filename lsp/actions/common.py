@@ -198,19 +198,6 @@ def indent_of_line(text: str, offset: int) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def indent_unit(text: str) -> str:
-    """The file's indentation step: a tab, or the smallest positive run of leading spaces (default 4)."""
-    sizes: list[int] = []
-    for line in text.split("\n")[:2000]:
-        if line.startswith("\t"):
-            return "\t"
-        stripped = line.lstrip(" ")
-        if stripped and len(stripped) < len(line):
-            sizes.append(len(line) - len(stripped))
-    positive = [s for s in sizes if s > 0]
-    return " " * min(positive) if positive else "    "
-
-
 def reindent(code: str, indent: str) -> str:
     """Dedent ``code`` as a block and indent every non-blank line with ``indent``."""
     dedented = textwrap.dedent(code.expandtabs(4) if "\t" in code and indent != "\t" else code)

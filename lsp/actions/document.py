@@ -17,7 +17,6 @@ from lsp.actions.common import (
     context_block,
     function_named,
     indent_of_line,
-    indent_unit,
     leading_comments,
     line_start_of,
     node_text,
@@ -27,6 +26,7 @@ from lsp.actions.common import (
     topmost_at,
 )
 from lsp.context.nodes import COMMENT_TYPES, find_definitions, python_docstring
+from lsp.indentation import indent_unit
 
 CONVENTIONS: dict[str, str] = {
     "python": 'a PEP 257 docstring (triple double quotes) as the first statement of the body: a one-line '

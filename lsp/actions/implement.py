@@ -15,7 +15,6 @@ from lsp.actions.common import (
     context_block,
     function_named,
     indent_of_line,
-    indent_unit,
     line_indent_bytes,
     node_text,
     parse_target,
@@ -24,6 +23,7 @@ from lsp.actions.common import (
     shift,
 )
 from lsp.context.nodes import python_docstring
+from lsp.indentation import indent_unit
 
 PROMPT = """Implement the body of the {kind} `{name}` below. Keep its signature, name and documentation \
 exactly as they are; follow its docstring/comments and use the definitions shown where they help. \

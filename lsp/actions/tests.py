@@ -23,7 +23,6 @@ from lsp.actions.common import (
     create_file_edit,
     document_edit,
     error_count,
-    indent_unit,
     node_text,
     position_in,
     reindent,
@@ -32,6 +31,7 @@ from lsp.actions.common import (
 )
 from lsp.actions.conventions import TestPlan, plan_tests
 from lsp.context.languages import LanguageSpec
+from lsp.indentation import indent_unit
 
 PROMPT = """Write unit tests for the {kind} `{name}` below.
 Test framework: {hint}.

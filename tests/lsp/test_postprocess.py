@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp.documents import Document
+from lsp.documents import Document, worsens_parse
 from lsp.postprocess import (
     PostprocessInput,
     balance_brackets,
@@ -173,7 +173,11 @@ def test_postprocess_golden(prefix: str, suffix: str, multiline: bool, brace: bo
     ],
 )
 def test_multiline_suggestion_that_breaks_the_parse_is_rejected(prefix: str, suffix: str, raw: str, accepted: bool) -> None:
+    """The pipeline's check (lsp.documents.worsens_parse) on postprocess's output."""
     doc = Document("file:///t.py", "python", 1, prefix + suffix)
     ctx = PostprocessInput(prefix=prefix, suffix=suffix, multiline=True)
-    result = postprocess(raw, ctx, error_count=doc.error_count, baseline_errors=doc.error_count())
-    assert (result is not None) is accepted
+    result = postprocess(raw, ctx)
+    assert doc.language is not None
+    assert doc.tree is not None
+    accepted_by_check = result is not None and not worsens_parse(doc.language, doc.tree, prefix + result + suffix)
+    assert accepted_by_check is accepted
