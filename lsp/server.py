@@ -27,6 +27,7 @@ from pygls.uris import to_fs_path
 from lsp.actions import ActionsFeature
 from lsp.client import BackendClient, BackendError, BackendUsageDisabled
 from lsp.completion import CompletionPipeline
+from lsp.context.extract import refresh_outline_facts
 from lsp.documents import DocumentStore
 from lsp.events import (
     ACCEPTED_COMMAND,
@@ -333,9 +334,7 @@ class TeampilotServer(LanguageServer):
             logger.info("could not register file watchers: %s", exc)
 
     def schedule_index_update(self, uri: str) -> None:
-        """Update the workspace index for a document a little after the last edit."""
-        if self.index is None:
-            return
+        """Update the workspace index (and the document's outline facts) a little after the last edit."""
         if (timer := self._index_timers.pop(uri, None)) is not None:
             timer.cancel()
         loop = asyncio.get_running_loop()
@@ -345,12 +344,14 @@ class TeampilotServer(LanguageServer):
         """Update the workspace index for one open document now."""
         self._index_timers.pop(uri, None)
         doc = self.documents.get(uri)
-        if self.index is None or doc is None:
+        if doc is None:
             return
-        try:
-            self.index.update_document(doc)
-        except Exception:
-            logger.exception("index update failed for %s", uri)
+        if self.index is not None:
+            try:
+                self.index.update_document(doc)
+            except Exception:
+                logger.exception("index update failed for %s", uri)
+        self.spawn(refresh_outline_facts(doc, self.index), "outline facts")
 
     async def build_index(self) -> None:
         """Build the workspace index in the background, reporting `$/progress` when supported."""

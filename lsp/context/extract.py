@@ -8,6 +8,7 @@ prefix window's start moves in steps of whole line blocks, so a backend's prefix
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Sequence
@@ -217,12 +218,38 @@ def _similar(req: _Request, recent: Sequence[Document]) -> None:
 
 
 def outline_facts(doc: Document, index: WorkspaceIndex | None) -> OutlineFacts | None:
-    """The document's outline facts: the latest computed (maybe for an older version), else computed now."""
+    """The document's outline facts: the latest computed (maybe for an older version), else computed now.
+
+    Computed here only the first time, when no worker thread is computing them already.
+    """
     cache = doc.context
-    if cache.outline is None and doc.language is not None and doc.tree is not None:
+    if cache.outline is None and cache.outline_computing is None and doc.language is not None and \
+            doc.tree is not None:
         cache.outline = compute_outline_facts(doc.language, doc.language_id, doc.path, doc.version, doc.source,
                                               doc.tree.copy(), imports_of(doc), index)
     return cache.outline
+
+
+async def refresh_outline_facts(doc: Document, index: WorkspaceIndex | None) -> None:
+    """Recompute the document's outline facts in a worker thread (after an edit settles).
+
+    The tree is snapshotted here, on the caller's thread; the scan, rendering and index lookups run
+    off it. Completions meanwhile use the previous version's facts.
+    """
+    cache = doc.context
+    spec, tree, version = doc.language, doc.tree, doc.version
+    if spec is None or tree is None or cache.outline_computing == version or \
+            (cache.outline is not None and cache.outline.version == version):
+        return
+    cache.outline_computing = version
+    try:
+        facts = await asyncio.to_thread(compute_outline_facts, spec, doc.language_id, doc.path, version, doc.source,
+                                        tree.copy(), imports_of(doc), index)
+    finally:
+        if cache.outline_computing == version:
+            cache.outline_computing = None
+    if cache.outline is None or cache.outline.version <= facts.version:
+        cache.outline = facts
 
 
 def _outline(req: _Request, sticky: StickySnippets | None) -> tuple[list[Snippet], int]:

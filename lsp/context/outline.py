@@ -77,7 +77,7 @@ def _doc_line(definition: Definition, language_id: str) -> str:
             return ""
         first = first.lstrip("r").strip("\"'").strip()
     else:
-        lines = [line.strip().lstrip("/*!").strip() for line in text[:max(header_at, 0)].split("\n")]
+        lines = [line.strip().lstrip("/*!").removesuffix("*/").strip() for line in text[:max(header_at, 0)].split("\n")]
         first = next((line for line in lines if re.search(r"[A-Za-z]", line) and not line.startswith("@")), "")
     return first if 0 < len(first) <= MAX_DOC_CHARS else ""
 

@@ -1,0 +1,156 @@
+"""Outline headers for the whole-line task: imports, module members, package siblings, far helpers.
+
+The workspaces are excerpts of real packages (httpx and requests from PyPI, zod from npm, Go's
+net/http); the cursor sits at the start of an empty line whose next statement calls something not
+typed yet, as in ``scripts/eval_context.py``'s whole-line mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lsp.context.extract import OUTLINE_SHARE, build_completion_context, outline_facts
+from lsp.context.imports import imported_names
+from lsp.context.index import WorkspaceIndex
+from lsp.context.model import CHARS_PER_TOKEN, render_snippet
+from lsp.context.outline import OutlineQuery, rank_outline
+from lsp.documents import Document
+
+CURSOR = "<|>"
+
+
+def _workspace(tmp_path: Path, files: dict[str, str]) -> WorkspaceIndex:
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    index = WorkspaceIndex([tmp_path])
+    index.build_sync()
+    return index
+
+
+def _open(tmp_path: Path, name: str, source: str, language_id: str) -> tuple[Document, int]:
+    offset = source.index(CURSOR)
+    text = source.replace(CURSOR, "")
+    (tmp_path / name).write_text(text)
+    return Document((tmp_path / name).as_uri(), language_id, 1, text), offset
+
+
+def ctx_text(doc: Document, offset: int, index: WorkspaceIndex) -> str:
+    """The whole prompt."""
+    return build_completion_context(doc, offset, index).prompt()
+
+
+def _outline_text(doc: Document, offset: int, index: WorkspaceIndex) -> str:
+    ctx = build_completion_context(doc, offset, index)
+    return "".join(render_snippet(s, ctx.line_comment) for s in ctx.snippets if s.kind == "outline")
+
+
+@pytest.mark.parametrize(
+    ("language_id", "statements", "names", "modules"),
+    [
+        pytest.param("python", ["from ._exceptions import InvalidURL, HTTPError as Error", "import typing",
+                                "from ._urls import (\n    URL,  # the type\n    QueryParams,\n)"],
+                     {"InvalidURL": "InvalidURL", "Error": "HTTPError", "URL": "URL", "QueryParams": "QueryParams"},
+                     {"typing": "typing"}, id="httpx"),
+        pytest.param("typescript", ['import * as core from "../core/index.js";',
+                                    'import { type $ZodType, clone as copy } from "./util.js";'],
+                     {"$ZodType": "$ZodType", "copy": "clone"}, {"core": "core"}, id="zod"),
+        pytest.param("go", ['import (\n\t"bufio"\n\turlpkg "net/url"\n\t_ "embed"\n)', 'import "net/http/httptrace"'],
+                     {}, {"bufio": "bufio", "urlpkg": "url", "httptrace": "httptrace"}, id="net-http"),
+    ],
+)
+def test_imported_names(language_id: str, statements: list[str], names: dict[str, str],
+                        modules: dict[str, str]) -> None:
+    found = imported_names(language_id, statements)
+    assert {k: v for k, v in found.names.items() if k in names} == names
+    for alias, stem in modules.items():
+        assert found.modules[alias] == stem
+
+
+def test_python_import_used_nowhere_else_reaches_the_prompt(tmp_path: Path) -> None:
+    index = _workspace(tmp_path, {
+        "httpx/_exceptions.py": (
+            'class HTTPError(Exception):\n    """Base class for `RequestError` and `HTTPStatusError`."""\n\n'
+            '    def __init__(self, message: str) -> None:\n        super().__init__(message)\n\n\n'
+            'class InvalidURL(Exception):\n    """URL is improperly formed or cannot be parsed."""\n\n'
+            '    def __init__(self, message: str) -> None:\n        super().__init__(message)\n'),
+    })
+    helpers = "".join(f"\n\ndef helper_{n}(value: str) -> str:\n    return value.strip() + '{n}'\n" for n in range(60))
+    doc, offset = _open(tmp_path / "httpx", "_urlparse.py", (
+        "from ._exceptions import HTTPError, InvalidURL\n" + helpers +
+        "\n\ndef urlparse(url: str = '') -> str:\n    if len(url) > 65536:\n        <|>\n"
+        "    try:\n        return url\n    except ValueError as exc:\n        raise HTTPError(str(exc))\n"), "python")
+    outline = _outline_text(doc, offset, index)
+    assert "# Path: httpx/_exceptions.py" in outline
+    assert "# class InvalidURL(Exception):  # URL is improperly formed or cannot be parsed." in outline
+
+
+def test_typescript_module_member_and_far_same_file_helper(tmp_path: Path) -> None:
+    index = _workspace(tmp_path, {
+        "core/util.ts": (
+            "/** Returns a shallow copy of a schema instance. */\n"
+            "export function clone<T extends object>(inst: T, def?: unknown): T {\n  return inst;\n}\n\n"
+            "export function joinValues<T extends unknown[]>(array: T, separator = \" | \"): string {\n"
+            "  return array.join(separator);\n}\n"),
+    })
+    filler = "".join(f"export const value{n} = {n};\n" for n in range(300))
+    doc, offset = _open(tmp_path / "core", "schemas.ts", (
+        'import * as util from "./util.js";\n\n'
+        "function normalizeDef(def: object): object {\n  return util.clone(def);\n}\n\n" + filler +
+        "export function optional(inst: object): object {\n  const copy = normalizeDef(inst);\n"
+        "  <|>\n  return copy;\n}\n"), "typescript")
+    outline = _outline_text(doc, offset, index)
+    assert "// Path: core/util.ts" in outline
+    assert "// function clone<T extends object>(inst: T, def?: unknown): T  // Returns a shallow copy of a schema instance.\n" in outline
+    # used near the cursor, 300 lines up: shown in full, so the outline does not repeat it
+    assert "function normalizeDef(def: object): object" in ctx_text(doc, offset, index)
+    assert "normalizeDef" not in outline
+
+
+def test_go_sibling_file_of_the_package(tmp_path: Path) -> None:
+    index = _workspace(tmp_path, {
+        "http/header.go": (
+            "package http\n\n// hasToken reports whether token appears with v.\n"
+            "func hasToken(v, token string) bool {\n\treturn len(token) <= len(v)\n}\n"),
+        "other/header.go": "package other\n\nfunc hasToken(v string) bool {\n\treturn false\n}\n",
+    })
+    doc, offset = _open(tmp_path / "http", "transport.go", (
+        "package http\n\nfunc isUpgrade(h Header) bool {\n\treturn hasToken(h.Get(\"Connection\"), \"upgrade\")\n}\n\n"
+        + "".join(f"var errNumber{n} = {n}\n" for n in range(300)) +
+        "\nfunc (t *Transport) useRegisteredProtocol(req *Request) bool {\n"
+        "\tif req.URL.Scheme != \"https\" {\n\t\treturn false\n\t}\n\t<|>\n\treturn true\n}\n"), "go")
+    outline = _outline_text(doc, offset, index)
+    assert "// Path: http/header.go" in outline
+    assert "func hasToken(v, token string) bool  // hasToken reports whether token appears with v." in outline
+    assert "other/header.go" not in outline  # another package's function of the same name
+
+
+def test_ranking_prefers_the_scope_then_frequency(tmp_path: Path) -> None:
+    source = (
+        "def used_far(x):\n    return x\n\n\ndef used_often(x):\n    return x\n\n\ndef used_in_scope(x):\n"
+        "    return x\n\n\n" + "".join(f"a{n} = used_often({n})\n" for n in range(5)) + "b = used_far(1)\n\n\n"
+        "def main():\n    used_in_scope(1)\n    <|>\n")
+    doc, offset = _open(tmp_path, "m.py", source, "python")
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    cursor = doc.line_of(offset)
+    query = OutlineQuery(cursor, (cursor - 2, cursor + 1), (cursor - 1, cursor + 1))
+    names = [item.name for item in rank_outline(facts, query)]
+    assert names.index("used_in_scope") < names.index("used_often") < names.index("used_far")
+    skipped = rank_outline(facts, query, {(doc.path, 8)})
+    assert "used_in_scope" not in [item.name for item in skipped]  # shown in full already: redundant
+
+
+def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_path: Path) -> None:
+    defs = "".join(f"def function_number_{n}(first_argument: int, second_argument: str) -> bool:\n"
+                   f"    \"\"\"Check the {n}th thing.\"\"\"\n    return True\n\n\n" for n in range(400))
+    uses = "".join(f"    function_number_{n}(1, 'a')\n" for n in range(0, 400, 7))
+    doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + "    <|>\n", "python")
+    budget = 1024
+    ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
+    outline = "".join(render_snippet(s, "#") for s in ctx.snippets if s.kind == "outline")
+    assert 0 < len(outline) <= int(budget * CHARS_PER_TOKEN * OUTLINE_SHARE)
+    assert len(ctx.prompt()) + len(ctx.suffix) <= budget * CHARS_PER_TOKEN

@@ -1,0 +1,49 @@
+"""Through the real server: an imported class not typed yet reaches the backend as an outline header."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.uris import from_fs_path
+
+from tests.lsp.conftest import Editor, options, until
+from tests.scripted_backend import Reply, ScriptedBackend
+
+# excerpts of requests (PyPI): exceptions.py, and a models.py that imports what it will raise
+EXCEPTIONS = (
+    "class RequestException(IOError):\n    \"\"\"There was an ambiguous exception that occurred while handling your\n"
+    "    request.\n    \"\"\"\n\n\n"
+    "class InvalidURL(RequestException, ValueError):\n    \"\"\"The URL provided was somehow invalid.\"\"\"\n\n\n"
+    "class MissingSchema(RequestException, ValueError):\n    \"\"\"The URL scheme (e.g. http or https) is missing.\"\"\"\n"
+)
+MODELS = (
+    "from .exceptions import InvalidURL, MissingSchema\n\n\n"
+    + "".join(f"def _helper_{n}(value: str) -> str:\n    return value + '{n}'\n\n\n" for n in range(80))
+    + "class PreparedRequest:\n    def prepare_url(self, url: str) -> None:\n"
+    "        if not url.startswith(('http:', 'https:')):\n            raise MissingSchema(url)\n"
+    "        if not url[8:]:\n            "
+)
+
+
+async def test_imported_class_reaches_the_prompt_before_its_name_is_typed(
+        editor: Editor, backend: ScriptedBackend, tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "exceptions.py").write_text(EXCEPTIONS)
+    (tmp_path / "pkg" / "models.py").write_text(MODELS + "\n")
+    backend.completion = Reply(chunks=['raise InvalidURL(f"Invalid URL {url!r}")'])
+    await editor.client.initialize_session(types.InitializeParams(
+        capabilities=editor.capabilities, root_uri=from_fs_path(str(tmp_path)),
+        workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(tmp_path)) or "", name="ws")],
+        initialization_options=options(backend.url, debounceMs=0),
+    ))
+    assert await until(lambda: any(
+        any(isinstance(r, types.WorkDoneProgressEnd) for r in reports) for reports in editor.client.progress_reports.values()
+    ), 10)
+    uri = from_fs_path(str(tmp_path / "pkg" / "models.py")) or ""
+    editor.open(uri, MODELS + "\n")
+    assert await editor.inline(uri, len(MODELS)) == ['raise InvalidURL(f"Invalid URL {url!r}")']
+    prompt = backend.completion_requests()[-1].json["prompt"]
+    block = prompt.split("# Path: pkg/exceptions.py\n", 1)[1].split("# Path:", 1)[0]
+    assert "# class InvalidURL(RequestException, ValueError):  # The URL provided was somehow invalid.\n" in block
+    assert len(prompt) <= 2048 * 3.5
