@@ -41,11 +41,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lsp.completion import _BRACE_LANGUAGES, detect_indent_unit
 from lsp.context.extract import build_completion_context, outline_facts
 from lsp.context.index import WorkspaceIndex, iter_source_files
 from lsp.context.model import CHARS_PER_TOKEN, CodeContext
 from lsp.documents import Document
+from lsp.indentation import indent_unit
 from lsp.postprocess import PostprocessInput, postprocess
 from scripts.eval_oracle import CALLABLE, Site, call_sites
 from scripts.eval_packages import fetch_go_std, fetch_npm, fetch_pypi
@@ -100,9 +100,9 @@ def _trimmed_exactly(doc: Document, offset: int, ctx: CodeContext, true_line: st
     """The scripted answer (the true line plus the next two lines) post-processed as the server does."""
     following = doc.text[offset:].split("\n")[1:3]
     answer = "\n".join([true_line, *following])
-    brace = ctx.language_id in _BRACE_LANGUAGES or ctx.line_comment == "//"
+    brace = not doc.language.indent_blocks if doc.language is not None else ctx.line_comment == "//"
     settings = PostprocessInput(prefix=doc.text[:offset], suffix=doc.text[offset:], multiline=ctx.multiline,
-                                brace_language=brace, indent_unit=detect_indent_unit(ctx.prompt()[-4000:]))
+                                brace_language=brace, indent_unit=indent_unit(ctx.prompt()[-4000:]))
     return postprocess(answer, settings) == true_line
 
 
