@@ -40,6 +40,7 @@ class Reply:
     status: int = 200
     error_body: dict[str, Any] | None = None
     finish_reason: str = "stop"
+    break_after: int | None = None  # drop the connection after this many chunks (a replica dying mid-stream)
     headers: dict[str, str] = field(default_factory=dict)  # sent with an error status (e.g. Retry-After)
 
 
@@ -239,6 +240,8 @@ class ScriptedBackend:
                     choice = {"index": 0, "text": chunk, "finish_reason": finish}
                 yield f"data: {json.dumps({'id': 'scripted', 'choices': [choice]})}\n\n"
                 record.chunks_sent += 1
+                if reply.break_after is not None and record.chunks_sent >= reply.break_after:
+                    raise ConnectionAbortedError("scripted: the replica died mid-stream")
             yield "data: [DONE]\n\n"
         except BaseException:
             record.closed_early = True

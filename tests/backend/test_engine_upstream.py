@@ -17,7 +17,7 @@ import pytest
 
 from backend.engines.base import Delta, SamplingParams
 from backend.engines.upstream import UpstreamEngine
-from backend.errors import EngineUnavailable, InvalidRequest
+from backend.errors import EngineUnavailable, InternalError, InvalidRequest
 from backend.settings import Settings
 from tests.backend.tokenizers_for_tests import llama3
 from tests.scripted_backend import Reply, ScriptedBackend, _free_port
@@ -291,3 +291,20 @@ async def test_abort_by_id_ends_the_stream(engine: UpstreamEngine, replicas: lis
     assert await asyncio.to_thread(lambda: replicas[0].wait_for(lambda: record.finished_at is not None))
     assert record.closed_early
     await engine.abort("unknown-id")  # a no-op
+
+
+async def test_a_stream_broken_after_text_fails_and_is_not_resent(engine: UpstreamEngine, replicas: list[ScriptedBackend]) -> None:
+    for replica in replicas:
+        replica.completion = Reply(chunks=["one", " two", " three", " four"], chunk_delay_s=0.01, break_after=2)
+    received: list[str] = []
+
+    async def read_all() -> None:
+        """Collect text until the stream ends or fails."""
+        async for delta in engine.generate(engine.tokenizer.encode(CHAT_PROMPT, add_bos=False), params(), "r1"):
+            received.append(delta.text)
+
+    with pytest.raises(InternalError, match="broke off the stream"):
+        await read_all()
+    assert "".join(received) == "one two"  # what arrived once, never repeated from another replica
+    assert sum(len(r.completion_requests()) for r in replicas) == 1
+    assert engine.stats()["requests_running"] == 0
