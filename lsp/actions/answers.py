@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path, PurePath
 
-from lsp.actions.common import Target
+from lsp.actions.target import Target
 
 
 def answers_dir() -> Path:

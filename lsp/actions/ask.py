@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from lsp.actions.base import Action, Answer, Files, Listing, Offer, Outcome
-from lsp.actions.common import ActionError, Target, chat_messages, context_block
 from lsp.actions.explain import answer_markdown
+from lsp.actions.prompts import chat_messages, context_block
+from lsp.actions.target import ActionError, Target
 
 PROMPT = """Answer the developer's question about the code below. Be specific to this code; \
 quote the relevant lines, and put any code you propose in a fenced block.

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from lsp.actions.common import Target
+from lsp.actions.target import Target
 
 if TYPE_CHECKING:
     from lsp.context.extract import Scope

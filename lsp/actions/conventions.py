@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from lsp.actions.base import Files
-from lsp.actions.common import Target
+from lsp.actions.target import Target
 
 PROJECT_MARKERS: dict[str, tuple[str, ...]] = {
     "python": ("pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini"),

@@ -8,13 +8,8 @@ from typing import Any
 import tree_sitter
 
 from lsp.actions.base import Action, Edit, Files, Listing, Offer, Outcome
-from lsp.actions.common import (
-    ActionError,
+from lsp.actions.edits import (
     Parsed,
-    Target,
-    best_code,
-    chat_messages,
-    context_block,
     function_named,
     indent_of_line,
     leading_comments,
@@ -25,6 +20,9 @@ from lsp.actions.common import (
     same_document_edit,
     topmost_at,
 )
+from lsp.actions.prompts import chat_messages, context_block
+from lsp.actions.replies import best_code
+from lsp.actions.target import ActionError, Target
 from lsp.context.nodes import COMMENT_TYPES, find_definitions, python_docstring
 from lsp.indentation import indent_unit
 

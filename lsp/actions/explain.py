@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from lsp.actions.base import Action, Answer, Files, Listing, Offer, Outcome
-from lsp.actions.common import Target, chat_messages, context_block
+from lsp.actions.prompts import chat_messages, context_block
+from lsp.actions.target import Target
 
 PROMPT = """Explain the code below to a developer who is new to this code base.
 

@@ -7,17 +7,10 @@ from typing import Any
 from lsprotocol import types
 
 from lsp.actions.base import Action, Edit, Files, Listing, Offer, Outcome
-from lsp.actions.common import (
-    ActionError,
-    Target,
-    best_code,
-    chat_messages,
-    context_block,
-    indent_of_line,
-    line_start_of,
-    reindent,
-    same_document_edit,
-)
+from lsp.actions.edits import indent_of_line, line_start_of, reindent, same_document_edit
+from lsp.actions.prompts import chat_messages, context_block
+from lsp.actions.replies import best_code
+from lsp.actions.target import ActionError, Target
 
 PROMPT = """The {what} below has these errors:
 {errors}

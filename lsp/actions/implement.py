@@ -6,13 +6,8 @@ import re
 from typing import Any
 
 from lsp.actions.base import Action, Edit, Files, Listing, Offer, Outcome
-from lsp.actions.common import (
-    ActionError,
+from lsp.actions.edits import (
     Parsed,
-    Target,
-    best_code,
-    chat_messages,
-    context_block,
     function_named,
     indent_of_line,
     line_indent_bytes,
@@ -22,6 +17,9 @@ from lsp.actions.common import (
     same_document_edit,
     shift,
 )
+from lsp.actions.prompts import chat_messages, context_block
+from lsp.actions.replies import best_code
+from lsp.actions.target import ActionError, Target
 from lsp.context.nodes import python_docstring
 from lsp.indentation import indent_unit
 

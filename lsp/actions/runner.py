@@ -17,9 +17,9 @@ from pygls.uris import from_fs_path
 
 from lsp.actions.answers import write_answer
 from lsp.actions.base import Action, Answer, Edit, Files, Outcome
-from lsp.actions.common import ActionError, Target
 from lsp.actions.data import ActionRequest, RunResult
 from lsp.actions.host import ActionsHost
+from lsp.actions.target import ActionError, Target
 from lsp.actions.targeting import files_for, target_for
 from lsp.client import BackendError
 from lsp.exclusion import MaskRecord, restore_secrets

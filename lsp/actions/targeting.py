@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from lsp.actions.base import Action, Files
-from lsp.actions.common import ActionError, Target, relative_to
 from lsp.actions.data import ActionRequest
+from lsp.actions.target import ActionError, Target, relative_to
 from lsp.context import nodes
 from lsp.context.extract import related_definitions
 from lsp.context.syntax import enclosing_definition, imports_of

@@ -14,22 +14,18 @@ import tree_sitter
 from pygls.uris import from_fs_path
 
 from lsp.actions.base import Action, Edit, Files, Listing, Offer, Outcome
-from lsp.actions.common import (
-    ActionError,
-    Target,
-    best_code,
-    chat_messages,
-    context_block,
+from lsp.actions.conventions import TestPlan, plan_tests
+from lsp.actions.edits import (
     create_file_edit,
     document_edit,
-    error_count,
     node_text,
     position_in,
     reindent,
-    require_parses,
     workspace_edit,
 )
-from lsp.actions.conventions import TestPlan, plan_tests
+from lsp.actions.prompts import chat_messages, context_block
+from lsp.actions.replies import best_code, error_count, require_parses
+from lsp.actions.target import ActionError, Target
 from lsp.context.languages import LanguageSpec
 from lsp.indentation import indent_unit
 

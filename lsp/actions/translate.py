@@ -8,17 +8,10 @@ from typing import Any
 from pygls.uris import from_fs_path
 
 from lsp.actions.base import Action, Edit, Files, Listing, Offer, Outcome
-from lsp.actions.common import (
-    Target,
-    best_code,
-    chat_messages,
-    context_block,
-    create_file_edit,
-    language_name,
-    require_parses,
-    spec_of,
-    workspace_edit,
-)
+from lsp.actions.edits import create_file_edit, workspace_edit
+from lsp.actions.prompts import chat_messages, context_block
+from lsp.actions.replies import best_code, require_parses
+from lsp.actions.target import Target, language_name, spec_of
 
 # source language id -> target language ids offered (a few common ones each)
 TARGETS: dict[str, tuple[str, ...]] = {

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from lsp.actions.base import Files
-from lsp.actions.common import ActionError, best_code, code_blocks_for, reindent, shift, spec_of
 from lsp.actions.conventions import js_framework, python_framework, python_module
+from lsp.actions.edits import reindent, shift
 from lsp.actions.implement import is_stub_body
+from lsp.actions.replies import best_code, code_blocks_for
+from lsp.actions.target import ActionError, spec_of
 from lsp.actions.translate import translated_path
 
 

@@ -1,193 +1,20 @@
-"""Shared pieces of the code actions: the target code, chat messages, model-output handling, edits.
-
-Everything here is a plain function over plain data (a :class:`Target` snapshot of the document
-taken when the action starts), so each action module stays small and testable without a client.
-"""
+"""Edits an action makes: indentation, the target's own syntax tree, and LSP text/file edits."""
 
 from __future__ import annotations
 
-import logging
-import re
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+import tree_sitter
 from lsprotocol import types
 from pygls.uris import from_fs_path
 
+from lsp.actions.replies import require_not_worse
+from lsp.actions.target import ActionError, Target
 from lsp.context import nodes
-from lsp.context.languages import LanguageSpec, spec_for
-
-if TYPE_CHECKING:
-    import tree_sitter
-
-    from lsp.context.extract import Scope
-
-logger = logging.getLogger(__name__)
-
-MAX_CODE_CHARS = 12_000     # the code under action is cut beyond this (prompt budget)
-
-
-class ActionError(Exception):
-    """An expected failure that ends an action with one clear message and no change."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A snapshot of the code an action works on, taken when the action starts."""
-
-    uri: str
-    path: str
-    rel_path: str
-    version: int
-    language_id: str
-    spec: LanguageSpec | None
-    text: str                     # the whole document text at ``version``
-    start: int                    # str offsets of the code in ``text``
-    end: int
-    name: str                     # definition name ("" for a plain selection)
-    kind: str                     # "function" | "method" | "class" | ... | "selection" | "lines"
-    scope: Scope | None
-    imports: tuple[str, ...]
-    related: tuple[tuple[str, str], ...] = ()   # (path, text) of related definitions
-    root: str = ""                # workspace root folder containing the file ("" if unknown)
-    encoding: str = "utf-16"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def code(self) -> str:
-        """The code under action (cut to the prompt budget)."""
-        code = self.text[self.start : self.end]
-        return code if len(code) <= MAX_CODE_CHARS else code[:MAX_CODE_CHARS] + "\n…(truncated)"
-
-    @property
-    def language_name(self) -> str:
-        """The language as humans write it."""
-        return self.spec.display_name if self.spec else self.language_id
-
-    @property
-    def fence(self) -> str:
-        """The fence tag for code blocks of this language."""
-        return self.spec.id if self.spec else self.language_id
-
-    @property
-    def label(self) -> str:
-        """A short name of the code for titles and messages."""
-        return f"`{self.name}`" if self.name else "the selection"
-
-
-def language_name(language_id: str) -> str:
-    """A language as people write it ("C++"); unknown ids as they are."""
-    spec = spec_for(language_id, None)
-    return spec.display_name if spec is not None else language_id
-
-
-def relative_to(path: str, root: str) -> str:
-    """``path`` relative to ``root`` with POSIX separators (the path itself if outside)."""
-    try:
-        return PurePath(path).relative_to(root).as_posix()
-    except ValueError:
-        return PurePath(path).as_posix()
-
-
-# ---- chat messages -------------------------------------------------------------------------------
-SYSTEM_PROMPT = (
-    "You are teampilot, a careful senior software engineer embedded in the user's editor. "
-    "Answer precisely and concisely. When you write code, put it in one fenced code block "
-    "tagged with its language, and write complete, syntactically valid code."
-)
-
-
-def context_block(target: Target) -> str:
-    """The shared part of every prompt: language, path, imports, related definitions, the code."""
-    parts = [f"Language: {target.language_name}", f"File: {target.rel_path}"]
-    if target.imports:
-        parts.append("Imports of the file:\n```" + target.fence + "\n" + "\n".join(target.imports) + "\n```")
-    if target.related:
-        rendered = "\n\n".join(f"From {relative_to(path, target.root) if target.root else path}:\n"
-                                 f"```{target.fence}\n{text.rstrip()}\n```" for path, text in target.related)
-        parts.append("Definitions the code uses:\n" + rendered)
-    what = f"The {target.kind} `{target.name}`" if target.name else "The selected code"
-    parts.append(f"{what}:\n```{target.fence}\n{target.code.rstrip()}\n```")
-    return "\n\n".join(parts)
-
-
-def chat_messages(user: str, system: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
-    """OpenAI chat messages: one system and one user message."""
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
-# ---- model output --------------------------------------------------------------------------------
-_FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([^\s`]*)[^\n]*\n(.*?)(?:^[ \t]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
-
-
-@dataclass(frozen=True)
-class CodeBlock:
-    """One fenced block of a reply."""
-
-    tag: str
-    code: str
-
-
-def fenced_blocks(reply: str) -> list[CodeBlock]:
-    """Every fenced code block of a reply, in order (an unclosed last fence runs to the end)."""
-    return [CodeBlock(m.group(2).lower(), m.group(3).rstrip("\n")) for m in _FENCE.finditer(reply)]
-
-
-def code_blocks_for(reply: str, language_id: str) -> list[str]:
-    """The reply's code blocks for a language: blocks tagged with it, else untagged blocks."""
-    blocks = [b for b in fenced_blocks(reply) if b.code.strip()]
-    spec = spec_for(language_id, None)
-    tags = frozenset(spec.fence_tags if spec is not None else (language_id,))
-    tagged = [b.code for b in blocks if b.tag in tags]
-    if tagged:
-        return tagged
-    return [b.code for b in blocks if not b.tag or b.tag in {"text", "code"}]
-
-
-def parse(spec: LanguageSpec, code: str) -> tree_sitter.Tree:
-    """Parse code with the language's grammar."""
-    return spec.parser().parse(code.encode("utf-8"))
-
-
-def error_count(spec: LanguageSpec | None, code: str) -> int:
-    """ERROR/MISSING nodes in the parse of ``code`` (0 for languages without a grammar)."""
-    if spec is None:
-        return 0
-    from lsp.documents import count_errors
-
-    return count_errors(parse(spec, code).root_node)
-
-
-def best_code(reply: str, spec: LanguageSpec | None, language_id: str, *, join: bool = False) -> str:
-    """The usable code of a reply: a block that parses (fewest errors wins), or all blocks joined.
-
-    Raises :class:`ActionError` when the reply has no fenced code.
-    """
-    blocks = code_blocks_for(reply, spec.id if spec else language_id)
-    if not blocks:
-        raise ActionError("the model's reply contained no code block; nothing was changed")
-    if join:
-        joined = "\n\n".join(textwrap.dedent(b) for b in blocks)
-        if error_count(spec, joined) == 0 or len(blocks) == 1:
-            return joined
-    scored = sorted(blocks, key=lambda b: (error_count(spec, b), -len(b)))
-    return scored[0]
-
-
-def require_parses(spec: LanguageSpec | None, code: str, what: str) -> None:
-    """Raise :class:`ActionError` unless ``code`` parses without errors."""
-    if spec is not None and error_count(spec, code) > 0:
-        raise ActionError(f"the model's {what} does not parse as {spec.display_name}; "
-                          "nothing was changed")
-
-
-def require_not_worse(spec: LanguageSpec | None, before: str, after: str, what: str) -> None:
-    """Raise :class:`ActionError` if ``after`` parses with more errors than ``before``."""
-    if spec is not None and error_count(spec, after) > error_count(spec, before):
-        raise ActionError(f"the model's {what} would leave the file with syntax errors; nothing was changed")
+from lsp.context.languages import LanguageSpec
 
 
 # ---- indentation ---------------------------------------------------------------------------------
@@ -289,11 +116,6 @@ def position_in(text: str, offset: int, encoding: str) -> types.Position:
     else:
         units = len(before.encode("utf-16-le")) // 2
     return types.Position(line=line, character=units)
-
-
-def spec_of(language_id: str) -> LanguageSpec | None:
-    """The spec for a language id (None without a grammar)."""
-    return spec_for(language_id, None)
 
 
 # ---- the target's own syntax tree ----------------------------------------------------------------
