@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m lsp` and the `teampilot-lsp` script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "setup":
-        from lsp import setup_cmd  # owned by the editor-setup work; imported only when asked for
+        from lsp import setup_cmd  # imported only when asked for
 
         return int(setup_cmd.main(argv[1:]) or 0)
     args = _parser().parse_args(argv)

@@ -107,7 +107,7 @@ class PromptParts:
 
 def build_prompt(doc: Document, offset: int, index: Any, budget_tokens: int,
                  recent: Sequence[Document]) -> PromptParts:
-    """Context for the backend request (the context work's extractor, or plain windows if it fails)."""
+    """Context for the backend request (lsp.context's extractor, or plain windows if it fails)."""
     try:
         ctx = build_completion_context(doc, offset, index, budget_tokens=budget_tokens, recent=recent)
         return PromptParts(prompt=ctx.prompt(), suffix=ctx.suffix, multiline=ctx.multiline,

@@ -107,7 +107,7 @@ class Document:
         self._starts: list[int] = [0, *_line_starts(text)]
         self.tree: tree_sitter.Tree | None = self._parser.parse(self.source) if self._parser else None
         self.edited_at = time.monotonic()
-        # what the context work keeps between keystrokes; not part of the text
+        # what context extraction keeps between keystrokes; not part of the text
         self.context = ContextCache()
 
     # ---- lines and offsets -------------------------------------------------------------

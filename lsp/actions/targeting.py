@@ -86,7 +86,7 @@ def related_snippets(doc: Document, start: int, end: int, index: WorkspaceIndex 
 
 
 def definition_node(doc: Document, scope: Scope) -> tree_sitter.Node | None:
-    """The tree-sitter node of a definition found by the context work (the function/class itself)."""
+    """The tree-sitter node of a definition found by context extraction (the function/class itself)."""
     spec = doc.language
     if doc.tree is None or spec is None:
         return None

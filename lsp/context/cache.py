@@ -1,4 +1,4 @@
-"""What the context work keeps on a document between keystrokes, typed (one field per use)."""
+"""What context extraction keeps on a document between keystrokes, typed (one field per use)."""
 
 from __future__ import annotations
 

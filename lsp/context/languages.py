@@ -1,4 +1,4 @@
-"""Languages the context work understands: languageId/extension -> grammar, queries, comment syntax.
+"""Languages context extraction understands: languageId/extension -> grammar, queries, comment syntax.
 
 Grammars come from the per-language wheels (``tree_sitter_python`` ...), never from the network.
 Nothing is loaded at import time: :func:`spec_for` builds a language's spec (grammar + compiled
@@ -24,7 +24,7 @@ QUERY_KINDS = ("definitions", "imports", "calls")
 
 @dataclass(frozen=True)
 class LanguageSpec:
-    """Everything the context work needs to know about one language.
+    """Everything context extraction needs to know about one language.
 
     ``queries`` maps "definitions" | "imports" | "calls" to compiled tree-sitter queries
     (captures: ``@definition.<kind>`` + ``@name``; ``@import``; ``@call`` + ``@reference``).
