@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     tensor_parallel_size: int = Field(1, ge=1, le=64, description="vLLM: GPUs to shard each layer across.")
     pipeline_parallel_size: int = Field(1, ge=1, le=64, description="vLLM: pipeline stages (GPUs or hosts).")
     enable_prefix_caching: bool = Field(True, description="vLLM: reuse the KV cache of shared prompt prefixes.")
+    enforce_eager: bool = Field(
+        False, description="vLLM: run the model eagerly (no torch.compile, no CUDA graphs): starts much "
+        "faster, generates more slowly; for tests and quick trials.",
+    )
     max_num_seqs: int = Field(64, ge=1, le=4096, description="Most requests generated concurrently by the engine.")
     upstream_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

@@ -127,6 +127,7 @@ class VllmEngine:
             tensor_parallel_size=settings.tensor_parallel_size,
             pipeline_parallel_size=settings.pipeline_parallel_size,
             enable_prefix_caching=settings.enable_prefix_caching,
+            enforce_eager=settings.enforce_eager,
             max_num_seqs=settings.max_num_seqs,
             disable_log_stats=True,
             enable_log_requests=False,

@@ -23,8 +23,10 @@ def smollm2(backend_server: BackendFactory) -> RunningServer:
 
 @pytest.fixture(scope="session")
 def smollm2_vllm(backend_server: BackendFactory) -> RunningServer:
-    """SmolLM2 on the vllm engine (CPU build, float32: the converted checkpoint's dtype)."""
+    """SmolLM2 on the vllm engine (CPU build, float32: the converted checkpoint's dtype), eager: no
+    torch.compile warm-up (measured: that is most of its start, ~45 of ~76 s on a quiet 2-core box)."""
     if VLLM_MISSING is not None:
         pytest.skip(VLLM_MISSING)
     return backend_server(engine="vllm", model="smollm2",
-                          extra_args=("--max-tokens-limit", str(REAL_MAX_TOKENS), "--max-model-len", "2048"))
+                          extra_args=("--max-tokens-limit", str(REAL_MAX_TOKENS), "--max-model-len", "2048",
+                                      "--enforce-eager"))
