@@ -238,6 +238,20 @@ async def test_completion_stops_on_eot_without_special_text(make_app: AppFactory
     assert seen.prompt_token_ids[0] == llama3().encode("", add_bos=True)[0]  # BOS
 
 
+async def test_max_tokens_limit_caps_every_route(make_app: AppFactory) -> None:
+    """--max-tokens-limit: requests asking for more (or nothing) are cut at the limit."""
+    _, engine, client = await make_app(settings=Settings(api_key=[KEY], max_tokens_limit=3))
+    body = (await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 500}, headers=AUTH)).json()
+    assert body["usage"]["completion_tokens"] == 3
+    assert body["choices"][0]["finish_reason"] == "length"
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    body = (await client.post("/v1/chat/completions", json=chat, headers=AUTH)).json()
+    assert body["choices"][0]["finish_reason"] == "length"
+    small = (await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2}, headers=AUTH)).json()
+    assert small["usage"]["completion_tokens"] == 2  # below the limit: as asked
+    assert [r.params.max_tokens for r in engine.requests] == [3, 3, 2]
+
+
 async def test_completion_length_finish(make_app: AppFactory) -> None:
     _, engine, client = await make_app()
     body = (await client.post("/v1/completions", json={"prompt": "x", "max_tokens": 2}, headers=AUTH)).json()
