@@ -44,11 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from lsp.completion import _BRACE_LANGUAGES, detect_indent_unit
 from lsp.context.extract import build_completion_context
 from lsp.context.index import WorkspaceIndex, iter_source_files
 from lsp.context.model import CodeContext
 from lsp.documents import Document
+from lsp.indentation import indent_unit
 from lsp.postprocess import PostprocessInput, postprocess
 from scripts.eval_oracle import Site, call_sites
 from scripts.eval_packages import fetch_go_std, fetch_npm, fetch_pypi
@@ -70,6 +70,7 @@ class Case:
     doc_prefix: str
     doc_suffix: str
     truth: str
+    brace_language: bool
 
 
 @dataclass
@@ -168,7 +169,8 @@ def collect_cases(per_language: int, budget_tokens: int, rng: random.Random) -> 
             doc = Document(site.path.as_uri(), ids[site.path.suffix], 1, blanked)
             ctx = build_completion_context(doc, offset, index, budget_tokens=budget_tokens, deadline_s=1.0)
             label = f"{root.name}/{site.path.relative_to(root)}:{blanked[:offset].count(chr(10)) + 1}"
-            by_language[language].append(Case(language, label, ctx, blanked[:offset], blanked[offset:], truth))
+            brace = not doc.language.indent_blocks if doc.language is not None else ctx.line_comment == "//"
+            by_language[language].append(Case(language, label, ctx, blanked[:offset], blanked[offset:], truth, brace))
             taken += 1
     cases: list[Case] = []
     for language_cases in by_language.values():
@@ -192,9 +194,8 @@ def complete(client: httpx.Client, server: RunningServer, model: str, prompt: st
 def score(case: Case, raw: str, seconds: float) -> Result:
     """Post-process as the language server does and compare the first line with the truth."""
     ctx = case.ctx
-    brace = ctx.language_id in _BRACE_LANGUAGES or ctx.line_comment == "//"
     settings = PostprocessInput(prefix=case.doc_prefix, suffix=case.doc_suffix, multiline=ctx.multiline,
-                                brace_language=brace, indent_unit=detect_indent_unit(ctx.prompt()[-4000:]))
+                                brace_language=case.brace_language, indent_unit=indent_unit(ctx.prompt()[-4000:]))
     text = postprocess(raw, settings) or ""
     first = text.split("\n", 1)[0].strip()
     return Result(first == case.truth.strip(), similarity(first, case.truth.strip()), seconds)
