@@ -15,7 +15,7 @@ def estimate_tokens(text: str) -> int:
 
 @dataclass(frozen=True)
 class Snippet:
-    """A piece of context shown ahead of the prefix. ``kind``: "definition" | "similar" | "import"."""
+    """A piece of context shown ahead of the prefix. ``kind``: "definition" | "similar" | "import" | "outline"."""
 
     path: str
     text: str
