@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backend.model_cache import cache_root, file_lock, replace_dir
+from backend.model_cache import cache_root, file_lock, read_stamp_file, replace_dir
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +119,7 @@ def converted_path(digest: str) -> Path:
 
 def read_stamp(folder: Path) -> dict[str, Any] | None:
     """The conversion stamp of a folder (source, sha256, timings), or None."""
-    try:
-        data = json.loads((folder / STAMP_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_stamp_file(folder, STAMP_FILE)
 
 
 def is_converted(folder: Path, digest: str) -> bool:

@@ -7,11 +7,13 @@ temporary folder, then renamed into place, under a file lock shared between proc
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def cache_root() -> Path:
@@ -39,3 +41,12 @@ def replace_dir(src: Path, dest: Path) -> None:
     os.rename(src, dest)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def read_stamp_file(folder: Path, name: str) -> dict[str, Any] | None:
+    """The JSON stamp `name` that a finished model folder carries, or None if absent or unreadable."""
+    try:
+        data = json.loads((folder / name).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.model_cache import cache_root, file_lock, replace_dir
+from backend.model_cache import cache_root, file_lock, read_stamp_file, replace_dir
 
 if TYPE_CHECKING:
     import torch
@@ -144,11 +144,7 @@ def recipe_version() -> str:
 
 def read_stamp(path: Path) -> dict[str, Any] | None:
     """The build stamp of a model folder (recipe version, build time, eot rate), or None."""
-    try:
-        data = json.loads((path / STAMP_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_stamp_file(path, STAMP_FILE)
 
 
 def is_current(path: Path) -> bool:
