@@ -66,7 +66,14 @@ class ReplicaCluster:
             for server in servers:
                 server.stop()
             raise failure
-        return cls(servers[:-1], servers[-1], interval_s, ports)
+        cluster = cls(servers[:-1], servers[-1], interval_s, ports)
+        try:
+            for index in range(replicas):  # the front admits a replica at its first good poll, after it started
+                cluster.wait_state(index, "up")
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
 
     def stop(self) -> None:
         """Stop every process."""
