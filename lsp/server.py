@@ -13,8 +13,9 @@ import asyncio
 import logging
 import os
 import re
+import sys
 from collections.abc import Coroutine, Generator
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 from lsprotocol import types
@@ -41,6 +42,7 @@ from lsp.events import (
 from lsp.exclusion import IGNORE_FILE_NAMES, ExclusionRules
 from lsp.settings import SECTION, Settings, SettingsSources
 from lsp.status import INACTIVE, StatusReporter
+from lsp.stdio import is_pipe, serve_pipe
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,27 @@ class TeampilotProtocol(LanguageServerProtocol):
             return result
         return (yield from super().lsp_workspace__execute_command(params))
 
+    # The server's DocumentStore holds the open documents: pygls' workspace does not keep a second
+    # copy (it would split the whole text into lines again on every keystroke).
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Generator[Any, Any, None]:
+        """Hand the opened document to the server's handler only."""
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Generator[Any, Any, None]:
+        """Hand the change to the server's handler only."""
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Generator[Any, Any, None]:
+        """Hand the closing to the server's handler only."""
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+    def _user_handler(self, method: str, params: Any) -> Generator[Any, Any, None]:
+        if (handler := self.fm.features.get(method)) is not None:
+            yield handler, (params,), None
+
     def handle_message(self, message: Any) -> None:
         """Answer unanswerable requests with their error; everything else as pygls does."""
         if isinstance(message, _UnanswerableRequest):
@@ -128,6 +151,14 @@ class TeampilotServer(LanguageServer):
         self._index_timers: dict[str, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reindex_timer: asyncio.TimerHandle | None = None
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdio; a stdin pipe is read by the event loop itself (see lsp/stdio.py)."""
+        source = stdin or sys.stdin.buffer
+        if not is_pipe(source):
+            super().start_io(stdin, stdout)
+            return
+        serve_pipe(self, source, stdout or sys.stdout.buffer)
 
     # -- contract ----------------------------------------------------------------------------------
 
@@ -414,8 +445,10 @@ def create_server(settings: Settings | None = None, *, env: dict[str, str] | Non
 
 
 def _register_documents(server: TeampilotServer) -> None:
+    # plain functions: run at once as each notification arrives (no task, and pygls keeps no future
+    # per call of an async notification handler reached through its own document handlers)
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    async def did_open(params: types.DidOpenTextDocumentParams) -> None:
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         doc = server.documents.open(item.uri, item.language_id, item.version, item.text)
         server.track_ignore_file(item.uri)
@@ -423,7 +456,7 @@ def _register_documents(server: TeampilotServer) -> None:
         server.update_index(item.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    async def did_change(params: types.DidChangeTextDocumentParams) -> None:
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
         if server.documents.get(uri) is None:
             logger.warning("change for a document that is not open: %s", uri)
@@ -433,18 +466,18 @@ def _register_documents(server: TeampilotServer) -> None:
         server.schedule_index_update(uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    async def did_save(params: types.DidSaveTextDocumentParams) -> None:
+    def did_save(params: types.DidSaveTextDocumentParams) -> None:
         server.track_ignore_file(params.text_document.uri)
         server.update_index(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    async def did_close(params: types.DidCloseTextDocumentParams) -> None:
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
         server.completion.cancel(params.text_document.uri)
         server.track_ignore_file(params.text_document.uri, closed=True)
         server.documents.close(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    async def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
+    def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
         for change in params.changes:
             path = to_fs_path(change.uri)
             if path and server.exclusion.is_ignore_file(path):

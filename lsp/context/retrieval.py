@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 MAX_NAMES = 24
 IDENTIFIER = re.compile(r"(?:[^\W\d]|\$)[\w$]*")
-_ATTR_CALL = re.compile(r"((?:[^\W\d]|\$)[\w$]*)[?!]?\s*(?:\.|::|->|\?\.)\s*#?((?:[^\W\d]|\$)[\w$]*)\s*$")
+# what lies between a receiver and its member: `a.b`, `a?.b`, `a!.b`, `a::b`, `a->b`, `a.#b`
+_MEMBER_GAP = re.compile(r"[?!]?\s*(?:\.|::|->|\?\.)\s*#?")
 # keywords, builtins and throwaway names: never worth a definition lookup
 STOP_WORDS = frozenset([
     "self", "this", "cls", "super", "def", "return", "if", "elif", "else", "for", "while", "in",
@@ -77,7 +78,8 @@ def used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> lis
         if stripped.startswith(comment) or stripped.startswith(("*", "/*")):
             return
         matches = list(IDENTIFIER.finditer(line))
-        for m in reversed(matches):
+        for i in range(len(matches) - 1, -1, -1):
+            m = matches[i]
             name = m.group(0)
             if len(name) < 2 or name in seen:
                 continue
@@ -89,8 +91,9 @@ def used_names(lines_near: Sequence[str], cursor_line: str, comment: str) -> lis
             if (rest.startswith("=") and not rest.startswith("==")) or rest.startswith(":="):
                 continue  # assigned here: a local being defined, not a use
             called = rest.startswith(("(", "?.(")) or (on_cursor_line and not rest and m is matches[-1])
-            receiver_match = _ATTR_CALL.search(line[: m.end()])
-            receiver = receiver_match.group(1) if receiver_match and receiver_match.group(2) == name else ""
+            # the receiver is the identifier just before, when only a member operator separates them
+            # (checked between the two matches: a search of the line would be quadratic in its length)
+            receiver = matches[i - 1].group(0) if i and _MEMBER_GAP.fullmatch(line, matches[i - 1].end(), m.start()) else ""
             if member and not receiver:
                 receiver = "?"  # a member of something not named here: `foo().bar(`, a chain from the line above
             seen.add(name)
