@@ -12,6 +12,8 @@ mistake. A caller that passes a :class:`~lsp.exclusion.MaskRecord` learns what w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -76,6 +78,8 @@ class BackendHTTPError(BackendError):
 
 
 DEFAULT_RETRY_AFTER_S = 10.0
+# after `[DONE]` the body's end follows at once; a backend that holds the stream open loses its connection
+_DRAIN_AFTER_DONE_S = 0.05
 
 
 def _retry_after(value: str | None) -> float:
@@ -95,6 +99,15 @@ def _error_message(response_body: bytes, status: int) -> str:
     except (ValueError, AttributeError):
         pass
     return f"HTTP {status}"
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read a finished stream to its end, so that its connection goes back to the pool (closing an
+    unread response closes the connection, and the next completion would connect anew)."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(_DRAIN_AFTER_DONE_S):
+            async for _ in lines:
+                pass
 
 
 class BackendClient:
@@ -291,6 +304,7 @@ class BackendClient:
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
+                    await _drain(lines)
                     return
                 try:
                     event = json.loads(data)

@@ -52,6 +52,7 @@ class RecordedRequest:
     json: dict[str, Any]
     headers: dict[str, str]
     received_at: float
+    client_port: int | None = None  # the port of the connection it came on (a reused connection keeps it)
 
 
 @dataclass
@@ -152,7 +153,8 @@ class ScriptedBackend:
 
     def _record(self, request: Request, body: dict[str, Any]) -> RecordedRequest:
         recorded = RecordedRequest(
-            path=request.url.path, json=body, headers=dict(request.headers), received_at=time.monotonic()
+            path=request.url.path, json=body, headers=dict(request.headers), received_at=time.monotonic(),
+            client_port=request.client.port if request.client is not None else None,
         )
         with self._lock:
             self.requests.append(recorded)

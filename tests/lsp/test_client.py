@@ -36,6 +36,25 @@ async def test_stream_completion_sends_the_documented_request(client: BackendCli
                     "temperature": 0.2, "stream": True, "stop": ["\n\n"]}
 
 
+async def test_a_finished_stream_leaves_its_connection_for_the_next(client: BackendClient, backend: ScriptedBackend) -> None:
+    backend.completion = Reply(chunks=["a", "b"])
+    for _ in range(3):
+        assert [p async for p in client.stream_completion("p", "", max_tokens=8)] == ["a", "b"]
+    ports = {request.client_port for request in backend.completion_requests()}
+    assert len(ports) == 1 and None not in ports  # one connection, no new connect per completion
+
+
+async def test_a_stream_closed_early_closes_its_connection(client: BackendClient, backend: ScriptedBackend) -> None:
+    backend.completion = Reply(chunks=["x"] * 100, chunk_delay_s=0.02)
+    stream = client.stream_completion("p", "", max_tokens=100)
+    assert await anext(stream) == "x"
+    await stream.aclose()  # type: ignore[attr-defined]
+    backend.completion = Reply(chunks=["a"])
+    assert [p async for p in client.stream_completion("p", "", max_tokens=8)] == ["a"]
+    first, second = backend.completion_requests()[-2:]
+    assert first.client_port != second.client_port  # the backend saw the first one go (and stopped generating)
+
+
 async def test_every_request_body_is_masked_before_it_is_sent(client: BackendClient, backend: ScriptedBackend) -> None:
     password = "hunter2-" + "Pa55"
     key_id = "AKIA" + "4QWERTYUIOPASDF7"
