@@ -32,6 +32,7 @@ from lsp.context.outline import (
     OutlineQuery,
     compute_outline_facts,
     outline_snippets,
+    query_words,
     rank_outline,
 )
 from lsp.context.retrieval import (
@@ -57,9 +58,12 @@ __all__ = [
 SUFFIX_SHARE = 0.15          # of the budget, at most
 SNIPPET_SHARE = 0.25         # of the budget, at most: definitions in full, similar code
 OUTLINE_SHARE = 0.35         # of the budget, at most: headers of likely callees
+BLANK_LINE_SNIPPET_SHARE = 0.12  # the snippet share on a line with nothing typed yet (the rest goes to the outline)
 PREFIX_LINE_QUANTUM = 8      # the prefix window starts on a multiple of this many lines
 NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose names count as "used"
 NEAR_LINES_BELOW = 3
+WORDS_LINES_ABOVE = 8        # lines above / below the cursor whose names' words rank the outline
+WORDS_LINES_BELOW = 2
 
 
 # ---- windows -----------------------------------------------------------------------------------
@@ -110,7 +114,7 @@ class _Request:
     ranked: list[Snippet] = field(default_factory=list)        # fresh candidates, best first
     urgent: set[Snippet] = field(default_factory=set)          # about the cursor line: must get in
     local_start: dict[Snippet, int] = field(default_factory=dict)  # this file's snippets -> where their code starts
-    shown: set[tuple[str, int]] = field(default_factory=set)   # (path, line) of definitions already in full
+    definition_at: dict[Snippet, tuple[str, int]] = field(default_factory=dict)  # full definitions -> (path, line)
     relative: dict[str, str] = field(default_factory=dict)
 
     def rel(self, path: str) -> str:
@@ -137,8 +141,12 @@ def _plan(doc: Document, offset: int, index: WorkspaceIndex | None, budget_token
     remaining = budget_chars - (suffix_end - offset) - len(path_line) - 8  # rounding slack of the token estimate
     cursor_line = doc.line_of(offset)
     line_head = offset - doc.line_start(cursor_line)
-    snippet_cap = max(0, min(int(budget_chars * SNIPPET_SHARE), remaining - line_head))
-    outline_cap = max(0, min(int(budget_chars * OUTLINE_SHARE), remaining - line_head - snippet_cap))
+    # nothing typed on the line yet: no name to show in full, the outline of likely callees gets the room
+    blank_line = not doc.text[offset - line_head:offset].strip()
+    snippet_share = BLANK_LINE_SNIPPET_SHARE if blank_line else SNIPPET_SHARE
+    outline_share = OUTLINE_SHARE + SNIPPET_SHARE - snippet_share
+    snippet_cap = max(0, min(int(budget_chars * snippet_share), remaining - line_head))
+    outline_cap = max(0, min(int(budget_chars * outline_share), remaining - line_head - snippet_cap))
     min_prefix_start = _prefix_start(doc, offset, max(remaining - snippet_cap - outline_cap, 0))
     visible = (doc.line_of(min_prefix_start), doc.line_of(max(offset, suffix_end - 1)))
     scopes = enclosing_definitions(doc, offset) if doc.language is not None else []
@@ -195,7 +203,7 @@ def _definitions(req: _Request) -> None:
             snippet = Snippet(req.rel(definition.path), definition_snippet_text(definition), "definition")
             local = doc.line_start(definition.start_line) if definition.path == doc.path else None
             req.add(snippet, local, urgent=name.on_cursor_line)
-            req.shown.add((definition.path, definition.start_line))
+            req.definition_at[snippet] = (definition.path, definition.start_line)
 
 
 def _imports_snippet(req: _Request) -> None:
@@ -252,11 +260,11 @@ async def refresh_outline_facts(doc: Document, index: WorkspaceIndex | None) -> 
         cache.outline = facts
 
 
-def _outline(req: _Request, sticky: StickySnippets | None) -> tuple[list[Snippet], int]:
+def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snippet]) -> tuple[list[Snippet], int]:
     """Headers of the definitions the next line is likely to use, within the outline share.
 
-    Ranked once per scope and facts version (the prompt's start stays stable while typing there).
-    Returns the snippets and the facts' version.
+    Definitions ``chosen`` in full are left out. Ranked once per scope and facts version (the
+    prompt's start stays stable while typing there). Returns the snippets and the facts' version.
     """
     facts = outline_facts(req.doc, req.index)
     if facts is None or req.outline_cap <= 0:
@@ -268,8 +276,12 @@ def _outline(req: _Request, sticky: StickySnippets | None) -> tuple[list[Snippet
     scope_lines = (doc.line_of(scope.start), doc.line_of(scope.end)) if scope is not None else \
         (req.cursor_line - NEAR_LINES_ABOVE, req.cursor_line + NEAR_LINES_ABOVE)
     classes = tuple(s.name for s in req.scopes if s.kind in {"class", "interface", "struct"} and s.name)
-    query = OutlineQuery(req.cursor_line, scope_lines, req.visible, classes)
-    ranked = rank_outline(facts, query, req.shown)
+    near = doc.text[doc.line_start(max(scope_lines[0], req.cursor_line - WORDS_LINES_ABOVE)):
+                    doc.line_end(min(doc.line_count - 1, req.cursor_line + WORDS_LINES_BELOW))]
+    words = query_words(near, [s.name for s in req.scopes[:1]])
+    query = OutlineQuery(req.cursor_line, scope_lines, req.visible, classes, words=words)
+    shown = {req.definition_at[s] for s in chosen if s in req.definition_at}
+    ranked = rank_outline(facts, query, shown)
     indent = "    " if doc.language_id == "python" else "  "
     return outline_snippets(ranked, req.outline_cap, req.comment, req.rel, indent), facts.version
 
@@ -320,7 +332,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         sticky = None
     previous = list(sticky.snippets) if sticky is not None else []
     chosen = _choose(previous, req.ranked, req.urgent, req.snippet_cap, comment)
-    outline, outline_version = _outline(req, sticky)
+    outline, outline_version = _outline(req, sticky, chosen)
     doc.context.sticky = StickySnippets(scope_key, tuple(chosen), tuple(outline), outline_version)
     chosen = outline + chosen  # far from the cursor: the outline goes first
     timings["outline"] = time.perf_counter() - t0

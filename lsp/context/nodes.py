@@ -82,6 +82,16 @@ def enclosing_container(node: Node) -> Node | None:
     return None
 
 
+def enclosing_function(node: Node) -> Node | None:
+    """The function a definition is local to (a nested helper, a closure), or None."""
+    parent = node.parent
+    while parent is not None:
+        if parent.type in FUNCTION_TYPES or parent.type == "func_literal":
+            return parent
+        parent = parent.parent
+    return None
+
+
 def is_method(node: Node) -> bool:
     """Whether a function node is a member of a class-like container (object literals do not count)."""
     container = enclosing_container(node)

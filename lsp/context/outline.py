@@ -15,6 +15,7 @@ them, then (for this file's definitions) the distance from the cursor.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 from collections import defaultdict
@@ -26,9 +27,10 @@ from typing import TYPE_CHECKING
 from tree_sitter import Tree
 
 from lsp.context.imports import ImportedNames, imported_names
-from lsp.context.index import Definition, render_definition, scan_definitions
+from lsp.context.index import Definition, RawDefinition, render_definition, scan_definitions
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet
+from lsp.context.nodes import enclosing_function
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ MAX_ITEMS = 800
 MAX_HEADER_CHARS = 120
 MAX_DOC_CHARS = 70
 MAX_WITH_DOC_CHARS = 110
+DOC_ITEMS = 8          # the best-ranked items that also show their doc line
+WORD_WEIGHT = 1.5      # per word a name shares with the code around the cursor
 _MEMBER = re.compile(r"([\w$]+)\s*(?:\.|::|->)\s*([\w$]+)")
 
 
@@ -50,10 +54,19 @@ class OutlineItem:
     kind: str
     path: str
     line: int
-    header: str      # signature (first line verbatim), then the first short doc line as a comment
+    header: str      # the signature on one line (its first line verbatim)
     container: str   # the class's header line, for members ("" at top level)
     own: bool        # defined in the document itself
     idle: bool = False  # imported or defined, but not used anywhere else in the file yet
+    doc: str = ""    # the first short doc line, shown for the best-ranked items only
+    words: frozenset[str] = frozenset()  # the name's words, lower case (``parse_url`` -> parse, url)
+    local_to: tuple[int, int] | None = None  # a nested function: the lines of the function it is local to
+
+    def rendered(self, comment: str, with_doc: bool) -> str:
+        """The header line, with its doc line as a trailing comment when asked and short enough."""
+        if with_doc and self.doc and len(self.header) + len(self.doc) <= MAX_WITH_DOC_CHARS:
+            return f"{self.header}  {comment} {self.doc}"
+        return self.header
 
 
 @dataclass(frozen=True)
@@ -77,20 +90,35 @@ def _doc_line(definition: Definition, language_id: str) -> str:
             return ""
         first = first.lstrip("r").strip("\"'").strip()
     else:
-        lines = [line.strip().lstrip("/*!").removesuffix("*/").strip() for line in text[:max(header_at, 0)].split("\n")]
+        comments = [line.strip() for line in text[:max(header_at, 0)].split("\n")]
+        lines = [line.lstrip("/*!").removesuffix("*/").strip() for line in comments if line.startswith(("/", "*"))]
         first = next((line for line in lines if re.search(r"[A-Za-z]", line) and not line.startswith("@")), "")
     return first if 0 < len(first) <= MAX_DOC_CHARS else ""
 
 
-def compact_header(definition: Definition, language_id: str, comment: str) -> str:
-    """The signature on one line (its first line kept verbatim), then the short doc line, if any."""
+def compact_header(definition: Definition) -> str:
+    """The signature on one line (its first line kept verbatim, the rest joined and cut if long)."""
     lines = definition.header.split("\n")
     text = lines[0].rstrip()
     if len(lines) > 1:
         rest = " ".join(line.strip() for line in lines[1:] if line.strip())
         text = f"{text} {rest}" if len(text) + len(rest) < MAX_HEADER_CHARS else f"{text} {rest[:MAX_HEADER_CHARS - len(text)]}..."
-    doc = _doc_line(definition, language_id)
-    return f"{text}  {comment} {doc}" if doc and len(text) + len(doc) <= MAX_WITH_DOC_CHARS else text
+    return text
+
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def name_words(name: str) -> frozenset[str]:
+    """The words of an identifier, lower case, short ones left out (``parseURLQuery`` -> parse, url, query)."""
+    return frozenset(w.lower() for w in _WORD.findall(name) if len(w) > 2)
+
+
+def _item(name: str, definition: Definition, language_id: str, own: bool, idle: bool,
+          local_to: tuple[int, int] | None = None) -> OutlineItem:
+    return OutlineItem(name, definition.kind, definition.path, definition.start_line, compact_header(definition),
+                       definition.container_header, own, idle, _doc_line(definition, language_id), name_words(name),
+                       local_to)
 
 
 def _uses(text: str) -> dict[str, tuple[int, ...]]:
@@ -151,17 +179,16 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         """No use of the name besides its own definition line and the import statements."""
         return all(n == line or n in import_lines for n in uses.get(name, ()))
 
-    comment = spec.line_comment
     items: list[OutlineItem] = []
-    own_names: set[str] = set()
-    for raw in scan_definitions(spec, tree):
-        if raw.kind not in OUTLINE_KINDS:
+    raws = scan_definitions(spec, tree)
+    overloads = _overload_declarations(raws, source)
+    for raw in raws:
+        if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads:
             continue
         definition = render_definition(spec, source, raw, path)
-        own_names.add(raw.name)
-        items.append(OutlineItem(raw.name, raw.kind, path, definition.start_line,
-                                 compact_header(definition, language_id, comment), definition.container_header, True,
-                                 idle(raw.name, raw.node.start_point[0])))
+        function = enclosing_function(raw.outer)
+        local_to = (function.start_point[0], function.end_point[0]) if function is not None else None
+        items.append(_item(raw.name, definition, language_id, True, idle(raw.name, raw.node.start_point[0]), local_to))
     if index is not None:
         imported = imported_names(language_id, imports)
         receivers: dict[str, set[str]] = defaultdict(set)
@@ -172,11 +199,28 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
             if len(items) >= MAX_ITEMS:
                 break
             for definition in _external(name, receivers.get(name, ()), imported, path, language_id, index):
-                items.append(OutlineItem(name, definition.kind, definition.path, definition.start_line,
-                                         compact_header(definition, language_id, comment),
-                                         definition.container_header, False,
-                                         name in imported.names and idle(name, None)))
+                items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
     return OutlineFacts(version, tuple(items), uses)
+
+
+_SIGNATURE_TYPES = frozenset({"function_signature", "method_signature"})
+
+
+def _overload_declarations(raws: Sequence[RawDefinition], source: bytes) -> set[int]:
+    """Node ids of overload declarations (``@overload`` stubs, TypeScript signatures) followed by the same name.
+
+    The implementation (or the last signature) stands for them all.
+    """
+    out: set[int] = set()
+    for raw, following in itertools.pairwise(raws):
+        same_container = (raw.container.id if raw.container else None) == \
+            (following.container.id if following.container else None)
+        if raw.name != following.name or not same_container:
+            continue
+        decorators = source[raw.outer.start_byte:raw.node.start_byte]
+        if raw.node.type in _SIGNATURE_TYPES or b"overload" in decorators:
+            out.add(raw.node.id)
+    return out
 
 
 # ---- ranking and rendering (per keystroke) ----------------------------------------------------
@@ -189,15 +233,27 @@ class OutlineQuery:
     visible: tuple[int, int]
     classes: tuple[str, ...] = ()   # names of the classes around the cursor
     near_lines: int = 15
+    words: frozenset[str] = frozenset()  # words of the names around the cursor and of the scopes' names
+
+
+def query_words(text_near_cursor: str, scope_names: Sequence[str]) -> frozenset[str]:
+    """The words of the identifiers near the cursor and of the enclosing scopes' names."""
+    words: set[str] = set()
+    for name in {*IDENTIFIER.findall(text_near_cursor), *scope_names}:
+        if name not in STOP_WORDS:
+            words |= name_words(name)
+    return frozenset(words)
 
 
 def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery) -> float:
     """Higher is better: use in the scope and near the cursor, then frequency, then distance.
 
-    Two more signals: a name imported or defined but not used yet is likely what comes next, and
-    the cursor's own class's methods are what ``self.`` / ``this.`` calls.
+    More signals: a name imported or defined but not used yet is likely what comes next; the
+    cursor's own class's methods are what ``self.`` / ``this.`` calls; a name sharing words with the
+    code around the cursor (``parse_url`` near ``url = ...``) is on topic.
     """
     score = 4.0 if item.idle else 0.0
+    score += WORD_WEIGHT * len(item.words & query.words)
     if item.container and any(re.search(rf"\b{re.escape(name)}\b", item.container) for name in query.classes):
         score += 3.0
     if uses:
@@ -222,6 +278,8 @@ def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tupl
             continue
         if (item.path, item.line) in skip:
             continue
+        if item.local_to is not None and not item.local_to[0] <= query.cursor_line <= item.local_to[1]:
+            continue  # a nested function is called only where it is visible
         # the definition's own header line uses its name: that is not a use
         uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
         scored.append((_score(item, uses, query), order, item))
@@ -235,12 +293,17 @@ def _block_cost(path: str, comment: str) -> int:
 
 def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str,
                      relative: Callable[[str], str], indent: str = "    ") -> list[Snippet]:
-    """The best-ranked items that fit in ``cap_chars``, one comment block per file (best file first)."""
+    """The best-ranked items that fit in ``cap_chars``, one comment block per file (best file first).
+
+    The first :data:`DOC_ITEMS` chosen also show their short doc line; the rest only their signature.
+    """
     chosen: dict[str, list[OutlineItem]] = {}
     containers: dict[str, set[str]] = defaultdict(set)
+    lines_of: dict[OutlineItem, str] = {}
     used = 0
     for item in ranked:
-        cost = len(comment) + 2 + len(item.header) + (len(indent) if item.container else 0)
+        line = item.rendered(comment, len(lines_of) < DOC_ITEMS)
+        cost = len(comment) + 2 + len(line) + (len(indent) if item.container else 0)
         if item.path not in chosen:
             cost += _block_cost(relative(item.path), comment)
         if item.container and item.container not in containers[item.path]:
@@ -250,6 +313,7 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str
                 break
             continue
         used += cost
+        lines_of[item] = line
         chosen.setdefault(item.path, []).append(item)
         if item.container:
             containers[item.path].add(item.container)
@@ -261,6 +325,6 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str
             if item.container and item.container != current:
                 lines.append(item.container)
             current = item.container
-            lines.append(indent + item.header if item.container else item.header)
+            lines.append(indent + lines_of[item] if item.container else lines_of[item])
         out.append(Snippet(relative(path), "\n".join(lines), "outline"))
     return out

@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from lsp.context.extract import OUTLINE_SHARE, build_completion_context, outline_facts
+from lsp.context.extract import (
+    BLANK_LINE_SNIPPET_SHARE,
+    OUTLINE_SHARE,
+    SNIPPET_SHARE,
+    build_completion_context,
+    outline_facts,
+)
 from lsp.context.imports import imported_names
 from lsp.context.index import WorkspaceIndex
 from lsp.context.model import CHARS_PER_TOKEN, render_snippet
-from lsp.context.outline import OutlineQuery, rank_outline
+from lsp.context.outline import DOC_ITEMS, OutlineQuery, outline_snippets, query_words, rank_outline
 from lsp.documents import Document
 
 CURSOR = "<|>"
@@ -148,9 +154,94 @@ def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_pat
     defs = "".join(f"def function_number_{n}(first_argument: int, second_argument: str) -> bool:\n"
                    f"    \"\"\"Check the {n}th thing.\"\"\"\n    return True\n\n\n" for n in range(400))
     uses = "".join(f"    function_number_{n}(1, 'a')\n" for n in range(0, 400, 7))
-    doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + "    <|>\n", "python")
     budget = 1024
-    ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
-    outline = "".join(render_snippet(s, "#") for s in ctx.snippets if s.kind == "outline")
-    assert 0 < len(outline) <= int(budget * CHARS_PER_TOKEN * OUTLINE_SHARE)
-    assert len(ctx.prompt()) + len(ctx.suffix) <= budget * CHARS_PER_TOKEN
+    # a blank line: nothing to show in full, the outline gets the snippet share's room
+    blank_share = OUTLINE_SHARE + SNIPPET_SHARE - BLANK_LINE_SNIPPET_SHARE
+    chars = budget * CHARS_PER_TOKEN
+    for cursor_line, least, most in (("    <|>\n", OUTLINE_SHARE, blank_share),
+                                     ("    function_number_7(<|>\n", OUTLINE_SHARE * 0.8, OUTLINE_SHARE)):
+        doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + cursor_line, "python")
+        ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
+        outline = "".join(render_snippet(s, "#") for s in ctx.snippets if s.kind == "outline")
+        assert int(chars * least) < len(outline) <= int(chars * most)
+        assert len(ctx.prompt()) + len(ctx.suffix) <= budget * CHARS_PER_TOKEN
+
+
+def _items(doc: Document) -> list[tuple[str, str]]:
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    return [(item.name, item.header) for item in facts.items]
+
+
+def test_overload_declarations_collapse_to_the_implementation(tmp_path: Path) -> None:
+    # click/core.py's Context.invoke and a TypeScript overload set; Go methods on two receivers stay apart
+    python, _ = _open(tmp_path, "core.py", (
+        "class Context:\n    @t.overload\n    def invoke(self, callback: t.Callable[..., V], /, *args: t.Any) -> V: ...\n\n"
+        "    @t.overload\n    def invoke(self, callback: Command, /, *args: t.Any) -> t.Any: ...\n\n"
+        "    def invoke(self, callback: Command | t.Callable[..., V], /, *args: t.Any) -> t.Any | V:\n"
+        "        return callback(*args)\n<|>"), "python")
+    assert [h for n, h in _items(python) if n == "invoke"] == [
+        "def invoke(self, callback: Command | t.Callable[..., V], /, *args: t.Any) -> t.Any | V:"]
+    typescript, _ = _open(tmp_path, "util.ts", (
+        "export function joinValues(array: string[]): string;\nexport function joinValues(array: number[]): string;\n"
+        "export function joinValues(array: unknown[], separator = \" | \"): string {\n  return array.join(separator);\n}\n"
+        "<|>"), "typescript")
+    assert [h for n, h in _items(typescript) if n == "joinValues"] == [
+        'function joinValues(array: unknown[], separator = " | "): string']
+    go, _ = _open(tmp_path, "level.go", (
+        "package slog\n\nfunc (l Level) String() string {\n\treturn \"\"\n}\n\n"
+        "func (v *LevelVar) String() string {\n\treturn \"\"\n}\n<|>"), "go")
+    assert [h for n, h in _items(go) if n == "String"] == [
+        "func (l Level) String() string", "func (v *LevelVar) String() string"]
+
+
+def test_nested_functions_are_offered_only_inside_their_function(tmp_path: Path) -> None:
+    # tRPC's ws.ts: closures declared at the top of a long handler, called much further down in it
+    handler = (
+        "export function getWSConnectionHandler(opts: Options) {\n"
+        "  function errorShape(call: ErrorInfo): ErrorShape {\n    return getErrorShape(call);\n  }\n"
+        "  function reportInternalError(info: ErrorInfo) {\n    opts.onError?.(info);\n  }\n"
+        + "".join(f"  const step{n} = opts.steps[{n}];\n" for n in range(200)) +
+        "  if (opts.closed) {\n    <|>\n  }\n" + "".join(f"  opts.steps[{n}] = step{n};\n" for n in range(200)) +
+        "  reportInternalError({ error: errorShape({}) });\n}\n\n"
+        "export function other() {\n  return 1;\n}\n")
+    doc, offset = _open(tmp_path, "ws.ts", handler, "typescript")
+    index = _workspace(tmp_path, {})
+    outline = _outline_text(doc, offset, index)
+    assert "// function errorShape(call: ErrorInfo): ErrorShape" in outline
+    assert "export" not in outline  # `export` is no doc comment
+    elsewhere = handler.replace("<|>", "").replace("  return 1;\n}\n", "  <|>\n  return 1;\n}\n")
+    doc, offset = _open(tmp_path, "ws.ts", elsewhere, "typescript")
+    assert "errorShape" not in _outline_text(doc, offset, index)
+
+
+def test_names_sharing_words_with_the_code_at_the_cursor_rank_first(tmp_path: Path) -> None:
+    # requests/utils.py style helpers, each used once far away; the cursor's code talks about proxies
+    helpers = ["get_auth_from_url", "get_environ_proxies", "guess_json_utf", "parse_header_links", "to_key_val_list"]
+    source = "".join(f"def {name}(value):\n    return value\n\n\n" for name in helpers) + \
+        "".join(f"x_{name} = {name}(1)\n" for name in helpers) + \
+        "\n\ndef rebuild_proxies(prepared_request, proxies):\n    new_proxies = proxies.copy()\n    <|>\n"
+    doc, offset = _open(tmp_path, "utils.py", source, "python")
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    cursor = doc.line_of(offset)
+    near = doc.text[doc.line_start(cursor - 2):offset]
+    words = query_words(near, ["rebuild_proxies"])
+    assert {"proxies", "new", "rebuild", "prepared", "request"} <= words
+    query = OutlineQuery(cursor, (cursor - 2, cursor + 1), (cursor - 2, cursor + 1), words=words)
+    assert rank_outline(facts, query)[0].name == "get_environ_proxies"
+
+
+def test_only_the_best_ranked_items_show_their_doc_line(tmp_path: Path) -> None:
+    defs = "".join(f'def check_{n}(value: int) -> bool:\n    """Check the {n}th rule."""\n    return True\n\n\n'
+                   for n in range(DOC_ITEMS + 6))
+    doc, offset = _open(tmp_path, "rules.py", defs + "".join(f"check_{n}(1)\n" for n in range(DOC_ITEMS + 6)) +
+                        "\n\ndef main():\n    <|>\n", "python")
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    cursor = doc.line_of(offset)
+    ranked = rank_outline(facts, OutlineQuery(cursor, (cursor - 1, cursor + 1), (cursor - 1, cursor + 1)))
+    text = "\n".join(s.text for s in outline_snippets(ranked, 10_000, "#", lambda p: p))
+    with_doc = [line for line in text.split("\n") if "# Check the" in line]
+    assert len(with_doc) == DOC_ITEMS
+    assert all(f"def {item.name}(value: int) -> bool:  # Check the" in text for item in ranked[:DOC_ITEMS])
