@@ -41,7 +41,8 @@ async def test_a_finished_stream_leaves_its_connection_for_the_next(client: Back
     for _ in range(3):
         assert [p async for p in client.stream_completion("p", "", max_tokens=8)] == ["a", "b"]
     ports = {request.client_port for request in backend.completion_requests()}
-    assert len(ports) == 1 and None not in ports  # one connection, no new connect per completion
+    assert None not in ports
+    assert len(ports) == 1  # one connection, no new connect per completion
 
 
 async def test_a_stream_closed_early_closes_its_connection(client: BackendClient, backend: ScriptedBackend) -> None:
