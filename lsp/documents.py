@@ -14,6 +14,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import tree_sitter
@@ -92,6 +93,24 @@ def _common_suffix_length(a: str, b: str, limit: int) -> int:
     return lo
 
 
+@dataclass(frozen=True)
+class Edit:
+    """A document's last edit, in UTF-8 bytes, for caches that follow edits instead of recomputing."""
+
+    count: int              # the document's ``edit_count`` once applied
+    start_byte: int
+    old_end_byte: int
+    new_end_byte: int
+    old_tree: tree_sitter.Tree | None  # the tree before it (edited to the new offsets), or None
+
+    def changed_ranges(self, tree: tree_sitter.Tree) -> list[tuple[int, int]]:
+        """Byte ranges of ``tree`` whose syntax differs from before the edit (beyond the edit itself:
+        an opened string or bracket changes what follows)."""
+        if self.old_tree is None:
+            return [(0, tree.root_node.end_byte)]
+        return [(r.start_byte, r.end_byte) for r in self.old_tree.changed_ranges(tree)]
+
+
 class Document:
     """One open text document: text, its line index, and (for known languages) a syntax tree."""
 
@@ -107,6 +126,8 @@ class Document:
         self._starts: list[int] = [0, *_line_starts(text)]
         self.tree: tree_sitter.Tree | None = self._parser.parse(self.source) if self._parser else None
         self.edited_at = time.monotonic()
+        self.edit_count = 0
+        self.last_edit: Edit | None = None
         # what context extraction keeps between keystrokes; not part of the text
         self.context = ContextCache()
 
@@ -228,6 +249,8 @@ class Document:
         self.source = text.encode("utf-8")
         self._starts = [0, *_line_starts(text)]
         self.tree = self._parser.parse(self.source) if self._parser else None
+        self.edit_count += 1
+        self.last_edit = None  # not one edit: nothing can follow it
 
     def _splice(self, start: int, end: int, new: str) -> None:
         old_text = self.text
@@ -253,13 +276,16 @@ class Document:
         tail_index = bisect.bisect_right(old_starts, end + 1)
         self._starts = old_starts[: keep + 1] + middle + [s + delta for s in old_starts[tail_index:]]
 
-        if self.tree is not None and self._parser is not None:
+        old_tree = self.tree
+        if old_tree is not None and self._parser is not None:
             new_end_point = self.point_at(new_end)
-            self.tree.edit(
+            old_tree.edit(
                 start_byte=start_byte, old_end_byte=old_end_byte, new_end_byte=start_byte + len(new_bytes),
                 start_point=start_point, old_end_point=old_end_point, new_end_point=new_end_point,
             )
-            self.tree = self._parser.parse(self.source, self.tree)
+            self.tree = self._parser.parse(self.source, old_tree)
+        self.edit_count += 1
+        self.last_edit = Edit(self.edit_count, start_byte, old_end_byte, start_byte + len(new_bytes), old_tree)
 
     def reparse(self) -> None:
         """Parse the current text from scratch (tests compare this with incremental parsing)."""

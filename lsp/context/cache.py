@@ -27,6 +27,15 @@ class Versioned(Generic[T]):
 
 
 @dataclass(frozen=True)
+class ImportStatements:
+    """A file's import statements as of one edit (``Document.edit_count``), with their byte spans."""
+
+    edit_count: int
+    spans: tuple[tuple[int, int], ...]
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StickySnippets:
     """The snippets chosen while the cursor was in one scope (kept in order while it stays there)."""
 
@@ -41,7 +50,7 @@ class ContextCache:
     """Per-document context state; any field may be ``None`` (not computed yet, or cleared)."""
 
     definitions: DocDefinitions | None = None
-    imports: Versioned[tuple[str, ...]] | None = None
+    imports: ImportStatements | None = None
     windows: Versioned[tuple[tuple[int, frozenset[str]], ...]] | None = None
     sticky: StickySnippets | None = None
     outline: OutlineFacts | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tree_sitter import Node, QueryCursor
+from tree_sitter import Node, QueryCursor, Tree
 
-from lsp.context.cache import Versioned
+from lsp.context.cache import ImportStatements
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Scope
 from lsp.context.nodes import definition_name, is_method, is_named_scope, outer_node
@@ -82,17 +82,55 @@ def enclosing_definitions(doc: Document, offset: int) -> list[Scope]:
 
 
 def imports_of(doc: Document) -> tuple[str, ...]:
-    """The file's import statements (top level), in source order."""
+    """The file's import statements (top level), in source order.
+
+    Kept across an edit that touches no statement and re-parses nothing around one or into a new
+    one (a keystroke in a function body): querying a large file again costs a few tenths of a ms.
+    """
     spec = doc.language
     if spec is None or doc.tree is None:
         return ()
     cached = doc.context.imports
-    if cached is not None and cached.fresh(doc.version, len(doc.text)):
-        return cached.value
+    if cached is not None:
+        if cached.edit_count == doc.edit_count:
+            return cached.texts
+        spans = _spans_after_last_edit(doc, spec, cached)
+        if spans is not None:
+            doc.context.imports = ImportStatements(doc.edit_count, spans, cached.texts)
+            return cached.texts
+    nodes = _import_nodes(doc.tree, spec)
+    texts = tuple(doc.node_text(n).strip() for n in nodes)
+    doc.context.imports = ImportStatements(doc.edit_count, tuple((n.start_byte, n.end_byte) for n in nodes), texts)
+    return texts
+
+
+def _import_nodes(tree: Tree, spec: LanguageSpec, byte_range: tuple[int, int] | None = None) -> list[Node]:
     cursor = QueryCursor(spec.queries["imports"])
     cursor.set_max_start_depth(2)
-    nodes = cursor.captures(doc.tree.root_node).get("import", [])
+    if byte_range is not None:
+        cursor.set_byte_range(*byte_range)
+    nodes = cursor.captures(tree.root_node).get("import", [])
     nodes.sort(key=lambda n: n.start_byte)
-    result = tuple(doc.node_text(n).strip() for n in nodes)
-    doc.context.imports = Versioned(doc.version, len(doc.text), result)
-    return result
+    return nodes
+
+
+def _spans_after_last_edit(doc: Document, spec: LanguageSpec,
+                           cached: ImportStatements) -> tuple[tuple[int, int], ...] | None:
+    """The statements' spans moved past the document's last edit, when that edit cannot have changed
+    them; None when it may have (then the caller queries the whole tree again)."""
+    edit = doc.last_edit
+    if edit is None or doc.tree is None or edit.count != cached.edit_count + 1:
+        return None
+    delta = edit.new_end_byte - edit.old_end_byte
+    spans: list[tuple[int, int]] = []
+    for start, end in cached.spans:
+        if start <= edit.old_end_byte and end >= edit.start_byte:
+            return None  # the edit touches a statement
+        spans.append((start + delta, end + delta) if start > edit.old_end_byte else (start, end))
+    touched = [(max(0, edit.start_byte - 1), edit.new_end_byte + 1), *edit.changed_ranges(doc.tree)]
+    for low, high in touched:
+        if any(start <= high and end >= low for start, end in spans):
+            return None  # re-parsed around a statement (say, a string opened above it)
+        if _import_nodes(doc.tree, spec, (low, high)):
+            return None  # a statement where the text changed
+    return tuple(spans)

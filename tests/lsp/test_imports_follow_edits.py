@@ -1,0 +1,90 @@
+"""imports_of keeps its answer across edits that cannot change it, and only those.
+
+Random edits (statements typed or broken, strings and comments opened above them, text deleted)
+on real-looking files: after each one the kept answer equals a full query of the same tree.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from lsprotocol import types
+
+from lsp.context.syntax import imports_of
+from lsp.documents import Document
+
+PYTHON = '''"""Module doc."""
+import os
+from typing import Any
+
+try:
+    import ujson as json
+except ImportError:
+    import json
+
+
+def load(path: str) -> Any:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+class Store:
+    def get(self, key):
+        return os.environ.get(key)
+'''
+
+TYPESCRIPT = '''import { a, b } from "./a";
+import * as path from "path";
+
+export function join(x: string): string {
+  return path.join(a, x);
+}
+
+const value = b(1);
+'''
+
+PIECES = {
+    "python": ["x", "(", ")", "\n", "    ", "import sys\n", "from re import match\n", '"""', "'", "#", "\ndef f():\n    ", ":"],
+    "typescript": ["x", "(", ")", "{", "}", "\n", 'import { c } from "./c";\n', "`", '"', "//", "/*", "*/", ";"],
+}
+
+
+def _change(doc: Document, start: int, end: int, text: str) -> None:
+    change = types.TextDocumentContentChangePartial(
+        range=types.Range(doc.position_at(start), doc.position_at(end)), text=text)
+    doc.apply_change(change)
+    doc.version += 1
+
+
+@pytest.mark.parametrize(("language_id", "path", "source"), [
+    ("python", "/w/m.py", PYTHON), ("typescript", "/w/m.ts", TYPESCRIPT)])
+def test_random_edits_give_a_fresh_parse_answer(language_id: str, path: str, source: str) -> None:
+    rng = random.Random(7)
+    doc = Document("file://" + path, language_id, 1, source)
+    kept = 0
+    for _ in range(400):
+        before = doc.context.imports
+        start = rng.randrange(len(doc.text) + 1)
+        if rng.random() < 0.3:
+            _change(doc, start, min(len(doc.text), start + rng.randint(1, 12)), "")
+        else:
+            _change(doc, start, start, rng.choice(PIECES[language_id]))
+        answer = imports_of(doc)
+        kept += before is not None and doc.context.imports is not None and doc.context.imports.texts is before.texts
+        doc.context.imports = None
+        assert answer == imports_of(doc), doc.text
+    assert kept > 50  # the shortcut is taken, not only the full query
+
+
+def test_a_keystroke_in_a_body_keeps_the_answer_and_a_new_statement_replaces_it() -> None:
+    doc = Document("file:///w/m.py", "python", 1, PYTHON)
+    first = imports_of(doc)
+    body = doc.text.index("return os.environ")
+    _change(doc, body, body, "x")
+    assert imports_of(doc) is first
+    top = doc.text.index("\n\ndef load")
+    _change(doc, top, top, "\nimport sys")
+    assert imports_of(doc) == (*first, "import sys")
+    _change(doc, 0, 0, '"""')  # the statements are now inside a string
+    assert imports_of(doc) == imports_of(Document("file:///w/m.py", "python", 1, doc.text)) != first
