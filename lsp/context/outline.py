@@ -20,7 +20,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,10 @@ MAX_DOC_CHARS = 70
 MAX_WITH_DOC_CHARS = 110
 DOC_ITEMS = 8          # the best-ranked items that also show their doc line
 WORD_WEIGHT = 1.5      # per word a name shares with the code around the cursor
+_CLASS_KINDS = frozenset({"class", "interface", "struct"})
+_PYTHON_BASES = re.compile(r"^\s*class\s+\w+\s*(?:\[[^\]]*\])?\s*\(([^)]*)\)")
+_EXTENDS = re.compile(r"\b(?:extends|implements)\s+([^{]+)")
+MAX_INHERITED = 40       # members of one base class
 _MEMBER = re.compile(r"([\w$]+)\s*(?:\.|::|->)\s*([\w$]+)")
 
 
@@ -76,6 +80,7 @@ class OutlineFacts:
     version: int
     items: tuple[OutlineItem, ...]
     uses: Mapping[str, tuple[int, ...]]
+    bases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # class name -> its base classes' names
 
 
 # ---- computing the facts (off the event loop) -------------------------------------------------
@@ -189,8 +194,10 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         function = enclosing_function(raw.outer)
         local_to = (function.start_point[0], function.end_point[0]) if function is not None else None
         items.append(_item(raw.name, definition, language_id, True, idle(raw.name, raw.node.start_point[0]), local_to))
+    bases = {item.name: _base_names(item.header) for item in items if item.kind in _CLASS_KINDS}
     if index is not None:
         imported = imported_names(language_id, imports)
+        items += _inherited_members(bases, imported, path, language_id, index)
         receivers: dict[str, set[str]] = defaultdict(set)
         for match in _MEMBER.finditer(text):
             receivers[match.group(2)].add(match.group(1))
@@ -200,7 +207,35 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
                 break
             for definition in _external(name, receivers.get(name, ()), imported, path, language_id, index):
                 items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
-    return OutlineFacts(version, tuple(items), uses)
+    return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b})
+
+
+
+def _base_names(header: str) -> list[str]:
+    """The base classes a class header names (``class A(B, mod.C)``, ``class A extends B implements I``)."""
+    found = _PYTHON_BASES.match(header) or _EXTENDS.search(header)
+    if found is None:
+        return []
+    names = []
+    for part in re.sub(r"<[^<>]*>", "", found.group(1)).replace("implements", ",").split(","):
+        part = part.strip()
+        if part and "=" not in part:  # not `metaclass=ABCMeta`
+            names.append(part.split(".")[-1].split("[")[0].split("<")[0].strip())
+    return [n for n in names if n.isidentifier()]
+
+
+def _inherited_members(bases: Mapping[str, Sequence[str]], imported: ImportedNames, own_path: str, language_id: str,
+                       index: WorkspaceIndex) -> list[OutlineItem]:
+    """Methods of the file's classes' base classes defined in other files (what ``self.``/``this.`` may call)."""
+    out: list[OutlineItem] = []
+    for base in sorted({b for names in bases.values() for b in names}):
+        for definition in _external(base, (), imported, own_path, language_id, index):
+            if definition.kind not in _CLASS_KINDS:
+                continue
+            members = [d for d in index.definitions_in(definition.path)
+                       if d.qualified_name.startswith(base + ".") and d.kind in OUTLINE_KINDS]
+            out += [_item(d.name, d, language_id, False, False) for d in members[:MAX_INHERITED]]
+    return out
 
 
 _SIGNATURE_TYPES = frozenset({"function_signature", "method_signature"})
@@ -273,6 +308,9 @@ def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery) -> flo
 def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = ()) -> list[OutlineItem]:
     """The outline items best first, without this file's definitions the windows show and ``skip``'s (path, line)."""
     scored: list[tuple[float, int, OutlineItem]] = []
+    classes = {*query.classes, *(base for name in query.classes for base in facts.bases.get(name, ()))}
+    if classes != set(query.classes):
+        query = replace(query, classes=tuple(sorted(classes)))
     for order, item in enumerate(facts.items):
         if item.own and query.visible[0] <= item.line <= query.visible[1]:
             continue
@@ -317,14 +355,23 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str
         chosen.setdefault(item.path, []).append(item)
         if item.container:
             containers[item.path].add(item.container)
-    out: list[Snippet] = []
-    for path, items in chosen.items():
-        lines: list[str] = []
-        current = ""
-        for item in sorted(items, key=lambda i: (i.container, i.line)):
-            if item.container and item.container != current:
-                lines.append(item.container)
-            current = item.container
-            lines.append(indent + lines_of[item] if item.container else lines_of[item])
-        out.append(Snippet(relative(path), "\n".join(lines), "outline"))
-    return out
+    return [Snippet(relative(path), _render_block(items, lines_of, indent), "outline") for path, items in chosen.items()]
+
+
+def _render_block(items: Sequence[OutlineItem], lines_of: Mapping[OutlineItem, str], indent: str) -> str:
+    """One file's items in source order, members indented under their class's header line (once)."""
+    def group(item: OutlineItem) -> str:
+        return item.container or (item.header if item.kind in _CLASS_KINDS else "")
+
+    first_line: dict[str, int] = {}
+    for item in items:
+        key = group(item) or f"@{item.line}"
+        first_line[key] = min(first_line.get(key, item.line), item.line)
+    lines: list[str] = []
+    current = ""
+    for item in sorted(items, key=lambda i: (first_line[group(i) or f"@{i.line}"], bool(i.container), i.line)):
+        if item.container and item.container != current:
+            lines.append(item.container)
+        current = item.container or group(item)
+        lines.append(indent + lines_of[item] if item.container else lines_of[item])
+    return "\n".join(lines)

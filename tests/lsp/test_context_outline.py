@@ -245,3 +245,35 @@ def test_only_the_best_ranked_items_show_their_doc_line(tmp_path: Path) -> None:
     with_doc = [line for line in text.split("\n") if "# Check the" in line]
     assert len(with_doc) == DOC_ITEMS
     assert all(f"def {item.name}(value: int) -> bool:  # Check the" in text for item in ranked[:DOC_ITEMS])
+
+
+def test_methods_of_a_base_class_in_another_file(tmp_path: Path) -> None:
+    # @tanstack/query-core: OnlineManager extends Subscribable and calls this.hasListeners()
+    index = _workspace(tmp_path, {
+        "subscribable.ts": (
+            "export class Subscribable<TListener extends Function> {\n  protected listeners = new Set<TListener>()\n\n"
+            "  subscribe(listener: TListener): () => void {\n    this.listeners.add(listener)\n"
+            "    return () => {\n      this.listeners.delete(listener)\n    }\n  }\n\n"
+            "  hasListeners(): boolean {\n    return this.listeners.size > 0\n  }\n}\n"),
+    })
+    doc, offset = _open(tmp_path, "onlineManager.ts", (
+        "import { Subscribable } from './subscribable'\n\n"
+        "export class OnlineManager extends Subscribable<Listener> {\n  #online = true\n\n"
+        "  protected onSubscribe(): void {\n    <|>\n  }\n}\n"), "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert facts.bases == {"OnlineManager": ("Subscribable",)}
+    outline = _outline_text(doc, offset, index)
+    assert "// Path: subscribable.ts\n// class Subscribable<TListener extends Function>\n" \
+           "//   subscribe(listener: TListener): () => void\n//   hasListeners(): boolean\n" in outline
+
+
+def test_base_names_of_class_headers() -> None:
+    from lsp.context.outline import _base_names
+
+    assert _base_names("class Option(Parameter):") == ["Parameter"]
+    assert _base_names("class Group(Command, metaclass=abc.ABCMeta):") == ["Command"]
+    assert _base_names("class Styled(JupyterMixin, t.Generic[T]):") == ["JupyterMixin", "Generic"]
+    assert _base_names("export class QueryObserver<TData = unknown> extends Subscribable<Listener> implements A, B {") \
+        == ["Subscribable", "A", "B"]
+    assert _base_names("class Plain:") == []
