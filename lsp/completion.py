@@ -290,7 +290,7 @@ class CompletionPipeline:
         cursor_line = full_prefix.rsplit("\n", 1)[-1]
         # braces delimit blocks: a grammar's own fact, else a `//` comment says C-like (C#, Kotlin, ...)
         brace = not doc.language.indent_blocks if doc.language is not None else parts.line_comment == "//"
-        # the tree the suggestion is checked against (a copy is cheap; counting happens off the loop)
+        # the tree the suggestion is checked against (a copy is cheap; the text may change meanwhile)
         before = doc.tree.copy() if parts.multiline and doc.tree is not None else None
         t_context = self.clock() - t0
         backend = self.host.backend
@@ -317,10 +317,9 @@ class CompletionPipeline:
                                brace_language=brace, indent_unit=indent_unit(parts.prompt[-4000:]))
         try:
             suggestion = postprocess(raw, ctx)
-            if suggestion is not None and before is not None and "\n" in suggestion and doc.language is not None:
-                candidate = full_prefix + suggestion + full_suffix
-                if await asyncio.to_thread(worsens_parse, doc.language, before, candidate):
-                    suggestion = None
+            if suggestion is not None and before is not None and "\n" in suggestion and doc.language is not None \
+                    and worsens_parse(doc.language, before, full_prefix, suggestion, full_suffix):
+                suggestion = None
         except Exception:  # a bug here must cost one suggestion, never the editor's request
             logger.exception("post-processing failed")
             suggestion = None

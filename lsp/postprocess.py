@@ -2,7 +2,7 @@
 
 Each step is a plain function over strings, so it is tested table-driven. :func:`postprocess`
 runs them in order; it returns ``None`` when the suggestion should not be shown at all.
-The parse check needs a parser: `lsp.documents.worsens_parse`, which the pipeline runs off the loop.
+The parse check needs a parser: `lsp.documents.worsens_parse` (an incremental re-parse).
 """
 
 from __future__ import annotations

@@ -179,5 +179,25 @@ def test_multiline_suggestion_that_breaks_the_parse_is_rejected(prefix: str, suf
     result = postprocess(raw, ctx)
     assert doc.language is not None
     assert doc.tree is not None
-    accepted_by_check = result is not None and not worsens_parse(doc.language, doc.tree, prefix + result + suffix)
+    accepted_by_check = result is not None and not worsens_parse(doc.language, doc.tree, prefix, result, suffix)
     assert accepted_by_check is accepted
+
+
+@pytest.mark.parametrize(
+    ("inserted", "worse"),
+    [
+        pytest.param("def extra(x):\n    if x:\n        return 1\n    return 2\n\n\n", False, id="new-function"),
+        pytest.param("def extra(x):\n    return (1,\n\n\n", True, id="unclosed-call"),
+        pytest.param("    '''open\n", True, id="unclosed-string"),
+        pytest.param("x = 1\n", False, id="statement"),
+    ],
+)
+def test_parse_check_reparses_around_the_insertion_like_a_full_parse(inserted: str, worse: bool) -> None:
+    """worsens_parse re-parses incrementally mid-file; its answer is the full parse's."""
+    text = "".join(f"def f{i}(a):\n    return a + {i}\n\n\n" for i in range(40))
+    doc = Document("file:///t.py", "python", 1, text)
+    assert doc.language is not None
+    assert doc.tree is not None
+    at = text.index("def f20")
+    full = doc.error_count(text[:at] + inserted + text[at:]) > doc.error_count()
+    assert worsens_parse(doc.language, doc.tree, text[:at], inserted, text[at:]) is full is worse
