@@ -416,9 +416,10 @@ class TeampilotServer(LanguageServer):
 def _make_index(roots: list[str], exclusion: ExclusionRules) -> Any:
     try:
         from lsp.context.index import WorkspaceIndex
+        from lsp.context.window_index import WindowIndex
     except ImportError:
         return None
-    return WorkspaceIndex(roots, allow=exclusion.allows)
+    return WorkspaceIndex(roots, allow=exclusion.allows, windows=WindowIndex())
 
 
 def _workspace_roots(params: types.InitializeParams) -> list[str]:

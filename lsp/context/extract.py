@@ -59,6 +59,8 @@ SUFFIX_SHARE = 0.15          # of the budget, at most
 SNIPPET_SHARE = 0.25         # of the budget, at most: definitions in full, similar code
 OUTLINE_SHARE = 0.35         # of the budget, at most: headers of likely callees
 BLANK_LINE_SNIPPET_SHARE = 0.12  # the snippet share on a line with nothing typed yet (the rest goes to the outline)
+SIMILAR_SHARE = 0.10         # of the budget, at most: similar code (within the snippet share)
+SIMILAR_MIN_RELATIVE = 0.5   # similar code scoring below this part of the best match is left out
 PREFIX_LINE_QUANTUM = 8      # the prefix window starts on a multiple of this many lines
 NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose names count as "used"
 NEAR_LINES_BELOW = 3
@@ -214,15 +216,58 @@ def _imports_snippet(req: _Request) -> None:
             req.add(Snippet(req.rel(req.doc.path), import_text, "import"), max(0, req.doc.text.find(req.imports[0])))
 
 
-def _similar(req: _Request, recent: Sequence[Document]) -> None:
-    """Code similar to the lines before the cursor, from other open / recently edited documents."""
+def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> None:
+    """Code similar to the lines before the cursor, within ``SIMILAR_SHARE`` of the budget.
+
+    Two sources, merged by BM25 score: windows of every workspace file (the index's window index,
+    where open documents supersede their files), and windows of open documents it does not hold
+    (Jaccard, re-scored with BM25; Jaccard order alone without an index). Windows the prompt shows
+    anyway, and windows another snippet already holds, are left out.
+    """
     doc = req.doc
-    others = [d for d in recent if d.uri != doc.uri][:8]
-    if others and time.perf_counter() < req.deadline:
-        query_first = max(0, req.cursor_line - SIMILAR_WINDOW)
-        query = doc.text[doc.line_start(query_first):doc.line_start(req.cursor_line)]
-        for _, snippet in similar_snippets(query, others, req.rel, limit=2, deadline=req.deadline):
+    if time.perf_counter() >= req.deadline:
+        return
+    query_first = max(0, req.cursor_line - SIMILAR_WINDOW)
+    above = doc.text[doc.line_start(query_first):doc.line_start(req.cursor_line)]
+    query = doc.text[doc.line_start(query_first):req.offset]
+    windows = req.index.windows if req.index is not None else None
+    found: list[tuple[float, Snippet]] = []
+    if windows is not None:
+        first, last = req.visible
+        shown = doc.text[doc.line_start(first):req.suffix_end]
+
+        def in_prompt(path: str, start: int, end: int) -> bool:
+            """This document's windows that overlap the prefix/suffix windows."""
+            return path == doc.path and start <= last and first < end
+
+        for hit in windows.search(query, limit=4, skip=in_prompt):
+            if hit.path != doc.path or hit.text not in shown:  # (its indexed version may be a little older)
+                found.append((hit.score, Snippet(req.rel(hit.path), hit.text, "similar")))
+    others = [d for d in recent if d.uri != doc.uri and (windows is None or d.path not in windows)][:8]
+    if others:
+        for score, snippet in similar_snippets(above, others, req.rel, limit=2, deadline=req.deadline):
+            found.append((windows.score(query, snippet.text) if windows is not None else score, snippet))
+    found.sort(key=lambda item: -item[0])
+    cap = int(budget_tokens * CHARS_PER_TOKEN * SIMILAR_SHARE)
+    used = 0
+    for score, snippet in found:
+        if score < found[0][0] * SIMILAR_MIN_RELATIVE:
+            break  # what it shares with the query is mostly common names: worth less than the prefix it takes
+        size = len(render_snippet(snippet, req.comment))
+        if used + size <= cap and not _held_elsewhere(snippet, req.ranked):
             req.add(snippet)
+            used += size
+
+
+def _held_elsewhere(snippet: Snippet, others: Sequence[Snippet]) -> bool:
+    """Whether another snippet of the same file already holds (nearly) every line of this one."""
+    lines = {line.strip() for line in snippet.text.split("\n") if line.strip()}
+    for other in others:
+        if other.path == snippet.path:
+            held = {line.strip() for line in other.text.split("\n")}
+            if len(lines - held) <= len(lines) // 5:
+                return True
+    return False
 
 
 def outline_facts(doc: Document, index: WorkspaceIndex | None) -> OutlineFacts | None:
@@ -323,7 +368,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         _definitions(req)
         timings["definitions"] = time.perf_counter() - t0
         _imports_snippet(req)
-    _similar(req, recent)
+    _similar(req, recent, budget_tokens)
     timings["similar"] = time.perf_counter() - t0
     scope = req.scopes[0] if req.scopes else None
     scope_key = (scope.kind, scope.name, scope.start) if scope is not None else None

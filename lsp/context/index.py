@@ -5,6 +5,10 @@ huge, binary, generated/minified files and vendored folders), parses each suppor
 thread and records its definitions. Open documents replace their file's entries through
 ``update_document`` (on open/change/save). ``lookup(name)`` answers from memory.
 
+With a :class:`~lsp.context.window_index.WindowIndex` (``windows=``), every file it indexes also feeds
+that index's similar-code windows, under the same rules. Updates from the editor come as a
+:class:`DocumentSnapshot` taken on the event loop, so that they can run in a worker thread.
+
 ``allow(path, is_dir)`` is the content-exclusion check (``lsp.exclusion.ExclusionRules.allows``):
 a path it refuses is never walked, parsed or returned, also when the rules change later.
 """
@@ -37,6 +41,7 @@ from lsp.context.nodes import (
 )
 
 if TYPE_CHECKING:
+    from lsp.context.window_index import WindowIndex
     from lsp.documents import Document
 
 logger = logging.getLogger(__name__)
@@ -297,6 +302,25 @@ def definitions_of(spec: LanguageSpec, source: bytes, tree: Tree, path: str) -> 
     return [render_definition(spec, source, raw, path) for raw in scan_definitions(spec, tree)]
 
 
+@dataclass(frozen=True)
+class DocumentSnapshot:
+    """What an index update needs of an open document, taken on the event loop; safe to hand to a thread
+    (the text and bytes are immutable, the tree is a copy the loop never edits)."""
+
+    path: str
+    version: int
+    language: LanguageSpec | None
+    source: bytes
+    text: str
+    tree: Tree | None
+
+    @classmethod
+    def of(cls, doc: Document) -> DocumentSnapshot:
+        """Snapshot a document now (cheap: a tree copy shares its nodes until either side edits)."""
+        return cls(doc.path, doc.version, doc.language, doc.source, doc.text,
+                   doc.tree.copy() if doc.tree is not None else None)
+
+
 class _LazyDefinition:
     """A definition of an open document, rendered from its tree snapshot on first use."""
 
@@ -410,9 +434,13 @@ def _ignored(path: Path, is_dir: bool, specs: list[tuple[Path, pathspec.GitIgnor
 class WorkspaceIndex:
     """Definitions of every indexed file, by name (and ``Class.member``), kept in memory."""
 
-    def __init__(self, root_paths: Iterable[str | os.PathLike[str]] = (), allow: Allow | None = None) -> None:
+    def __init__(self, root_paths: Iterable[str | os.PathLike[str]] = (), allow: Allow | None = None,
+                 windows: WindowIndex | None = None) -> None:
         self.root_paths: list[Path] = [Path(p).resolve() for p in root_paths]
         self.allow = allow
+        self.windows = windows
+        if windows is not None:
+            windows.allow = allow
         self._lock = threading.Lock()
         self._by_path: dict[str, list[Definition | _LazyDefinition]] = {}
         self._by_name: dict[str, list[Definition | _LazyDefinition]] = {}
@@ -473,6 +501,8 @@ class WorkspaceIndex:
                 continue
             try:
                 self._set(key, list(self._parse_file(path)), unless_open=True)
+                if self.windows is not None:
+                    self.windows.add_file(key, path.read_text("utf-8", errors="replace"))
             except Exception:  # one bad file must not stop the index
                 logger.exception("workspace index: failed on %s", key)
 
@@ -518,34 +548,44 @@ class WorkspaceIndex:
 
     # -- updates from the editor --
     def update_document(self, doc: Document) -> None:
-        """Replace a file's entries with those of an open document's current tree.
+        """Replace a file's entries with those of an open document, in the calling thread (scripts, tests)."""
+        self.update_snapshot(DocumentSnapshot.of(doc))
 
-        Cheap enough for the event loop: the tree is snapshotted and scanned, and each definition
-        is rendered only when a lookup first returns it.
+    def update_snapshot(self, doc: DocumentSnapshot) -> None:
+        """Replace a file's entries (definitions, windows) with those of an open document's snapshot.
+
+        Meant for a worker thread (the server runs at most one per document at a time). Each
+        definition is rendered only when a lookup first returns it.
         """
         if not self._allowed(doc.path):
             if doc.path in self._by_path or doc.path in self._doc_versions:
                 self.remove(doc.path)
+            elif self.windows is not None:
+                self.windows.remove(doc.path)
             return
         if doc.tree is None or doc.language is None:
             return
-        if self._doc_versions.get(doc.path) == doc.version and doc.path in self._by_path:
-            return
-        snapshot = doc.tree.copy()
+        with self._lock:
+            if self._doc_versions.get(doc.path) == doc.version and doc.path in self._by_path:
+                return
         definitions: list[Definition | _LazyDefinition] = [
-            _LazyDefinition(doc.language, doc.source, raw, doc.path) for raw in scan_definitions(doc.language, snapshot)]
-        if snapshot.root_node.has_error:
+            _LazyDefinition(doc.language, doc.source, raw, doc.path) for raw in scan_definitions(doc.language, doc.tree)]
+        if doc.tree.root_node.has_error:
             # a half-typed line can hide the rest of the file from the parser: keep what it hides
             found = {d.qualified_name for d in definitions}
             with self._lock:
                 previous = list(self._by_path.get(doc.path, ()))
             definitions += [d for d in previous if d.qualified_name not in found]
         self._set(doc.path, definitions, version=doc.version)
+        if self.windows is not None:
+            self.windows.update_document(doc.path, doc.version, doc.text)
 
     def remove(self, path: str) -> None:
         """Forget a file (deleted, or now ignored)."""
         self._doc_versions.pop(path, None)
         self._set(path, [])
+        if self.windows is not None:
+            self.windows.remove(path)
 
     # -- content exclusion --
     def _allowed(self, path: str) -> bool:
