@@ -29,6 +29,7 @@ from lsp.actions import ActionsFeature
 from lsp.client import BackendClient, BackendError, BackendUsageDisabled
 from lsp.completion import CompletionPipeline
 from lsp.context.extract import refresh_outline_facts
+from lsp.context.index import DocumentSnapshot
 from lsp.documents import DocumentStore
 from lsp.events import (
     ACCEPTED_COMMAND,
@@ -149,6 +150,8 @@ class TeampilotServer(LanguageServer):
         self._backend_key: tuple[str, str, str, int] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._index_timers: dict[str, asyncio.TimerHandle] = {}
+        self._index_updates: dict[str, asyncio.Task[None]] = {}   # uri -> its update in flight
+        self._index_again: set[str] = set()                        # uris edited while theirs was in flight
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reindex_timer: asyncio.TimerHandle | None = None
 
@@ -372,17 +375,37 @@ class TeampilotServer(LanguageServer):
         self._index_timers[uri] = loop.call_later(_INDEX_DELAY_S, self.update_index, uri)
 
     def update_index(self, uri: str) -> None:
-        """Update the workspace index for one open document now."""
+        """Update the workspace index (definitions, similar-code windows), then the outline facts, for
+        one open document, off the event loop.
+
+        At most one update per document is in flight; asked again meanwhile, it runs once more after
+        that one, on the newest text.
+        """
         self._index_timers.pop(uri, None)
-        doc = self.documents.get(uri)
-        if doc is None:
+        if uri in self._index_updates:
+            self._index_again.add(uri)
             return
-        if self.index is not None:
-            try:
-                self.index.update_document(doc)
-            except Exception:
-                logger.exception("index update failed for %s", uri)
-        self.spawn(refresh_outline_facts(doc, self.index), "outline facts")
+        self._index_updates[uri] = self.spawn(self._update_index(uri), "index update")
+
+    async def _update_index(self, uri: str) -> None:
+        """The document is snapshotted on the loop (its tree is edited here); the update runs in a thread."""
+        try:
+            again = True
+            while again:
+                self._index_again.discard(uri)
+                doc = self.documents.get(uri)
+                if doc is None:
+                    return
+                if self.index is not None:
+                    snapshot = DocumentSnapshot.of(doc)
+                    try:
+                        await asyncio.to_thread(self.index.update_snapshot, snapshot)
+                    except Exception:
+                        logger.exception("index update failed for %s", uri)
+                await refresh_outline_facts(doc, self.index)
+                again = uri in self._index_again
+        finally:
+            self._index_updates.pop(uri, None)
 
     async def build_index(self) -> None:
         """Build the workspace index in the background, reporting `$/progress` when supported."""
