@@ -306,8 +306,12 @@ async def test_editing_teampilotignore_takes_effect_at_once(vscode: ActionEditor
     assert await vscode.inline(vault, len(vscode.texts[vault])) == ["scripted"]
     assert latest_status(vscode)["state"] == "ok"
     vscode.client.text_document_did_save(types.DidSaveTextDocumentParams(
-        text_document=types.TextDocumentIdentifier(uri=vault)))  # now indexed like any file
-    await vscode.inline(app, at_call)
+        text_document=types.TextDocumentIdentifier(uri=vault)))  # now indexed like any file (in a worker thread)
+    for _ in range(100):
+        await vscode.inline(app, at_call)
+        if "private_helper(amount: int)" in backend.completion_requests()[-1].json["prompt"]:
+            break
+        await asyncio.sleep(0.02)
     assert "private_helper(amount: int)" in backend.completion_requests()[-1].json["prompt"]  # the control
     # and back: excluded again at once, for the file and for retrieval from it
     vscode.replace_all(ignore, "private/\n")
