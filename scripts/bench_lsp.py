@@ -207,7 +207,8 @@ async def bench_overhead(backend: ScriptedBackend, iterations: int, compare_with
     for session in sessions.values():
         await session.stop()
     print(f"1. overhead on a 5,000-line file, {iterations} single-character edits, debounce 0"
-          + (", two servers, requests alternating" if compare_with is not None else ""))
+          + (", two servers, requests alternating" if compare_with is not None else "")
+          + f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     ok = True
     for name, own in samples.items():
         overheads = own["overhead"]
