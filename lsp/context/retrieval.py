@@ -152,8 +152,8 @@ def _doc_definitions(doc: Document) -> DocDefinitions | None:
         return None
     cached = doc.context.definitions
     now = time.monotonic()
-    if cached is not None and 0 <= doc.version - cached.version < RESCAN_AFTER_VERSIONS and \
-            now - cached.created < RESCAN_AFTER_SECONDS:
+    if cached is not None and (cached.source is doc.source or (  # the same text: nothing new to find
+            0 <= doc.version - cached.version < RESCAN_AFTER_VERSIONS and now - cached.created < RESCAN_AFTER_SECONDS)):
         return cached
     snapshot = doc.tree.copy()
     by_name: dict[str, list[RawDefinition]] = {}

@@ -1,6 +1,6 @@
-"""imports_of keeps its answer across edits that cannot change it, and only those.
+"""What the context keeps between keystrokes is kept only while it holds.
 
-Random edits (statements typed or broken, strings and comments opened above them, text deleted)
+imports_of keeps its answer across edits that cannot change it, and only those. Random edits (statements typed or broken, strings and comments opened above them, text deleted)
 on real-looking files: after each one the kept answer equals a full query of the same tree.
 """
 
@@ -11,6 +11,8 @@ import random
 import pytest
 from lsprotocol import types
 
+from lsp.context import retrieval
+from lsp.context.retrieval import DefinitionFinder
 from lsp.context.syntax import imports_of
 from lsp.documents import Document
 
@@ -88,3 +90,19 @@ def test_a_keystroke_in_a_body_keeps_the_answer_and_a_new_statement_replaces_it(
     assert imports_of(doc) == (*first, "import sys")
     _change(doc, 0, 0, '"""')  # the statements are now inside a string
     assert imports_of(doc) == imports_of(Document("file:///w/m.py", "python", 1, doc.text)) != first
+
+
+def test_definitions_of_unchanged_text_are_not_rescanned_however_old(monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = Document("file:///w/m.py", "python", 1, PYTHON)
+    first = DefinitionFinder(doc, None, (), (0, 0), []).own
+    assert first is not None
+    assert "load" in first.by_name
+    later = retrieval.time.monotonic() + 10 * retrieval.RESCAN_AFTER_SECONDS
+    monkeypatch.setattr(retrieval.time, "monotonic", lambda: later)
+    assert DefinitionFinder(doc, None, (), (0, 0), []).own is first
+    end = len(doc.text)
+    _change(doc, end, end, "\ndef fresh():\n    pass\n")
+    rescanned = DefinitionFinder(doc, None, (), (0, 0), []).own
+    assert rescanned is not first
+    assert rescanned is not None
+    assert "fresh" in rescanned.by_name
