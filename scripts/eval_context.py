@@ -22,8 +22,8 @@ built from), and the index entries of the file itself as on disk (the open docum
 in the editor, where the file being edited is open and its saved copy is stale). Its definitions in
 the index are skipped for the document itself; its similar-code windows, which would hold the
 blanked line, are replaced by the blanked document's windows, as the server's update on open does,
-and after the site by the file's again, so that other files' sites see every file as it is on disk,
-as they would in a real workspace.
+and after the site by the file's text again, so that other files' sites see every file as it is on
+disk, as they would in a real workspace.
 
 In whole-line mode a scripted answer (the true line plus the next two lines of the file) is
 post-processed as the server does; it must come out as exactly the true line.
@@ -146,8 +146,8 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
             start = time.perf_counter()
             ctx = build_completion_context(doc, offset, index)
             tally.timings.append(time.perf_counter() - start)
-            windows.remove(doc.path)  # the file as on disk again, for the other files' sites
-            windows.add_file(doc.path, site.path.read_text("utf-8", errors="replace"))
+            # the file's own text again, for the other files' sites (as if saved unchanged)
+            windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
             prompt = ctx.prompt()
             tally.prompt_chars.append(len(prompt))
             tally.over_budget += len(prompt) + len(ctx.suffix) > budget_chars
@@ -180,7 +180,8 @@ def bench_typing(label: str, root: Path, path: Path, language_id: str, lines: in
 
     from lsp.documents import DocumentStore
 
-    index = WorkspaceIndex([root.resolve()], windows=WindowIndex())
+    windows = WindowIndex()
+    index = WorkspaceIndex([root.resolve()], windows=windows)
     index.build_sync()
     text = path.read_text("utf-8")
     while text.count("\n") < lines:
@@ -197,6 +198,7 @@ def bench_typing(label: str, root: Path, path: Path, language_id: str, lines: in
     typed = "\n    result = compute_value(item, 42) + helper(x)"
     edit_times: list[float] = []
     context_times: list[float] = []
+    search_times: list[float] = []
     for version, char in enumerate(typed * 3, start=2):
         position = doc.position_at(offset)
         change = types.TextDocumentContentChangePartial(range=types.Range(start=position, end=position), text=char)
@@ -208,6 +210,10 @@ def bench_typing(label: str, root: Path, path: Path, language_id: str, lines: in
         t2 = time.perf_counter()
         edit_times.append(t1 - t0)
         context_times.append(t2 - t1)
+        query = doc.text[doc.line_start(max(0, doc.line_of(offset) - 12)):offset]
+        t3 = time.perf_counter()
+        windows.search(query)  # (also inside the context build; alone here)
+        search_times.append(time.perf_counter() - t3)
     totals = [a + b for a, b in zip(edit_times, context_times, strict=True)]
     loop_times: list[float] = []
     worker_times: list[float] = []
@@ -219,11 +225,13 @@ def bench_typing(label: str, root: Path, path: Path, language_id: str, lines: in
         index.update_snapshot(snapshot)
         loop_times.append(t1 - t0)
         worker_times.append(time.perf_counter() - t1)
+    search_name = f"similar search ({index.file_count} files, {len(windows):,} windows)"
     for name, samples in (("edit+reparse", edit_times), ("context build", context_times), ("both", totals),
+                          (search_name, search_times),
                           ("index update on the loop (snapshot)", loop_times),
                           ("index update in a worker thread", worker_times)):
         p50, p95 = _percentiles(samples)
-        print(f"{label:<34}{name:<36} n={len(samples):<4} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
+        print(f"{label:<34}{name:<44} n={len(samples):<4} p50 {p50:6.2f} ms   p95 {p95:6.2f} ms")
 
 
 def _jobs() -> list[tuple[str, str, Path, dict[str, str]]]:

@@ -65,16 +65,25 @@ def tokens(text: str) -> list[str]:
     return [t for t in IDENTIFIER.findall(text) if len(t) > 1 and t not in STOP_WORDS]
 
 
-def file_windows(text: str) -> tuple[tuple[str, ...], list[tuple[int, Counter[str]]]]:
-    """A file's lines and its windows' (first line, token counts); windows without tokens are left out."""
-    lines = tuple(text.split("\n"))
-    per_line = [[sys.intern(t) for t in tokens(line)] for line in lines]
-    out: list[tuple[int, Counter[str]]] = []
-    for start in range(0, max(1, len(lines) - WINDOW_LINES + WINDOW_STEP), WINDOW_STEP):
-        counts = Counter(chain.from_iterable(per_line[start:start + WINDOW_LINES]))
-        if counts:
-            out.append((start, counts))
-    return lines, out
+def window_starts(line_count: int) -> range:
+    """First lines of a file's windows: every ``WINDOW_STEP`` lines, the last one reaching the end."""
+    return range(0, max(1, line_count - WINDOW_LINES + WINDOW_STEP), WINDOW_STEP)
+
+
+def line_tokens(lines: tuple[str, ...], known: dict[str, tuple[str, ...]]) -> tuple[list[tuple[str, ...]],
+                                                                                   dict[str, tuple[str, ...]]]:
+    """Each line's tokens (interned), reusing ``known`` (line -> tokens), and the map for these lines."""
+    seen: dict[str, tuple[str, ...]] = {}
+    per_line: list[tuple[str, ...]] = []
+    for line in lines:
+        found = seen.get(line)
+        if found is None:
+            found = known.get(line)
+            if found is None:
+                found = tuple(sys.intern(t) for t in tokens(line))
+            seen[line] = found
+        per_line.append(found)
+    return per_line, seen
 
 
 class WindowIndex:
@@ -87,6 +96,7 @@ class WindowIndex:
         self._windows: dict[int, _Window] = {}
         self._by_path: dict[str, list[int]] = {}
         self._open: dict[str, int] = {}           # path -> version of the open document that supplied it
+        self._known: dict[str, dict[str, tuple[str, ...]]] = {}  # open documents: line -> its tokens
         self._next_id = 0
         self._total_length = 0
 
@@ -106,11 +116,30 @@ class WindowIndex:
         """Forget a file (deleted, excluded, or closed and to be re-read)."""
         with self._lock:
             self._open.pop(path, None)
+            self._known.pop(path, None)
             old = self._by_path.pop(path, [])
         self._drop(old)
 
     def _replace(self, path: str, text: str, version: int | None) -> None:
-        lines, windows = file_windows(text)  # the costly part, outside the lock
+        """Replace a file's windows. An open document's next version keeps the windows whose lines
+        did not change (an edit within a line re-tokenizes one line and re-adds two windows)."""
+        lines = tuple(text.split("\n"))
+        with self._lock:
+            known = self._known.get(path, {}) if version is not None else {}
+            previous = {w.start: (window_id, w) for window_id in self._by_path.get(path, ())
+                        if (w := self._windows.get(window_id)) is not None} if version is not None else {}
+        per_line, seen = line_tokens(lines, known)  # the costly part, outside the lock
+        kept: list[int] = []
+        windows: list[tuple[int, Counter[str]]] = []
+        for start in window_starts(len(lines)):
+            end = start + WINDOW_LINES
+            same = previous.get(start)
+            if same is not None and same[1].lines[start:end] == lines[start:end]:
+                kept.append(same[0])
+                continue
+            counts = Counter(chain.from_iterable(per_line[start:end]))
+            if counts:
+                windows.append((start, counts))
         new: list[int] = []
         for i in range(0, len(windows), _BATCH):
             with self._lock:
@@ -132,8 +161,14 @@ class WindowIndex:
             else:
                 if version is not None:
                     self._open[path] = version
-                old = self._by_path.get(path, [])
-                self._by_path[path] = new
+                    self._known[path] = seen
+                for window_id in kept:  # (same lines: its postings stand; its text comes from the new version)
+                    window = self._windows.get(window_id)
+                    if window is not None:
+                        self._windows[window_id] = window._replace(lines=lines)
+                kept_ids = set(kept)
+                old = [window_id for window_id in self._by_path.get(path, []) if window_id not in kept_ids]
+                self._by_path[path] = [*kept, *new]
         self._drop(old)
 
     def _drop(self, window_ids: list[int]) -> None:

@@ -217,3 +217,22 @@ def test_a_workspace_window_outranks_a_weaker_one_of_the_document(tmp_path: Path
     [similar] = [s for s in ctx.snippets if s.kind == "similar"]
     assert similar.path == "requests/adapters.py"
     assert "self.max_retries = Retry.from_int(max_retries)" in similar.text
+
+
+def test_edits_keep_the_windows_they_do_not_touch_and_renew_the_rest() -> None:
+    windows = WindowIndex()
+    text = PARSER + "\n" + TABLE
+    windows.update_document("/w/mixed.py", 1, text)
+    table_query = "header_style=header_style or \"\",\nfooter_style=footer_style or \"\","
+    [before] = windows.search(table_query, limit=1)
+    # an edit within a line of the parser: its windows change, the table's stay as they were
+    windows.update_document("/w/mixed.py", 2, text.replace("rv.append(tuple(x))", "rv.append(frozenset(x))"))
+    assert [h.text for h in windows.search("frozenset", limit=3)] != []
+    assert all("tuple(x)" not in h.text for h in windows.search("rv.append(tuple(x))", limit=5))
+    assert windows.search(table_query, limit=1) == [before]
+    # a line inserted at the top shifts every window: each is found at its new place with its new text
+    windows.update_document("/w/mixed.py", 3, "import collections\n" + text)
+    [after] = windows.search(table_query, limit=1)
+    assert after.text == "\n".join(("import collections\n" + text).split("\n")[after.start_line:after.end_line]).strip("\n")
+    assert "header_style=header_style" in after.text
+    assert len(windows.search("collections", limit=3)) == 1
