@@ -222,7 +222,9 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
     Two sources, merged by BM25 score: windows of every workspace file (the index's window index,
     where open documents supersede their files), and windows of open documents it does not hold
     (Jaccard, re-scored with BM25; Jaccard order alone without an index). Windows the prompt shows
-    anyway, and windows another snippet already holds, are left out.
+    anyway, and windows another snippet already holds, are left out. The scope's earlier picks come
+    first while they still score within ``SIMILAR_MIN_RELATIVE`` of the best (the prompt's start stays
+    the same from line to line, and the backend's prefix cache keeps hitting).
     """
     doc = req.doc
     if time.perf_counter() >= req.deadline:
@@ -232,9 +234,9 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
     query = doc.text[doc.line_start(query_first):req.offset]
     windows = req.index.windows if req.index is not None else None
     found: list[tuple[float, Snippet]] = []
+    first, last = req.visible
+    shown = doc.text[doc.line_start(first):req.suffix_end]
     if windows is not None:
-        first, last = req.visible
-        shown = doc.text[doc.line_start(first):req.suffix_end]
 
         def in_prompt(path: str, start: int, end: int) -> bool:
             """This document's windows that overlap the prefix/suffix windows."""
@@ -248,15 +250,30 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
         for score, snippet in similar_snippets(above, others, req.rel, limit=2, deadline=req.deadline):
             found.append((windows.score(query, snippet.text) if windows is not None else score, snippet))
     found.sort(key=lambda item: -item[0])
+    best = found[0][0] if found else 0.0
+    earlier = [(windows.score(query, s.text), s) for s in _earlier_similar(req)
+               if s.text not in shown] if windows is not None else []
+    earlier = [(score, s) for score, s in earlier if score >= best * SIMILAR_MIN_RELATIVE]
+    kept = {s for _, s in earlier}
     cap = int(budget_tokens * CHARS_PER_TOKEN * SIMILAR_SHARE)
     used = 0
-    for score, snippet in found:
-        if score < found[0][0] * SIMILAR_MIN_RELATIVE:
+    for score, snippet in [*earlier, *(item for item in found if item[1] not in kept)]:
+        if score < best * SIMILAR_MIN_RELATIVE:
             break  # what it shares with the query is mostly common names: worth less than the prefix it takes
         size = len(render_snippet(snippet, req.comment))
         if used + size <= cap and not _held_elsewhere(snippet, req.ranked):
             req.add(snippet)
             used += size
+
+
+def _earlier_similar(req: _Request) -> list[Snippet]:
+    """The similar code chosen for the last completion, when it was in the same scope."""
+    sticky = req.doc.context.sticky
+    scope = req.scopes[0] if req.scopes else None
+    scope_key = (scope.kind, scope.name, scope.start) if scope is not None else None
+    if sticky is None or sticky.scope_key != scope_key:
+        return []
+    return [s for s in sticky.snippets if s.kind == "similar"]
 
 
 def _held_elsewhere(snippet: Snippet, others: Sequence[Snippet]) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lsprotocol.types import Range, TextDocumentContentChangePartial
+
 from lsp.context.extract import SIMILAR_SHARE, build_completion_context
 from lsp.context.index import WorkspaceIndex
 from lsp.context.model import CHARS_PER_TOKEN, render_snippet
@@ -236,3 +238,30 @@ def test_edits_keep_the_windows_they_do_not_touch_and_renew_the_rest() -> None:
     assert after.text == "\n".join(("import collections\n" + text).split("\n")[after.start_line:after.end_line]).strip("\n")
     assert "header_style=header_style" in after.text
     assert len(windows.search("collections", limit=3)) == 1
+
+
+def test_the_scopes_earlier_similar_code_keeps_its_place_while_it_still_matches(tmp_path: Path) -> None:
+    """Typing on, the best match changes; the window chosen before stays first while it still
+    matches well, so the prompt's start (and the backend's prefix cache) stays the same."""
+    for kind in ("user", "order"):
+        _write(tmp_path, f"api/{kind}s.py", (
+            f"def fetch_{kind}(session, {kind}_id):\n    \"\"\"One {kind} by id, from the API (raises on a non-2xx status).\"\"\"\n"
+            f"    logger.debug(\"fetching {kind} %s\", {kind}_id)\n"
+            f"    response = session.get(f\"/{kind}s/{{{kind}_id}}\", timeout=DEFAULT_TIMEOUT)\n"
+            f"    response.raise_for_status()\n    payload = response.json()\n"
+            f"    if not payload:\n        raise NotFoundError(f\"no {kind} {{{kind}_id}}\")\n"
+            f"    return {kind.title()}.from_payload(payload)\n"))
+    index = _index(tmp_path, set())
+    text = ("def fetch_invoice(session, invoice_id, user_id):\n    response = session.get(f\"/invoices/{invoice_id}\")\n"
+            "    response.raise_for_status()\n    ")
+    doc = Document((tmp_path / "api" / "invoices.py").as_uri(), "python", 1, text)
+    first = build_completion_context(doc, len(text), index)
+    assert next(s.path for s in first.snippets if s.kind == "similar") == "api/users.py"
+    typed = "payload = response.json()\n    order = Order.from_payload(payload[\"order_id\"])\n    "
+    doc.apply_change(TextDocumentContentChangePartial(range=Range(start=doc.position_at(len(text)),
+                                                                  end=doc.position_at(len(text))), text=typed))
+    doc.version = 2
+    fresh = build_completion_context(Document(doc.uri, "python", 2, doc.text), len(doc.text), index)
+    assert [s.path for s in fresh.snippets if s.kind == "similar"] == ["api/orders.py"]  # (one fits the share)
+    later = build_completion_context(doc, len(doc.text), index)
+    assert [s.path for s in later.snippets if s.kind == "similar"] == ["api/users.py"]
