@@ -46,7 +46,9 @@ WORD_WEIGHT = 1.5      # per word a name shares with the code around the cursor
 _CLASS_KINDS = frozenset({"class", "interface", "struct"})
 _PYTHON_BASES = re.compile(r"^\s*class\s+\w+\s*(?:\[[^\]]*\])?\s*\(([^)]*)\)")
 _EXTENDS = re.compile(r"\b(?:extends|implements)\s+([^{]+)")
-MAX_INHERITED = 40       # members of one base class
+_TYPE_KINDS = frozenset({"class", "interface", "struct", "type"})
+MAX_MEMBERS = 40         # methods of one type
+MAX_TYPES = 24           # other files' types whose methods are candidates (bases, then the most used)
 _MEMBER = re.compile(r"([\w$]+)\s*(?:\.|::|->)\s*([\w$]+)")
 
 
@@ -65,6 +67,7 @@ class OutlineItem:
     doc: str = ""    # the first short doc line, shown for the best-ranked items only
     words: frozenset[str] = frozenset()  # the name's words, lower case (``parse_url`` -> parse, url)
     local_to: tuple[int, int] | None = None  # a nested function: the lines of the function it is local to
+    owner: str = ""  # a member of another file's type the document uses: that type's name
 
     def rendered(self, comment: str, with_doc: bool) -> str:
         """The header line, with its doc line as a trailing comment when asked and short enough."""
@@ -120,10 +123,10 @@ def name_words(name: str) -> frozenset[str]:
 
 
 def _item(name: str, definition: Definition, language_id: str, own: bool, idle: bool,
-          local_to: tuple[int, int] | None = None) -> OutlineItem:
+          local_to: tuple[int, int] | None = None, owner: str = "") -> OutlineItem:
     return OutlineItem(name, definition.kind, definition.path, definition.start_line, compact_header(definition),
                        definition.container_header, own, idle, _doc_line(definition, language_id), name_words(name),
-                       local_to)
+                       local_to, owner)
 
 
 def _uses(text: str) -> dict[str, tuple[int, ...]]:
@@ -197,7 +200,9 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     bases = {item.name: _base_names(item.header) for item in items if item.kind in _CLASS_KINDS}
     if index is not None:
         imported = imported_names(language_id, imports)
-        items += _inherited_members(bases, imported, path, language_id, index)
+        base_names = sorted({b for names in bases.values() for b in names})
+        items += _type_members(base_names, imported, path, language_id, index)
+        typed = set(base_names)
         receivers: dict[str, set[str]] = defaultdict(set)
         for match in _MEMBER.finditer(text):
             receivers[match.group(2)].add(match.group(1))
@@ -207,6 +212,10 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
                 break
             for definition in _external(name, receivers.get(name, ()), imported, path, language_id, index):
                 items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
+                if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and name not in typed:
+                    typed.add(name)
+                    items += [_item(d.name, d, language_id, False, False, owner=name)
+                              for d in _members(definition, language_id, index)[:MAX_MEMBERS]]
     return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b})
 
 
@@ -224,17 +233,28 @@ def _base_names(header: str) -> list[str]:
     return [n for n in names if n.isidentifier()]
 
 
-def _inherited_members(bases: Mapping[str, Sequence[str]], imported: ImportedNames, own_path: str, language_id: str,
-                       index: WorkspaceIndex) -> list[OutlineItem]:
-    """Methods of the file's classes' base classes defined in other files (what ``self.``/``this.`` may call)."""
+_GO_RECEIVER = re.compile(r"^func\s*\(\s*\w*\s*\*?\s*(\w+)")
+
+
+def _members(type_definition: Definition, language_id: str, index: WorkspaceIndex) -> list[Definition]:
+    """Methods of a type, from the file defining it (Go: methods whose receiver is the type)."""
+    name = type_definition.name
+    if language_id == "go":
+        return [d for d in index.definitions_in(type_definition.path)
+                if d.kind == "method" and (m := _GO_RECEIVER.match(d.header)) is not None and m.group(1) == name]
+    return [d for d in index.definitions_in(type_definition.path)
+            if d.qualified_name.startswith(name + ".") and d.kind in OUTLINE_KINDS]
+
+
+def _type_members(names: Sequence[str], imported: ImportedNames, own_path: str, language_id: str,
+                  index: WorkspaceIndex) -> list[OutlineItem]:
+    """Methods of other files' types that the document names (``parser: _OptionParser`` -> ``parser.add_argument``)."""
     out: list[OutlineItem] = []
-    for base in sorted({b for names in bases.values() for b in names}):
-        for definition in _external(base, (), imported, own_path, language_id, index):
-            if definition.kind not in _CLASS_KINDS:
-                continue
-            members = [d for d in index.definitions_in(definition.path)
-                       if d.qualified_name.startswith(base + ".") and d.kind in OUTLINE_KINDS]
-            out += [_item(d.name, d, language_id, False, False) for d in members[:MAX_INHERITED]]
+    for name in names:
+        for definition in _external(name, (), imported, own_path, language_id, index):
+            if definition.kind in _TYPE_KINDS:
+                members = _members(definition, language_id, index)[:MAX_MEMBERS]
+                out += [_item(d.name, d, language_id, False, False, owner=name) for d in members]
     return out
 
 
@@ -280,7 +300,7 @@ def query_words(text_near_cursor: str, scope_names: Sequence[str]) -> frozenset[
     return frozenset(words)
 
 
-def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery) -> float:
+def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_in_scope: bool = False) -> float:
     """Higher is better: use in the scope and near the cursor, then frequency, then distance.
 
     More signals: a name imported or defined but not used yet is likely what comes next; the
@@ -289,11 +309,12 @@ def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery) -> flo
     """
     score = 4.0 if item.idle else 0.0
     score += WORD_WEIGHT * len(item.words & query.words)
+    if item.owner:  # a member of a type the file uses: likely where that type is used
+        score += 3.0 if owner_in_scope else 0.0
     if item.container and any(re.search(rf"\b{re.escape(name)}\b", item.container) for name in query.classes):
         score += 3.0
     if uses:
-        first_in_scope = bisect.bisect_left(uses, query.scope[0])
-        if first_in_scope < len(uses) and uses[first_in_scope] <= query.scope[1]:
+        if _used_in(uses, query.scope):
             score += 4.0
         at = bisect.bisect_left(uses, query.cursor_line)
         nearest = min((abs(uses[i] - query.cursor_line) for i in (at - 1, at) if 0 <= i < len(uses)), default=10**6)
@@ -303,6 +324,12 @@ def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery) -> flo
     if item.own:
         score += 1.0 / (1.0 + abs(item.line - query.cursor_line) / 100.0)
     return score
+
+
+def _used_in(uses: Sequence[int], lines: tuple[int, int]) -> bool:
+    """Whether any of the (sorted) use lines falls within ``lines``."""
+    at = bisect.bisect_left(uses, lines[0])
+    return at < len(uses) and uses[at] <= lines[1]
 
 
 def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = ()) -> list[OutlineItem]:
@@ -320,7 +347,8 @@ def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tupl
             continue  # a nested function is called only where it is visible
         # the definition's own header line uses its name: that is not a use
         uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
-        scored.append((_score(item, uses, query), order, item))
+        owner_in_scope = bool(item.owner) and _used_in(facts.uses.get(item.owner, ()), query.scope)
+        scored.append((_score(item, uses, query, owner_in_scope), order, item))
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [item for _, _, item in scored]
 

@@ -277,3 +277,34 @@ def test_base_names_of_class_headers() -> None:
     assert _base_names("export class QueryObserver<TData = unknown> extends Subscribable<Listener> implements A, B {") \
         == ["Subscribable", "A", "B"]
     assert _base_names("class Plain:") == []
+
+
+def test_methods_of_another_files_type_used_in_the_scope(tmp_path: Path) -> None:
+    # click: Command.make_parser builds an _OptionParser and calls parser.add_argument further down
+    index = _workspace(tmp_path, {
+        "click/parser.py": (
+            "class _OptionParser:\n    def __init__(self, ctx=None) -> None:\n        self.ctx = ctx\n\n"
+            "    def add_option(self, obj, opts, dest, action=None) -> None:\n        pass\n\n"
+            "    def add_argument(self, obj, dest, nargs: int = 1) -> None:\n        pass\n\n"
+            "    def parse_args(self, args):\n        return args\n"),
+        "http/writesched.go": (
+            "package http\n\ntype writeQueue struct {\n\ts []FrameWriteRequest\n}\n\n"
+            "func (q *writeQueue) empty() bool { return len(q.s) == 0 }\n\n"
+            "func (q *writeQueue) shift() FrameWriteRequest {\n\treturn q.s[0]\n}\n\n"
+            "func (p *other) shift() int { return 0 }\n"),
+    })
+    filler = "".join(f"\n\ndef helper_{n}(value):\n    return value\n" for n in range(80))
+    doc, offset = _open(tmp_path / "click", "core.py", (
+        "from .parser import _OptionParser\n" + filler +
+        "\n\nclass Command:\n    def make_parser(self, ctx):\n        parser = _OptionParser(ctx)\n"
+        "        for param in self.get_params(ctx):\n            <|>\n        return parser\n"), "python")
+    outline = _outline_text(doc, offset, index)
+    assert "# class _OptionParser:\n" in outline
+    assert "#     def add_argument(self, obj, dest, nargs: int = 1) -> None:\n" in outline
+    doc, offset = _open(tmp_path / "http", "writesched_priority.go", (
+        "package http\n\n" + "".join(f"var errNumber{n} = {n}\n" for n in range(300)) +
+        "\nfunc (ws *priorityWriteScheduler) Pop() (FrameWriteRequest, bool) {\n\tvar q *writeQueue\n"
+        "\tif !q.empty() {\n\t\t<|>\n\t}\n\treturn FrameWriteRequest{}, false\n}\n"), "go")
+    outline = _outline_text(doc, offset, index)
+    assert "// func (q *writeQueue) shift() FrameWriteRequest\n" in outline
+    assert "func (p *other) shift() int" not in outline  # another type's method of the same name
