@@ -15,6 +15,7 @@ them, then (for this file's definitions) the distance from the cursor.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import re
@@ -300,7 +301,13 @@ def query_words(text_near_cursor: str, scope_names: Sequence[str]) -> frozenset[
     return frozenset(words)
 
 
-def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_in_scope: bool = False) -> float:
+@functools.lru_cache(maxsize=4096)
+def _names_class(container: str, classes: tuple[str, ...]) -> bool:
+    """Whether a container's header line names one of the classes (the cursor's own class or a base)."""
+    return any(re.search(rf"\b{re.escape(name)}\b", container) for name in classes)
+
+
+def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_near: bool = False) -> float:
     """Higher is better: use in the scope and near the cursor, then frequency, then distance.
 
     More signals: a name imported or defined but not used yet is likely what comes next; the
@@ -309,9 +316,9 @@ def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_
     """
     score = 4.0 if item.idle else 0.0
     score += WORD_WEIGHT * len(item.words & query.words)
-    if item.owner:  # a member of a type the file uses: likely where that type is used
-        score += 3.0 if owner_in_scope else 0.0
-    if item.container and any(re.search(rf"\b{re.escape(name)}\b", item.container) for name in query.classes):
+    if owner_near:  # a method of a type the code at the cursor uses
+        score += 3.0
+    if item.container and _names_class(item.container, query.classes):
         score += 3.0
     if uses:
         if _used_in(uses, query.scope):
@@ -335,6 +342,8 @@ def _used_in(uses: Sequence[int], lines: tuple[int, int]) -> bool:
 def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = ()) -> list[OutlineItem]:
     """The outline items best first, without this file's definitions the windows show and ``skip``'s (path, line)."""
     scored: list[tuple[float, int, OutlineItem]] = []
+    bases = {base for names in facts.bases.values() for base in names}
+    near = (max(query.scope[0], query.cursor_line - query.near_lines), min(query.scope[1], query.cursor_line + 3))
     classes = {*query.classes, *(base for name in query.classes for base in facts.bases.get(name, ()))}
     if classes != set(query.classes):
         query = replace(query, classes=tuple(sorted(classes)))
@@ -347,8 +356,10 @@ def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tupl
             continue  # a nested function is called only where it is visible
         # the definition's own header line uses its name: that is not a use
         uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
-        owner_in_scope = bool(item.owner) and _used_in(facts.uses.get(item.owner, ()), query.scope)
-        scored.append((_score(item, uses, query, owner_in_scope), order, item))
+        owner_near = bool(item.owner) and _used_in(facts.uses.get(item.owner, ()), near)
+        if item.owner and not owner_near and item.owner not in bases:
+            continue  # another file's type's methods: only where the code at the cursor uses that type
+        scored.append((_score(item, uses, query, owner_near), order, item))
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [item for _, _, item in scored]
 

@@ -301,6 +301,9 @@ def test_methods_of_another_files_type_used_in_the_scope(tmp_path: Path) -> None
     outline = _outline_text(doc, offset, index)
     assert "# class _OptionParser:\n" in outline
     assert "#     def add_argument(self, obj, dest, nargs: int = 1) -> None:\n" in outline
+    elsewhere = doc.text.replace("def helper_40(value):\n    return value\n", "def helper_40(value):\n    <|>\n")
+    doc, offset = _open(tmp_path / "click", "core.py", elsewhere, "python")
+    assert "add_argument" not in _outline_text(doc, offset, index)  # no _OptionParser around that cursor
     doc, offset = _open(tmp_path / "http", "writesched_priority.go", (
         "package http\n\n" + "".join(f"var errNumber{n} = {n}\n" for n in range(300)) +
         "\nfunc (ws *priorityWriteScheduler) Pop() (FrameWriteRequest, bool) {\n\tvar q *writeQueue\n"
