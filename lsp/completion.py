@@ -83,6 +83,7 @@ class PipelineStats:
     secrets_dropped: int = 0   # suggestions dropped because they brought back a masked secret
     rate_limited: int = 0      # requests answered empty without a call while a 429's Retry-After runs
     last_timings: dict[str, float] = field(default_factory=dict)
+    last_change_s: float = 0.0  # applying the last didChange (text, line index, incremental reparse)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON form."""
@@ -90,7 +91,7 @@ class PipelineStats:
             "requests": self.requests, "cacheHits": self.cache_hits, "backendCalls": self.backend_calls,
             "completed": self.completed, "superseded": self.superseded, "errors": self.errors,
             "excluded": self.excluded, "secretsDropped": self.secrets_dropped, "rateLimited": self.rate_limited,
-            "lastTimings": dict(self.last_timings),
+            "lastTimings": dict(self.last_timings), "lastChangeSeconds": self.last_change_s,
         }
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Coroutine, Generator
 from typing import Any, BinaryIO
 
@@ -485,9 +486,11 @@ def _register_documents(server: TeampilotServer) -> None:
         if server.documents.get(uri) is None:
             logger.warning("change for a document that is not open: %s", uri)
             return
+        started = time.perf_counter()
         server.documents.change(uri, params.text_document.version, params.content_changes, server.position_encoding)
         server.track_ignore_file(uri)
         server.schedule_index_update(uri)
+        server.completion.stats.last_change_s = time.perf_counter() - started
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(params: types.DidSaveTextDocumentParams) -> None:

@@ -140,6 +140,7 @@ async def test_full_sync_changes_are_applied(editor: Editor, backend: ScriptedBa
     editor.replace_all(URI, "answer = ")
     assert await editor.inline(URI, len("answer = ")) == ["42"]
     assert backend.completion_requests()[-1].json["prompt"].endswith("answer = ")
+    assert 0 < (await editor.stats())["lastChangeSeconds"] < 5  # what applying it took (bench_lsp reports it)
 
 
 async def test_completion_item_kind_is_plain_text(editor: Editor, backend: ScriptedBackend) -> None:
