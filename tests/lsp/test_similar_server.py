@@ -6,8 +6,10 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
 from lsprotocol import types
 from pygls.uris import from_fs_path
+from pytest_lsp import LanguageClient
 
 from lsp.context.index import DocumentSnapshot, WorkspaceIndex
 from lsp.context.window_index import WindowIndex
@@ -15,6 +17,12 @@ from lsp.server import create_server
 from tests.lsp.conftest import Editor, options, until
 from tests.lsp.test_window_index import ADAPTERS, PARSER, QUERY
 from tests.scripted_backend import Reply, ScriptedBackend
+
+
+@pytest.fixture
+def editor(lsp_client: LanguageClient) -> Editor:
+    """One editor is enough here (the position encoding plays no part)."""
+    return Editor(lsp_client, "vscode")
 
 
 async def test_a_window_of_a_file_never_opened_reaches_the_backend(
