@@ -47,6 +47,7 @@ from lsp.context.syntax import enclosing_definition, enclosing_definitions, impo
 
 if TYPE_CHECKING:
     from lsp.context.index import WorkspaceIndex
+    from lsp.context.window_index import WindowIndex
     from lsp.documents import Document
 
 __all__ = [
@@ -233,18 +234,9 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
     above = doc.text[doc.line_start(query_first):doc.line_start(req.cursor_line)]
     query = doc.text[doc.line_start(query_first):req.offset]
     windows = req.index.windows if req.index is not None else None
-    found: list[tuple[float, Snippet]] = []
-    first, last = req.visible
-    shown = doc.text[doc.line_start(first):req.suffix_end]
-    if windows is not None:
-
-        def in_prompt(path: str, start: int, end: int) -> bool:
-            """This document's windows that overlap the prefix/suffix windows."""
-            return path == doc.path and start <= last and first < end
-
-        for hit in windows.search(query, limit=4, skip=in_prompt):
-            if hit.path != doc.path or hit.text not in shown:  # (its indexed version may be a little older)
-                found.append((hit.score, Snippet(req.rel(hit.path), hit.text, "similar")))
+    local: dict[Snippet, int] = {}  # this document's windows -> where they start (the prefix may grow over them)
+    shown = doc.text[doc.line_start(req.visible[0]):req.suffix_end]
+    found = _workspace_windows(req, windows, query, shown, local) if windows is not None else []
     others = [d for d in recent if d.uri != doc.uri and (windows is None or d.path not in windows)][:8]
     if others:
         for score, snippet in similar_snippets(above, others, req.rel, limit=2, deadline=req.deadline):
@@ -255,6 +247,8 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
                if s.text not in shown] if windows is not None else []
     earlier = [(score, s) for score, s in earlier if score >= best * SIMILAR_MIN_RELATIVE]
     kept = {s for _, s in earlier}
+    own = req.rel(doc.path)
+    local.update((s, at) for s in kept if s.path == own and (at := doc.text.find(s.text)) >= 0)
     cap = int(budget_tokens * CHARS_PER_TOKEN * SIMILAR_SHARE)
     used = 0
     for score, snippet in [*earlier, *(item for item in found if item[1] not in kept)]:
@@ -262,8 +256,30 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
             break  # what it shares with the query is mostly common names: worth less than the prefix it takes
         size = len(render_snippet(snippet, req.comment))
         if used + size <= cap and not _held_elsewhere(snippet, req.ranked):
-            req.add(snippet)
+            req.add(snippet, local.get(snippet))
             used += size
+
+
+def _workspace_windows(req: _Request, windows: WindowIndex, query: str, shown: str,
+                       local: dict[Snippet, int]) -> list[tuple[float, Snippet]]:
+    """The best windows of the workspace for the query, less this document's windows the prompt shows."""
+    doc = req.doc
+    first, last = req.visible
+
+    def in_prompt(path: str, start: int, end: int) -> bool:
+        """This document's windows that overlap the prefix/suffix windows."""
+        return path == doc.path and start <= last and first < end
+
+    found: list[tuple[float, Snippet]] = []
+    for hit in windows.search(query, limit=4, skip=in_prompt):
+        if hit.path == doc.path and hit.text in shown:
+            continue  # (its indexed version may be a little older than the document)
+        snippet = Snippet(req.rel(hit.path), hit.text, "similar")
+        found.append((hit.score, snippet))
+        if hit.path == doc.path:
+            at = doc.text.find(hit.text)
+            local[snippet] = at if at >= 0 else doc.line_start(min(hit.start_line, doc.line_count - 1))
+    return found
 
 
 def _earlier_similar(req: _Request) -> list[Snippet]:
