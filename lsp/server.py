@@ -31,6 +31,7 @@ from lsp.client import BackendClient, BackendError, BackendUsageDisabled
 from lsp.completion import CompletionPipeline
 from lsp.context.extract import refresh_outline_facts
 from lsp.context.index import DocumentSnapshot
+from lsp.context.retrieval import refresh_definitions
 from lsp.documents import DocumentStore
 from lsp.events import (
     ACCEPTED_COMMAND,
@@ -405,6 +406,8 @@ class TeampilotServer(LanguageServer):
                         logger.exception("index update failed for %s", uri)
                 await refresh_outline_facts(doc, self.index)
                 again = uri in self._index_again
+                if not again and self.documents.get(uri) is doc and time.monotonic() - doc.edited_at >= _INDEX_DELAY_S:
+                    refresh_definitions(doc)  # still no newer edit: the next keystroke finds them fresh
         finally:
             self._index_updates.pop(uri, None)
 

@@ -12,7 +12,7 @@ import pytest
 from lsprotocol import types
 
 from lsp.context import retrieval
-from lsp.context.retrieval import DefinitionFinder
+from lsp.context.retrieval import DefinitionFinder, refresh_definitions
 from lsp.context.syntax import imports_of
 from lsp.documents import Document
 
@@ -93,16 +93,41 @@ def test_a_keystroke_in_a_body_keeps_the_answer_and_a_new_statement_replaces_it(
 
 
 def test_definitions_of_unchanged_text_are_not_rescanned_however_old(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [retrieval.time.monotonic()]
+    monkeypatch.setattr(retrieval.time, "monotonic", lambda: clock[0])
     doc = Document("file:///w/m.py", "python", 1, PYTHON)
     first = DefinitionFinder(doc, None, (), (0, 0), []).own
     assert first is not None
     assert "load" in first.by_name
-    later = retrieval.time.monotonic() + 10 * retrieval.RESCAN_AFTER_SECONDS
-    monkeypatch.setattr(retrieval.time, "monotonic", lambda: later)
+    clock[0] += 10 * retrieval.RESCAN_AFTER_SECONDS
     assert DefinitionFinder(doc, None, (), (0, 0), []).own is first
     end = len(doc.text)
     _change(doc, end, end, "\ndef fresh():\n    pass\n")
+    assert DefinitionFinder(doc, None, (), (0, 0), []).own is first  # out of date from now on
+    clock[0] += retrieval.RESCAN_AFTER_SECONDS
     rescanned = DefinitionFinder(doc, None, (), (0, 0), []).own
     assert rescanned is not first
     assert rescanned is not None
     assert "fresh" in rescanned.by_name
+
+
+def test_a_refresh_while_the_user_pauses_spares_the_next_keystroke_the_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [retrieval.time.monotonic()]
+    monkeypatch.setattr(retrieval.time, "monotonic", lambda: clock[0])
+    doc = Document("file:///w/m.py", "python", 1, PYTHON)
+
+    def own() -> object:
+        return DefinitionFinder(doc, None, (), (0, 0), []).own
+
+    first = own()
+    _change(doc, len(doc.text), len(doc.text), "\ndef typed():\n    pass\n")
+    refresh_definitions(doc)  # what the server does once the edits settle
+    refreshed = doc.context.definitions
+    assert refreshed is not None
+    assert refreshed is not first
+    assert "typed" in refreshed.by_name
+    clock[0] += 10 * retrieval.RESCAN_AFTER_SECONDS  # a long pause, then a keystroke
+    _change(doc, len(doc.text), len(doc.text), "x")
+    assert own() is refreshed
+    clock[0] += retrieval.RESCAN_AFTER_SECONDS  # out of date for that long while typing: scanned again
+    assert own() is not refreshed
