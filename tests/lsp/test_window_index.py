@@ -265,3 +265,14 @@ def test_the_scopes_earlier_similar_code_keeps_its_place_while_it_still_matches(
     assert [s.path for s in fresh.snippets if s.kind == "similar"] == ["api/orders.py"]  # (one fits the share)
     later = build_completion_context(doc, len(doc.text), index)
     assert [s.path for s in later.snippets if s.kind == "similar"] == ["api/users.py"]
+
+
+def test_files_from_disk_stop_at_the_window_limit_open_documents_do_not() -> None:
+    windows = WindowIndex(max_windows=6)
+    windows.add_file("/w/parser.py", PARSER)          # 5 windows
+    windows.add_file("/w/table.py", TABLE)            # would pass the limit: left out
+    assert "/w/parser.py" in windows
+    assert "/w/table.py" not in windows
+    assert windows.full
+    windows.update_document("/w/table.py", 1, TABLE)  # the editor's document is always indexed
+    assert windows.search("header_style footer_style", limit=1)[0].path == "/w/table.py"
