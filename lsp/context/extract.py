@@ -349,6 +349,14 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
         return [], -1
     if sticky is not None and sticky.outline_version == facts.version:
         return list(sticky.outline), facts.version
+    shown = {req.definition_at[s] for s in chosen if s in req.definition_at}
+    ranked = rank_outline(facts, _outline_query(req), shown)
+    indent = "    " if req.doc.language_id == "python" else "  "
+    return outline_snippets(ranked, req.outline_cap, req.comment, req.rel, indent), facts.version
+
+
+def _outline_query(req: _Request) -> OutlineQuery:
+    """What the outline ranking needs to know about the cursor: scope, windows, classes, nearby words."""
     scope = req.scopes[0] if req.scopes else None
     doc = req.doc
     scope_lines = (doc.line_of(scope.start), doc.line_of(scope.end)) if scope is not None else \
@@ -357,11 +365,19 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
     near = doc.text[doc.line_start(max(scope_lines[0], req.cursor_line - WORDS_LINES_ABOVE)):
                     doc.line_end(min(doc.line_count - 1, req.cursor_line + WORDS_LINES_BELOW))]
     words = query_words(near, [s.name for s in req.scopes[:1]])
-    query = OutlineQuery(req.cursor_line, scope_lines, req.visible, classes, words=words)
-    shown = {req.definition_at[s] for s in chosen if s in req.definition_at}
-    ranked = rank_outline(facts, query, shown)
-    indent = "    " if doc.language_id == "python" else "  "
-    return outline_snippets(ranked, req.outline_cap, req.comment, req.rel, indent), facts.version
+    return OutlineQuery(req.cursor_line, scope_lines, req.visible, classes, words=words)
+
+
+def outline_plan(doc: Document, offset: int, index: WorkspaceIndex | None,
+                 budget_tokens: int = 2048) -> tuple[OutlineQuery, int]:
+    """The outline's query and its share in characters, as a completion at ``offset`` would use them.
+
+    For tuning the ranking offline (``scripts/fit_outline_ranking.py``).
+    """
+    spec = doc.language
+    comment = spec.line_comment if spec is not None else line_comment_for(doc.language_id, doc.path)
+    req = _plan(doc, offset, index, budget_tokens, math.inf, comment, PurePath(doc.path).name)
+    return _outline_query(req), req.outline_cap
 
 
 def _fit_prefix(req: _Request, chosen: list[Snippet]) -> tuple[int, list[Snippet]]:

@@ -43,7 +43,6 @@ MAX_HEADER_CHARS = 120
 MAX_DOC_CHARS = 70
 MAX_WITH_DOC_CHARS = 110
 DOC_ITEMS = 8          # the best-ranked items that also show their doc line
-WORD_WEIGHT = 1.5      # per word a name shares with the code around the cursor
 _CLASS_KINDS = frozenset({"class", "interface", "struct"})
 _PYTHON_BASES = re.compile(r"^\s*class\s+\w+\s*(?:\[[^\]]*\])?\s*\(([^)]*)\)")
 _EXTENDS = re.compile(r"\b(?:extends|implements)\s+([^{]+)")
@@ -307,29 +306,50 @@ def _names_class(container: str, classes: tuple[str, ...]) -> bool:
     return any(re.search(rf"\b{re.escape(name)}\b", container) for name in classes)
 
 
-def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_near: bool = False) -> float:
-    """Higher is better: use in the scope and near the cursor, then frequency, then distance.
+@dataclass(frozen=True)
+class RankWeights:
+    """How much each signal adds to an outline item's score (higher ranks first).
 
-    More signals: a name imported or defined but not used yet is likely what comes next; the
-    cursor's own class's methods are what ``self.`` / ``this.`` calls; a name sharing words with the
-    code around the cursor (``parse_url`` near ``url = ...``) is on topic.
+    Fit by coordinate ascent on whole-line sites of the eval's packages (seed 7) and checked on
+    other sites (seed 11): ``python scripts/fit_outline_ranking.py`` prints both.
     """
-    score = 4.0 if item.idle else 0.0
-    score += WORD_WEIGHT * len(item.words & query.words)
-    if owner_near:  # a method of a type the code at the cursor uses
-        score += 3.0
+
+    idle: float = 5.0            # imported or defined, not used yet: likely what comes next
+    own_class: float = 1.5       # a method of the cursor's class (or its base): what self./this. calls
+    in_scope: float = 3.0        # used in the enclosing scope
+    near: float = 4.5            # used within ``near_lines`` of the cursor
+    frequency: float = 1.5       # times log2(1 + uses in the file)
+    own_distance: float = 1.0    # this file's definitions, times 1 / (1 + lines away / 100)
+    own_close: float = 3.0       # this file's definitions within 200 lines
+    word: float = 1.5            # per word shared with the code at the cursor
+    owner_near: float = 1.0      # a method of another file's type used near the cursor
+    type_kind: float = -1.5      # classes / types (their constructor calls are rarer than calls)
+    external: float = -3.0       # defined in another file
+    used_external: float = 1.0   # another file's name the file already uses
+
+
+WEIGHTS = RankWeights()
+
+
+def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_near: bool = False,
+           weights: RankWeights = WEIGHTS) -> float:
+    """Higher is better: the weighted signals of :class:`RankWeights`."""
+    w = weights
+    score = w.idle * item.idle + w.word * len(item.words & query.words) + w.owner_near * owner_near
     if item.container and _names_class(item.container, query.classes):
-        score += 3.0
+        score += w.own_class
+    if item.kind in _TYPE_KINDS:
+        score += w.type_kind
     if uses:
-        if _used_in(uses, query.scope):
-            score += 4.0
+        score += w.in_scope * _used_in(uses, query.scope) + w.frequency * math.log2(1 + len(uses))
         at = bisect.bisect_left(uses, query.cursor_line)
         nearest = min((abs(uses[i] - query.cursor_line) for i in (at - 1, at) if 0 <= i < len(uses)), default=10**6)
-        if nearest <= query.near_lines:
-            score += 2.0
-        score += math.log2(1 + len(uses))
+        score += w.near * (nearest <= query.near_lines)
     if item.own:
-        score += 1.0 / (1.0 + abs(item.line - query.cursor_line) / 100.0)
+        distance = abs(item.line - query.cursor_line)
+        score += w.own_distance / (1.0 + distance / 100.0) + w.own_close * (distance < 200)
+    else:
+        score += w.external + w.used_external * (bool(uses) and not item.owner)
     return score
 
 
@@ -339,15 +359,24 @@ def _used_in(uses: Sequence[int], lines: tuple[int, int]) -> bool:
     return at < len(uses) and uses[at] <= lines[1]
 
 
-def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = ()) -> list[OutlineItem]:
+def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = (),
+                 weights: RankWeights = WEIGHTS) -> list[OutlineItem]:
     """The outline items best first, without this file's definitions the windows show and ``skip``'s (path, line)."""
-    scored: list[tuple[float, int, OutlineItem]] = []
+    scored = score_outline(facts, query, skip, weights)
+    order = sorted(range(len(scored)), key=lambda n: -scored[n][0])  # stable: ties keep the facts' order
+    return [scored[n][1] for n in order]
+
+
+def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = (),
+                  weights: RankWeights = WEIGHTS) -> list[tuple[float, OutlineItem]]:
+    """The items the cursor may use, in the facts' order, each with its score."""
+    scored: list[tuple[float, OutlineItem]] = []
     bases = {base for names in facts.bases.values() for base in names}
     near = (max(query.scope[0], query.cursor_line - query.near_lines), min(query.scope[1], query.cursor_line + 3))
     classes = {*query.classes, *(base for name in query.classes for base in facts.bases.get(name, ()))}
     if classes != set(query.classes):
         query = replace(query, classes=tuple(sorted(classes)))
-    for order, item in enumerate(facts.items):
+    for item in facts.items:
         if item.own and query.visible[0] <= item.line <= query.visible[1]:
             continue
         if (item.path, item.line) in skip:
@@ -359,9 +388,8 @@ def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tupl
         owner_near = bool(item.owner) and _used_in(facts.uses.get(item.owner, ()), near)
         if item.owner and not owner_near and item.owner not in bases:
             continue  # another file's type's methods: only where the code at the cursor uses that type
-        scored.append((_score(item, uses, query, owner_near), order, item))
-    scored.sort(key=lambda s: (-s[0], s[1]))
-    return [item for _, _, item in scored]
+        scored.append((_score(item, uses, query, owner_near, weights), item))
+    return scored
 
 
 def _block_cost(path: str, comment: str) -> int:
