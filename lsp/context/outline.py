@@ -311,7 +311,8 @@ class RankWeights:
     """How much each signal adds to an outline item's score (higher ranks first).
 
     Fit by coordinate ascent on whole-line sites of the eval's packages (seed 7) and checked on
-    other sites (seed 11): ``python scripts/fit_outline_ranking.py`` prints both.
+    other sites (seed 11): ``python scripts/fit_outline_ranking.py`` prints both. A refit starting
+    from these values moves the checked mean recall by less than half a point.
     """
 
     idle: float = 5.0            # imported or defined, not used yet: likely what comes next
