@@ -10,6 +10,7 @@ pygls by itself never answers a request whose params fail to deserialise, so
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import re
@@ -101,25 +102,28 @@ class TeampilotProtocol(LanguageServerProtocol):
         return (yield from super().lsp_workspace__execute_command(params))
 
     # The server's DocumentStore holds the open documents: pygls' workspace does not keep a second
-    # copy (it would split the whole text into lines again on every keystroke).
+    # copy (it would split the whole text into lines again on every keystroke). Plain functions, not
+    # pygls' generator handlers: pygls keeps a future for each generator call of a notification, forever.
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
-    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Generator[Any, Any, None]:
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
         """Hand the opened document to the server's handler only."""
-        yield from self._user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
+        self._run_user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Generator[Any, Any, None]:
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
         """Hand the change to the server's handler only."""
-        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
+        self._run_user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
-    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Generator[Any, Any, None]:
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
         """Hand the closing to the server's handler only."""
-        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
+        self._run_user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
 
-    def _user_handler(self, method: str, params: Any) -> Generator[Any, Any, None]:
+    def _run_user_handler(self, method: str, params: Any) -> None:
         if (handler := self.fm.features.get(method)) is not None:
-            yield handler, (params,), None
+            result = handler(params)
+            if inspect.isawaitable(result):
+                self._server.spawn(result, method)  # type: ignore[attr-defined]
 
     def handle_message(self, message: Any) -> None:
         """Answer unanswerable requests with their error; everything else as pygls does."""
