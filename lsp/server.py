@@ -158,6 +158,7 @@ class TeampilotServer(LanguageServer):
         self._index_timers: dict[str, asyncio.TimerHandle] = {}
         self._index_updates: dict[str, asyncio.Task[None]] = {}   # uri -> its update in flight
         self._index_again: set[str] = set()                        # uris edited while theirs was in flight
+        self.index_updates = 0                                      # finished (`teampilot/stats` indexUpdates)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reindex_timer: asyncio.TimerHandle | None = None
 
@@ -408,6 +409,7 @@ class TeampilotServer(LanguageServer):
                         await asyncio.to_thread(self.index.update_snapshot, snapshot)
                     except Exception:
                         logger.exception("index update failed for %s", uri)
+                    self.index_updates += 1
                 await refresh_outline_facts(doc, self.index)
                 again = uri in self._index_again
                 if not again and self.documents.get(uri) is doc and time.monotonic() - doc.edited_at >= _INDEX_DELAY_S:
@@ -556,7 +558,8 @@ def _register_settings(server: TeampilotServer) -> None:
 
     @server.feature(STATS_METHOD)
     async def stats(params: Any) -> dict[str, Any]:
-        return server.completion.stats.as_dict()
+        return {**server.completion.stats.as_dict(), "indexUpdates": server.index_updates,
+                "indexUpdatesInFlight": len(server._index_updates)}
 
 
 def _register_completion(server: TeampilotServer) -> None:

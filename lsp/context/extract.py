@@ -44,6 +44,7 @@ from lsp.context.retrieval import (
 )
 from lsp.context.similar import SIMILAR_WINDOW, similar_snippets
 from lsp.context.syntax import enclosing_definition, enclosing_definitions, imports_of
+from lsp.exclusion import SecretMasker
 
 if TYPE_CHECKING:
     from lsp.context.index import WorkspaceIndex
@@ -67,6 +68,8 @@ NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose n
 NEAR_LINES_BELOW = 3
 WORDS_LINES_ABOVE = 8        # lines above / below the cursor whose names' words rank the outline
 WORDS_LINES_BELOW = 2
+
+_WINDOW_MASKER = SecretMasker()  # similar code is masked as plain code, before it is rendered as comments
 
 
 # ---- windows -----------------------------------------------------------------------------------
@@ -254,9 +257,13 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
     for score, snippet in [*earlier, *(item for item in found if item[1] not in kept)]:
         if score < best * SIMILAR_MIN_RELATIVE:
             break  # what it shares with the query is mostly common names: worth less than the prefix it takes
+        start = local.get(snippet)
+        # the client masks the prompt, but a private key's lines behind comment markers no longer look
+        # like one: mask the window while it is still plain code
+        snippet = Snippet(snippet.path, _WINDOW_MASKER.mask(snippet.text).text, snippet.kind)
         size = len(render_snippet(snippet, req.comment))
         if used + size <= cap and not _held_elsewhere(snippet, req.ranked):
-            req.add(snippet, local.get(snippet))
+            req.add(snippet, start)
             used += size
 
 
