@@ -133,7 +133,7 @@ def _uses(text: str) -> dict[str, tuple[int, ...]]:
     """Lines where each identifier occurs (keywords and one-letter names left out)."""
     found: dict[str, list[int]] = defaultdict(list)
     for number, line in enumerate(text.split("\n")):
-        for name in set(IDENTIFIER.findall(line)):
+        for name in dict.fromkeys(IDENTIFIER.findall(line)):  # in order: the same facts in every process
             if len(name) > 1 and name not in STOP_WORDS:
                 found[name].append(number)
     return {name: tuple(lines) for name, lines in found.items()}
@@ -199,25 +199,31 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         items.append(_item(raw.name, definition, language_id, True, idle(raw.name, raw.node.start_point[0]), local_to))
     bases = {item.name: _base_names(item.header) for item in items if item.kind in _CLASS_KINDS}
     if index is not None:
-        imported = imported_names(language_id, imports)
-        base_names = sorted({b for names in bases.values() for b in names})
-        items += _type_members(base_names, imported, path, language_id, index)
-        typed = set(base_names)
-        receivers: dict[str, set[str]] = defaultdict(set)
-        for match in _MEMBER.finditer(text):
-            receivers[match.group(2)].add(match.group(1))
-        ranked_names = sorted(uses, key=lambda n: -len(uses[n]))
-        for name in ranked_names:
-            if len(items) >= MAX_ITEMS:
-                break
-            for definition in _external(name, receivers.get(name, ()), imported, path, language_id, index):
-                items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
-                if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and name not in typed:
-                    typed.add(name)
-                    items += [_item(d.name, d, language_id, False, False, owner=name)
-                              for d in _members(definition, language_id, index)[:MAX_MEMBERS]]
+        items += _external_items(text, uses, idle, bases, imports, path, language_id, index, MAX_ITEMS - len(items))
     return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b})
 
+
+def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, int | None], bool],
+                    bases: Mapping[str, Sequence[str]], imports: Sequence[str], path: str, language_id: str,
+                    index: WorkspaceIndex, limit: int) -> list[OutlineItem]:
+    """Other files' definitions the document names (most used first), with the methods of its types and bases."""
+    imported = imported_names(language_id, imports)
+    base_names = sorted({b for names in bases.values() for b in names})
+    items = [item for base in base_names for definition in _external(base, (), imported, path, language_id, index)
+             for item in _type_member_items(base, definition, language_id, index)]
+    typed = set(base_names)
+    receivers: dict[str, set[str]] = defaultdict(set)
+    for match in _MEMBER.finditer(text):
+        receivers[match.group(2)].add(match.group(1))
+    for name in sorted(uses, key=lambda n: -len(uses[n])):
+        if len(items) >= limit:
+            break
+        for definition in _external(name, receivers.get(name, ()), imported, path, language_id, index):
+            items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
+            if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and name not in typed:
+                typed.add(name)
+                items += _type_member_items(name, definition, language_id, index)
+    return items
 
 
 def _base_names(header: str) -> list[str]:
@@ -246,16 +252,13 @@ def _members(type_definition: Definition, language_id: str, index: WorkspaceInde
             if d.qualified_name.startswith(name + ".") and d.kind in OUTLINE_KINDS]
 
 
-def _type_members(names: Sequence[str], imported: ImportedNames, own_path: str, language_id: str,
-                  index: WorkspaceIndex) -> list[OutlineItem]:
-    """Methods of other files' types that the document names (``parser: _OptionParser`` -> ``parser.add_argument``)."""
-    out: list[OutlineItem] = []
-    for name in names:
-        for definition in _external(name, (), imported, own_path, language_id, index):
-            if definition.kind in _TYPE_KINDS:
-                members = _members(definition, language_id, index)[:MAX_MEMBERS]
-                out += [_item(d.name, d, language_id, False, False, owner=name) for d in members]
-    return out
+def _type_member_items(name: str, type_definition: Definition, language_id: str,
+                       index: WorkspaceIndex) -> list[OutlineItem]:
+    """A type's methods as outline items owned by it (none when the definition is not a type)."""
+    if type_definition.kind not in _TYPE_KINDS:
+        return []
+    members = _members(type_definition, language_id, index)[:MAX_MEMBERS]
+    return [_item(d.name, d, language_id, False, False, owner=name) for d in members]
 
 
 _SIGNATURE_TYPES = frozenset({"function_signature", "method_signature"})
