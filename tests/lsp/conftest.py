@@ -182,6 +182,17 @@ class Editor:
         """The server's completion counters (`teampilot/stats`)."""
         return _plain(await self.client.protocol.send_request_async("teampilot/stats", None))
 
+    async def index_settled(self, after: int = -1, timeout_s: float = 10.0) -> int:
+        """Wait until the server's index updates (worker threads: index, windows, outline facts) have
+        passed ``after`` and none is in flight; the number finished."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stats = await self.stats()
+            if stats["indexUpdates"] > after and not stats["indexUpdatesInFlight"]:
+                return int(stats["indexUpdates"])
+            assert time.monotonic() < deadline, "the index updates did not settle"
+            await asyncio.sleep(0.01)
+
     async def wait_status(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 5.0) -> dict[str, Any]:
         """Wait for a `teampilot/status` notification matching ``predicate``."""
         deadline = time.monotonic() + timeout_s

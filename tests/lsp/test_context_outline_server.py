@@ -42,6 +42,7 @@ async def test_imported_class_reaches_the_prompt_before_its_name_is_typed(
     ), 10)
     uri = from_fs_path(str(tmp_path / "pkg" / "models.py")) or ""
     editor.open(uri, MODELS + "\n")
+    await editor.index_settled()  # the outline facts are computed in a worker thread after the open
     assert await editor.inline(uri, len(MODELS)) == ['raise InvalidURL(f"Invalid URL {url!r}")']
     prompt = backend.completion_requests()[-1].json["prompt"]
     block = prompt.split("# Path: pkg/exceptions.py\n", 1)[1].split("# Path:", 1)[0]

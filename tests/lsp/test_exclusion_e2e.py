@@ -173,19 +173,6 @@ async def start(editor: ActionEditor, root: Path, backend: ScriptedBackend) -> N
                                  for r in editor.client.progress_reports.get("teampilot-index", [])), 20)
 
 
-async def index_settled(editor: ActionEditor, after: int = -1, timeout_s: float = 10.0) -> int:
-    """Wait until the server's index updates (worker threads) have passed ``after`` and none is in
-    flight; the number finished."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        stats = await editor.client.protocol.send_request_async("teampilot/stats", None)
-        done, running = stats.indexUpdates, stats.indexUpdatesInFlight
-        if done > after and not running:
-            return int(done)
-        assert asyncio.get_running_loop().time() < deadline, "the index updates did not settle"
-        await asyncio.sleep(0.01)
-
-
 def latest_status(editor: ActionEditor) -> dict[str, Any]:
     """The last `teampilot/status` the editor received."""
     return editor.statuses[-1] if editor.statuses else {}
@@ -318,10 +305,10 @@ async def test_editing_teampilotignore_takes_effect_at_once(vscode: ActionEditor
     vscode.replace_all(ignore, "# nothing excluded\n")
     assert await vscode.inline(vault, len(vscode.texts[vault])) == ["scripted"]
     assert latest_status(vscode)["state"] == "ok"
-    updates = await index_settled(vscode)
+    updates = await vscode.index_settled()
     vscode.client.text_document_did_save(types.DidSaveTextDocumentParams(
         text_document=types.TextDocumentIdentifier(uri=vault)))  # now indexed like any file (in a worker thread)
-    await index_settled(vscode, updates)
+    await vscode.index_settled(updates)
     await vscode.inline(app, at_call)
     assert "private_helper(amount: int)" in backend.completion_requests()[-1].json["prompt"]  # the control
     # and back: excluded again at once, for the file and for retrieval from it
@@ -351,7 +338,7 @@ async def test_masking_keeps_the_prompt_otherwise_identical(vscode: ActionEditor
     app = vscode.open_file(root / "src" / "app.py", "python")
     original = vscode.texts[app]
     cursor = original.index("    return built_helper(rows)") + len("    return ")
-    updates = await index_settled(vscode)  # (the open document's windows are indexed in a worker thread)
+    updates = await vscode.index_settled()  # (the open document's windows are indexed in a worker thread)
     await vscode.inline(app, cursor)
     masked = backend.completion_requests()[-1].json
     # the same file with every secret replaced by its placeholder by hand (reopened, so that no context
@@ -362,7 +349,7 @@ async def test_masking_keeps_the_prompt_otherwise_identical(vscode: ActionEditor
     vscode.client.text_document_did_close(types.DidCloseTextDocumentParams(
         text_document=types.TextDocumentIdentifier(uri=app)))
     vscode.open(app, by_hand)
-    await index_settled(vscode, updates)
+    await vscode.index_settled(updates)
     await vscode.inline(app, cursor - (len(original) - len(by_hand)))
     plain = backend.completion_requests()[-1].json
     assert masked["prompt"] == plain["prompt"]
