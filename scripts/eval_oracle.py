@@ -159,7 +159,8 @@ def call_sites(index: WorkspaceIndex, path: Path, language_id: str) -> tuple[lis
     cursor = QueryCursor(doc.language.queries["calls"])
     sites: list[Site] = []
     ambiguous = 0
-    for node in cursor.captures(doc.tree.root_node).get("call", []):
+    # in source order: the binding's capture lists follow hash order, which would change the sample per process
+    for node in sorted(cursor.captures(doc.tree.root_node).get("call", []), key=lambda n: n.start_byte):
         call = node.parent
         receiver = ""
         if call is not None and call.type in {"attribute", "member_expression", "selector_expression"}:
