@@ -330,6 +330,7 @@ class RankWeights:
     type_kind: float = -1.5      # classes / types (their constructor calls are rarer than calls)
     external: float = -3.0       # defined in another file
     used_external: float = 1.0   # another file's name the file already uses
+    proximity: float = 0.5       # times 1 / (1 + lines from the cursor to the nearest use / 50): breaks ties
 
 
 WEIGHTS = RankWeights()
@@ -348,7 +349,7 @@ def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_
         score += w.in_scope * _used_in(uses, query.scope) + w.frequency * math.log2(1 + len(uses))
         at = bisect.bisect_left(uses, query.cursor_line)
         nearest = min((abs(uses[i] - query.cursor_line) for i in (at - 1, at) if 0 <= i < len(uses)), default=10**6)
-        score += w.near * (nearest <= query.near_lines)
+        score += w.near * (nearest <= query.near_lines) + w.proximity / (1.0 + nearest / 50.0)
     if item.own:
         distance = abs(item.line - query.cursor_line)
         score += w.own_distance / (1.0 + distance / 100.0) + w.own_close * (distance < 200)
