@@ -58,13 +58,6 @@ class ActionEditor(Editor):
         """This editor's capability set."""
         return action_capabilities(self.kind)
 
-    async def start_in(self, root: Path, options: dict[str, Any]) -> types.InitializeResult:
-        """initialize with a workspace folder."""
-        uri = from_fs_path(str(root)) or str(root)
-        return await self.client.initialize_session(types.InitializeParams(
-            capabilities=self.capabilities, initialization_options=options, root_uri=uri,
-            workspace_folders=[types.WorkspaceFolder(uri=uri, name=root.name)]))
-
     def open_file(self, path: Path, language: str) -> str:
         """didOpen a file from disk; returns its URI."""
         uri = from_fs_path(str(path)) or str(path)

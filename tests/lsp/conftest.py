@@ -12,11 +12,13 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.lsp.capabilities import DEFAULT_EDITORS, EDITORS, capabilities_for, position_encoding_of
@@ -102,6 +104,18 @@ class Editor:
         return await self.client.initialize_session(
             types.InitializeParams(capabilities=self.capabilities, initialization_options=options)
         )
+
+    async def start_in(self, root: Path, options: dict[str, Any]) -> types.InitializeResult:
+        """initialize with ``root`` as the workspace folder."""
+        uri = from_fs_path(str(root)) or str(root)
+        return await self.client.initialize_session(types.InitializeParams(
+            capabilities=self.capabilities, initialization_options=options, root_uri=uri,
+            workspace_folders=[types.WorkspaceFolder(uri=uri, name=root.name)]))
+
+    async def index_built(self, timeout_s: float = 10.0) -> None:
+        """Wait until the server reports the workspace index built (the end of its `$/progress`)."""
+        assert await until(lambda: any(isinstance(r, types.WorkDoneProgressEnd)
+                                       for r in self.client.progress_reports.get("teampilot-index", [])), timeout_s)
 
     # -- documents --------------------------------------------------------------------------------
     def open(self, uri: str, text: str, language: str = "python") -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsprotocol import types
 from pygls.uris import from_fs_path
 
-from tests.lsp.conftest import Editor, options, until
+from tests.lsp.conftest import Editor, options
 from tests.scripted_backend import Reply, ScriptedBackend
 
 # excerpts of requests (PyPI): exceptions.py, and a models.py that imports what it will raise
@@ -32,14 +31,8 @@ async def test_imported_class_reaches_the_prompt_before_its_name_is_typed(
     (tmp_path / "pkg" / "exceptions.py").write_text(EXCEPTIONS)
     (tmp_path / "pkg" / "models.py").write_text(MODELS + "\n")
     backend.completion = Reply(chunks=['raise InvalidURL(f"Invalid URL {url!r}")'])
-    await editor.client.initialize_session(types.InitializeParams(
-        capabilities=editor.capabilities, root_uri=from_fs_path(str(tmp_path)),
-        workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(tmp_path)) or "", name="ws")],
-        initialization_options=options(backend.url, debounceMs=0),
-    ))
-    assert await until(lambda: any(
-        any(isinstance(r, types.WorkDoneProgressEnd) for r in reports) for reports in editor.client.progress_reports.values()
-    ), 10)
+    await editor.start_in(tmp_path, options(backend.url, debounceMs=0))
+    await editor.index_built()
     uri = from_fs_path(str(tmp_path / "pkg" / "models.py")) or ""
     editor.open(uri, MODELS + "\n")
     await editor.index_settled()  # the outline facts are computed in a worker thread after the open

@@ -23,7 +23,7 @@ from lsprotocol import types
 from pygls.uris import from_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.lsp.actions_client import ActionEditor, pick, wait_until
+from tests.lsp.actions_client import ActionEditor, pick
 from tests.lsp.conftest import SERVER_COMMAND, options, server_env
 from tests.scripted_backend import Reply, ScriptedBackend
 
@@ -169,8 +169,7 @@ def excluded_lines(root: Path) -> list[str]:
 async def start(editor: ActionEditor, root: Path, backend: ScriptedBackend) -> None:
     """initialize in the workspace and wait until the index is built (so retrieval could leak)."""
     await editor.start_in(root, options(backend.url))
-    await wait_until(lambda: any(isinstance(r, types.WorkDoneProgressEnd)
-                                 for r in editor.client.progress_reports.get("teampilot-index", [])), 20)
+    await editor.index_built(20)
 
 
 def latest_status(editor: ActionEditor) -> dict[str, Any]:

@@ -32,14 +32,8 @@ async def test_a_window_of_a_file_never_opened_reaches_the_backend(
     (tmp_path / "click").mkdir()
     (tmp_path / "click" / "parser.py").write_text(PARSER)
     backend.completion = Reply(chunks=["self.max_retries = Retry.from_int(max_retries)"])
-    await editor.client.initialize_session(types.InitializeParams(
-        capabilities=editor.capabilities, root_uri=from_fs_path(str(tmp_path)),
-        workspace_folders=[types.WorkspaceFolder(uri=from_fs_path(str(tmp_path)) or "", name="ws")],
-        initialization_options=options(backend.url, debounceMs=0),
-    ))
-    assert await until(lambda: any(
-        any(isinstance(r, types.WorkDoneProgressEnd) for r in reports) for reports in editor.client.progress_reports.values()
-    ), 10)
+    await editor.start_in(tmp_path, options(backend.url, debounceMs=0))
+    await editor.index_built()
     text = QUERY + "        else:\n            "
     uri = from_fs_path(str(tmp_path / "session.py")) or ""
     editor.open(uri, text)
