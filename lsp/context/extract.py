@@ -123,6 +123,11 @@ class _Request:
     definition_at: dict[Snippet, tuple[str, int]] = field(default_factory=dict)  # full definitions -> (path, line)
     relative: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def scope(self) -> Scope | None:
+        """The innermost enclosing definition, if any."""
+        return self.scopes[0] if self.scopes else None
+
     def rel(self, path: str) -> str:
         """Workspace-relative path, memoised for this request."""
         if path not in self.relative:
@@ -175,7 +180,7 @@ def _scope_headers(req: _Request) -> None:
 def _used_near_cursor(req: _Request) -> list[UsedName]:
     """Names the lines around the cursor use (nearest first), within the enclosing scope."""
     doc, line = req.doc, req.cursor_line
-    scope = req.scopes[0] if req.scopes else None
+    scope = req.scope
     scope_start_line = doc.line_of(scope.start) if scope is not None else 0
     first_line = max(scope_start_line, line - NEAR_LINES_ABOVE)
     above = [doc.line_text(n) for n in range(line - 1, first_line - 1, -1)]
@@ -291,12 +296,25 @@ def _workspace_windows(req: _Request, windows: WindowIndex, query: str, shown: s
 
 def _earlier_similar(req: _Request) -> list[Snippet]:
     """The similar code chosen for the last completion, when it was in the same scope."""
+    sticky = _sticky(req)
+    return [s for s in sticky.snippets if s.kind == "similar"] if sticky is not None else []
+
+
+def _scope_key(req: _Request) -> tuple[str, str, int] | None:
+    """The innermost enclosing scope, as the sticky snippets remember it."""
+    scope = req.scope
+    return (scope.kind, scope.name, scope.start) if scope is not None else None
+
+
+def _sticky(req: _Request) -> StickySnippets | None:
+    """The snippets chosen for the last completion, when it was in the same scope."""
     sticky = req.doc.context.sticky
-    scope = req.scopes[0] if req.scopes else None
-    scope_key = (scope.kind, scope.name, scope.start) if scope is not None else None
-    if sticky is None or sticky.scope_key != scope_key:
-        return []
-    return [s for s in sticky.snippets if s.kind == "similar"]
+    return sticky if sticky is not None and sticky.scope_key == _scope_key(req) else None
+
+
+def _line_comment(doc: Document) -> str:
+    """The document's line comment (a guess from its language id or file name without a grammar)."""
+    return doc.language.line_comment if doc.language is not None else line_comment_for(doc.language_id, doc.path)
 
 
 def _held_elsewhere(snippet: Snippet, others: Sequence[Snippet]) -> bool:
@@ -364,7 +382,7 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
 
 def _outline_query(req: _Request) -> OutlineQuery:
     """What the outline ranking needs to know about the cursor: scope, windows, classes, nearby words."""
-    scope = req.scopes[0] if req.scopes else None
+    scope = req.scope
     doc = req.doc
     scope_lines = (doc.line_of(scope.start), doc.line_of(scope.end)) if scope is not None else \
         (req.cursor_line - NEAR_LINES_ABOVE, req.cursor_line + NEAR_LINES_ABOVE)
@@ -381,9 +399,7 @@ def outline_plan(doc: Document, offset: int, index: WorkspaceIndex | None,
 
     For tuning the ranking offline (``scripts/fit_outline_ranking.py``).
     """
-    spec = doc.language
-    comment = spec.line_comment if spec is not None else line_comment_for(doc.language_id, doc.path)
-    req = _plan(doc, offset, index, budget_tokens, math.inf, comment, PurePath(doc.path).name)
+    req = _plan(doc, offset, index, budget_tokens, math.inf, _line_comment(doc), PurePath(doc.path).name)
     return _outline_query(req), req.outline_cap
 
 
@@ -415,7 +431,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
     t0 = time.perf_counter()
     offset = max(0, min(offset, len(doc.text)))
     spec = doc.language
-    comment = spec.line_comment if spec is not None else line_comment_for(doc.language_id, doc.path)
+    comment = _line_comment(doc)
     rel_path = index.relative_path(doc.path) if index is not None else PurePath(doc.path).name
     req = _plan(doc, offset, index, budget_tokens, t0 + deadline_s, comment, rel_path)
     timings: dict[str, float] = {"scope": time.perf_counter() - t0}
@@ -426,22 +442,18 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         _imports_snippet(req)
     _similar(req, recent, budget_tokens)
     timings["similar"] = time.perf_counter() - t0
-    scope = req.scopes[0] if req.scopes else None
-    scope_key = (scope.kind, scope.name, scope.start) if scope is not None else None
-    sticky = doc.context.sticky
-    if sticky is not None and sticky.scope_key != scope_key:
-        sticky = None
+    sticky = _sticky(req)
     previous = list(sticky.snippets) if sticky is not None else []
     chosen = _choose(previous, req.ranked, req.urgent, req.snippet_cap, comment)
     outline, outline_version = _outline(req, sticky, chosen)
-    doc.context.sticky = StickySnippets(scope_key, tuple(chosen), tuple(outline), outline_version)
+    doc.context.sticky = StickySnippets(_scope_key(req), tuple(chosen), tuple(outline), outline_version)
     chosen = outline + chosen  # far from the cursor: the outline goes first
     timings["outline"] = time.perf_counter() - t0
     prefix_start, chosen = _fit_prefix(req, chosen)
     timings["total"] = time.perf_counter() - t0
     return CodeContext(
         language_id=doc.language_id, path=rel_path, prefix=doc.text[prefix_start:offset],
-        suffix=doc.text[offset:req.suffix_end], scope=scope, imports=req.imports, snippets=tuple(chosen),
+        suffix=doc.text[offset:req.suffix_end], scope=req.scope, imports=req.imports, snippets=tuple(chosen),
         multiline=is_multiline_position(doc, offset), line_comment=comment, timings=timings,
     )
 
