@@ -33,6 +33,7 @@ from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet
 from lsp.context.nodes import enclosing_function
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
+from lsp.words import identifier_words
 
 if TYPE_CHECKING:
     from lsp.context.index import WorkspaceIndex
@@ -114,12 +115,10 @@ def compact_header(definition: Definition) -> str:
     return text
 
 
-_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
-
-
 def name_words(name: str) -> frozenset[str]:
-    """The words of an identifier, lower case, short ones left out (``parseURLQuery`` -> parse, url, query)."""
-    return frozenset(w.lower() for w in _WORD.findall(name) if len(w) > 2)
+    """The words of an identifier worth matching: lower case, no short ones or numbers (``parseURLQuery`` -> parse,
+    url, query)."""
+    return frozenset(w for w in identifier_words(name) if len(w) > 2 and not w.isdigit())
 
 
 def _item(name: str, definition: Definition, language_id: str, own: bool, idle: bool,

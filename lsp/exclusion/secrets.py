@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
+from lsp.words import identifier_words
+
 PLACEHOLDER_MARK = "<secret:"
 PLACEHOLDER = re.compile(r"<secret:([a-z0-9-]+)>")
 MAX_CACHED_LINES = 50_000
@@ -66,7 +68,6 @@ class MaskRecord:
 
 
 # ---- names and values ----------------------------------------------------------------------------
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _FAKE_WORDS = frozenset({"fake", "fakes", "dummy", "dummies", "example", "examples", "sample", "samples", "mock",
                          "mocks", "mocked", "fixture", "fixtures", "placeholder", "placeholders"})
 _PASSWORD_WORDS = frozenset({"password", "passwd", "passphrase", "pwd", "pw"})
@@ -80,14 +81,9 @@ _EXAMPLE_MARKERS = ("example", "dummy", "fake", "placeholder", "changeme", "chan
 _AWS_SECRET_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}")
 
 
-def name_words(name: str) -> list[str]:
-    """The lower-case words of an identifier (snake_case, camelCase, SCREAMING_CASE, dotted)."""
-    return [w.lower() for w in _WORD.findall(name)]
-
-
 def secret_kind_of_name(name: str) -> str | None:
     """The kind of secret a name promises (``DB_PASSWORD`` -> "password"), or None."""
-    words = name_words(name)
+    words = identifier_words(name)
     if not words or _FAKE_WORDS.intersection(words):
         return None
     last, pair = words[-1], " ".join(words[-2:])
@@ -183,7 +179,7 @@ _HEADER_LINE = re.compile(r"\s*(?:(?:Proc-Type|DEK-Info|Version|Comment|Hash|Cha
 
 def _fake_line(line: str, start: int) -> bool:
     """Whether a name before ``start`` on the line says the value is a fake (``FAKE_TOKEN = ...``)."""
-    return any(_FAKE_WORDS.intersection(name_words(m.group(0))) for m in _NAME_BEFORE.finditer(line, 0, start))
+    return any(_FAKE_WORDS.intersection(identifier_words(m.group(0))) for m in _NAME_BEFORE.finditer(line, 0, start))
 
 
 def find_line_secrets(line: str) -> list[tuple[int, int, str]]:
