@@ -18,11 +18,11 @@ import bisect
 import functools
 import itertools
 import math
+import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from tree_sitter import Tree
@@ -140,8 +140,8 @@ def _uses(text: str) -> dict[str, tuple[int, ...]]:
 
 def _module_of(path: str) -> tuple[str, str]:
     """A file's module stem and its folder's name (``pkg/__init__.py`` is ``pkg``)."""
-    p = PurePath(path)
-    return p.name.split(".")[0], p.parent.name
+    folder, name = os.path.split(path)
+    return name.split(".")[0], os.path.basename(folder)
 
 
 def _external(name: str, members_of: Collection[str], imported: ImportedNames, own_path: str, language_id: str,
@@ -157,8 +157,8 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
         module_stems |= set(imported.modules.values())
     picked = [d for d in found if module_stems & set(_module_of(d.path))]
     if language_id == "go":
-        own_dir = str(PurePath(own_path).parent)
-        picked += [d for d in found if str(PurePath(d.path).parent) == own_dir]
+        own_dir = os.path.dirname(own_path)
+        picked += [d for d in found if os.path.dirname(d.path) == own_dir]
     if not picked and name in imported.names:
         picked = [d for d in found if d.kind != "method"]
     return picked[:2]
