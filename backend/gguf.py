@@ -19,14 +19,12 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from backend.model_cache import cache_root, file_lock, read_stamp_file, replace_dir
+from backend.model_cache import build_once, cache_root, read_stamp_file
 
 logger = logging.getLogger(__name__)
 
@@ -135,27 +133,18 @@ def ensure_converted(gguf_file: Path, *, progress: Progress | None = None) -> Pa
     dest = converted_path(digest)
     if is_converted(dest, digest):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(dest.parent / f".{dest.name}.lock"):
-        if is_converted(dest, digest):  # another process converted it while we waited
-            return dest
-        for stale in dest.parent.glob(f".{dest.name}-*"):  # left by a killed conversion (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        size_mb = gguf_file.stat().st_size / 1e6
-        say(f"converting {gguf_file.name} ({size_mb:.0f} MB GGUF) to float32 safetensors, once, into {dest}")
+
+    def convert(tmp: Path) -> dict[str, Any]:
+        say(f"converting {gguf_file.name} ({gguf_file.stat().st_size / 1e6:.0f} MB GGUF) to float32 safetensors, "
+            f"once, into {dest}")
         started = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-        try:
-            report = _convert(gguf_file, tmp, say)
-            report.update(
-                source=str(gguf_file.resolve()), sha256=digest, converter=CONVERTER_VERSION,
-                convert_s=round(time.monotonic() - started, 1),
-            )
-            (tmp / STAMP_FILE).write_text(json.dumps(report, indent=2) + "\n")
-            replace_dir(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        report = _convert(gguf_file, tmp, say)
+        report.update(source=str(gguf_file.resolve()), sha256=digest, converter=CONVERTER_VERSION,
+                      convert_s=round(time.monotonic() - started, 1))
+        return report
+
+    report = build_once(dest, lambda: is_converted(dest, digest), convert, STAMP_FILE)
+    if report is not None:
         say(f"converted {gguf_file.name} in {report['convert_s']} s ({report['parameters'] / 1e6:.1f}M parameters)")
     return dest
 

@@ -10,7 +10,8 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,29 @@ def read_stamp_file(folder: Path, name: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def build_once(dest: Path, done: Callable[[], bool], build: Callable[[Path], dict[str, Any]],
+               stamp_name: str) -> dict[str, Any] | None:
+    """Build a model folder into ``dest`` once across processes.
+
+    Under a file lock, ``build`` fills a temporary folder and returns its stamp, written as JSON
+    ``stamp_name``; then the folder is renamed into place. Temporary folders a killed build left are
+    removed first; a failed build leaves nothing. Returns the stamp, or None when ``done()`` turned
+    true while waiting for the lock (another process built it).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(dest.parent / f".{dest.name}.lock"):
+        if done():
+            return None
+        for stale in dest.parent.glob(f".{dest.name}-*"):  # left by a killed build (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+        try:
+            stamp = build(tmp)
+            (tmp / stamp_name).write_text(json.dumps(stamp, indent=2) + "\n")
+            replace_dir(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return stamp

@@ -22,8 +22,6 @@ import importlib
 import json
 import logging
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.model_cache import cache_root, file_lock, read_stamp_file, replace_dir
+from backend.model_cache import build_once, cache_root, read_stamp_file
 
 if TYPE_CHECKING:
     import torch
@@ -158,26 +156,19 @@ def ensure_tiny_model(which: str, *, force: bool = False, progress: Progress | N
     dest = model_path(which)
     if not force and is_current(dest):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(dest.parent / f".{dest.name}.lock"):
-        if not force and is_current(dest):  # another process built it while we waited
-            return dest
-        say = progress or (lambda msg: logger.info("%s", msg))
-        for stale in dest.parent.glob(f".{dest.name}-*"):  # left by a killed build (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
+    say = progress or (lambda msg: logger.info("%s", msg))
+
+    def build(tmp: Path) -> dict[str, Any]:
         say(f"building {dest.name} into {dest}")
         started = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-        try:
-            builder = _build_llama3 if which == "llama3" else _build_qwen_fim
-            with _one_torch_thread():
-                report = builder(tmp, say)
-            report.update(recipe=recipe_version(), which=which, build_s=round(time.monotonic() - started, 1))
-            (tmp / STAMP_FILE).write_text(json.dumps(report, indent=2) + "\n")
-            replace_dir(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        builder = _build_llama3 if which == "llama3" else _build_qwen_fim
+        with _one_torch_thread():
+            report = builder(tmp, say)
+        report.update(recipe=recipe_version(), which=which, build_s=round(time.monotonic() - started, 1))
+        return report
+
+    report = build_once(dest, lambda: not force and is_current(dest), build, STAMP_FILE)
+    if report is not None:
         say(f"built {dest.name} in {report['build_s']} s: {dest}")
     return dest
 
