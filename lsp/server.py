@@ -31,8 +31,9 @@ from lsp.actions import ActionsFeature
 from lsp.client import BackendClient, BackendError, BackendUsageDisabled
 from lsp.completion import CompletionPipeline
 from lsp.context.extract import refresh_outline_facts
-from lsp.context.index import DocumentSnapshot
+from lsp.context.index import DocumentSnapshot, WorkspaceIndex
 from lsp.context.retrieval import refresh_definitions
+from lsp.context.window_index import WindowIndex
 from lsp.documents import DocumentStore
 from lsp.events import (
     ACCEPTED_COMMAND,
@@ -146,7 +147,7 @@ class TeampilotServer(LanguageServer):
         self.exclusion = ExclusionRules(patterns=self.config.exclude, enabled=enabled)
         self.exclusion.on_change(self._exclusion_changed)
         self.documents = DocumentStore()
-        self.index: Any = None
+        self.index: WorkspaceIndex | None = None
         self.completion = CompletionPipeline(self)
         self.actions = ActionsFeature(self)
         self.events = CompletionEvents(self._send_events, enabled=self.config.usage.enabled,
@@ -446,12 +447,8 @@ class TeampilotServer(LanguageServer):
             self.update_index(doc.uri)
 
 
-def _make_index(roots: list[str], exclusion: ExclusionRules) -> Any:
-    try:
-        from lsp.context.index import WorkspaceIndex
-        from lsp.context.window_index import WindowIndex
-    except ImportError:
-        return None
+def _make_index(roots: list[str], exclusion: ExclusionRules) -> WorkspaceIndex:
+    """The workspace index (definitions and similar-code windows) of the roots, under the exclusion rules."""
     return WorkspaceIndex(roots, allow=exclusion.allows, windows=WindowIndex())
 
 
