@@ -39,6 +39,7 @@ from lsp.context.outline import (
     rank_outline,
     score_outline,
 )
+from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
 from scripts.eval_context import _blank, _category, _jobs
 from scripts.eval_oracle import call_sites
@@ -66,7 +67,8 @@ def cases(seed: int, max_sites: int) -> list[Case]:
     out: list[Case] = []
     for language, _name, root, ids in _jobs():
         root = root.resolve()
-        index = WorkspaceIndex([root])
+        windows = WindowIndex()
+        index = WorkspaceIndex([root], windows=windows)
         index.build_sync()
         sites = []
         for path in iter_source_files(root):
@@ -80,8 +82,10 @@ def cases(seed: int, max_sites: int) -> list[Case]:
                 continue
             blanked, offset, _ = _blank(site, "whole-line")
             doc = Document(site.path.as_uri(), ids[site.path.suffix], 1, blanked)
+            windows.update_document(doc.path, doc.version, doc.text)  # as eval_context.py: the open document's windows
             facts = outline_facts(doc, index)
             query, cap = outline_plan(doc, offset, index)
+            windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
             if facts is None or (site.same_file and query.visible[0] <= site.target.start_line <= query.visible[1]):
                 continue  # shown in the windows: not what this measures
             counted[category] += 1

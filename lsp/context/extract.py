@@ -36,6 +36,8 @@ from lsp.context.outline import (
     rank_outline,
 )
 from lsp.context.retrieval import (
+    IDENTIFIER,
+    STOP_WORDS,
     DefinitionFinder,
     UsedName,
     definition_snippet_text,
@@ -62,6 +64,7 @@ SNIPPET_SHARE = 0.25         # of the budget, at most: definitions in full, simi
 OUTLINE_SHARE = 0.35         # of the budget, at most: headers of likely callees
 BLANK_LINE_SNIPPET_SHARE = 0.12  # the snippet share on a line with nothing typed yet (the rest goes to the outline)
 SIMILAR_SHARE = 0.10         # of the budget, at most: similar code (within the snippet share)
+SIMILAR_NAMES_WINDOWS = 4    # the best similar windows whose names rank the outline
 SIMILAR_MIN_RELATIVE = 0.5   # similar code scoring below this part of the best match is left out
 PREFIX_LINE_QUANTUM = 8      # the prefix window starts on a multiple of this many lines
 NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose names count as "used"
@@ -122,6 +125,7 @@ class _Request:
     local_start: dict[Snippet, int] = field(default_factory=dict)  # this file's snippets -> where their code starts
     definition_at: dict[Snippet, tuple[str, int]] = field(default_factory=dict)  # full definitions -> (path, line)
     relative: dict[str, str] = field(default_factory=dict)
+    similar_names: frozenset[str] = frozenset()  # names in the code most similar to the lines before the cursor
 
     @property
     def scope(self) -> Scope | None:
@@ -250,6 +254,7 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
         for score, snippet in similar_snippets(above, others, req.rel, limit=2, deadline=req.deadline):
             found.append((windows.score(query, snippet.text) if windows is not None else score, snippet))
     found.sort(key=lambda item: -item[0])
+    req.similar_names = frozenset(name for _, s in found[:SIMILAR_NAMES_WINDOWS] for name in IDENTIFIER.findall(s.text))
     best = found[0][0] if found else 0.0
     earlier = [(windows.score(query, s.text), s) for s in _earlier_similar(req)
                if s.text not in shown] if windows is not None else []
@@ -390,7 +395,27 @@ def _outline_query(req: _Request) -> OutlineQuery:
     near = doc.text[doc.line_start(max(scope_lines[0], req.cursor_line - WORDS_LINES_ABOVE)):
                     doc.line_end(min(doc.line_count - 1, req.cursor_line + WORDS_LINES_BELOW))]
     words = query_words(near, [s.name for s in req.scopes[:1]])
-    return OutlineQuery(req.cursor_line, scope_lines, req.visible, classes, words=words)
+    return OutlineQuery(req.cursor_line, scope_lines, req.visible, classes, words=words, similar=req.similar_names,
+                        before=_names_on(doc, _next_code_line(doc, req.cursor_line, -1)),
+                        after=_names_on(doc, _next_code_line(doc, req.cursor_line, 1)))
+
+
+def _next_code_line(doc: Document, line: int, step: int, reach: int = 4) -> int | None:
+    """The nearest line above (``step`` -1) or below (+1) ``line`` with something on it, within ``reach``."""
+    for candidate in range(line + step, line + step * (reach + 1), step):
+        if not 0 <= candidate < doc.line_count:
+            return None
+        if doc.text[doc.line_start(candidate):doc.line_end(candidate)].strip():
+            return candidate
+    return None
+
+
+def _names_on(doc: Document, line: int | None) -> tuple[str, ...]:
+    """The identifiers on a line (keywords and one-letter names left out), in order."""
+    if line is None:
+        return ()
+    names = IDENTIFIER.findall(doc.text[doc.line_start(line):doc.line_end(line)])
+    return tuple(dict.fromkeys(n for n in names if len(n) > 1 and n not in STOP_WORDS))
 
 
 def outline_plan(doc: Document, offset: int, index: WorkspaceIndex | None,
@@ -400,6 +425,7 @@ def outline_plan(doc: Document, offset: int, index: WorkspaceIndex | None,
     For tuning the ranking offline (``scripts/fit_outline_ranking.py``).
     """
     req = _plan(doc, offset, index, budget_tokens, math.inf, _line_comment(doc), PurePath(doc.path).name)
+    _similar(req, (), budget_tokens)
     return _outline_query(req), req.outline_cap
 
 

@@ -129,11 +129,12 @@ def _item(name: str, definition: Definition, language_id: str, own: bool, idle: 
 
 
 def _uses(text: str) -> dict[str, tuple[int, ...]]:
-    """Lines where each identifier occurs (keywords and one-letter names left out)."""
+    """Lines where each identifier occurs (keywords left out; one-letter names too, unless capitalised: Go's
+    ``E(err)``)."""
     found: dict[str, list[int]] = defaultdict(list)
     for number, line in enumerate(text.split("\n")):
         for name in dict.fromkeys(IDENTIFIER.findall(line)):  # in order: the same facts in every process
-            if len(name) > 1 and name not in STOP_WORDS:
+            if (len(name) > 1 or name.isupper()) and name not in STOP_WORDS:
                 found[name].append(number)
     return {name: tuple(lines) for name, lines in found.items()}
 
@@ -291,6 +292,9 @@ class OutlineQuery:
     classes: tuple[str, ...] = ()   # names of the classes around the cursor
     near_lines: int = 15
     words: frozenset[str] = frozenset()  # words of the names around the cursor and of the scopes' names
+    before: tuple[str, ...] = ()  # names on the lines just above the cursor
+    after: tuple[str, ...] = ()   # names on the line just below it
+    similar: frozenset[str] = frozenset()  # names in the workspace's code most similar to the lines before the cursor
 
 
 def query_words(text_near_cursor: str, scope_names: Sequence[str]) -> frozenset[str]:
@@ -317,29 +321,35 @@ class RankWeights:
     from these values moves the checked mean recall by less than half a point.
     """
 
-    idle: float = 5.0            # imported or defined, not used yet: likely what comes next
+    idle: float = 4.5            # imported or defined, not used yet: likely what comes next
     own_class: float = 1.5       # a method of the cursor's class (or its base): what self./this. calls
-    in_scope: float = 3.0        # used in the enclosing scope
-    near: float = 4.5            # used within ``near_lines`` of the cursor
+    in_scope: float = 3.0         # used in the enclosing scope
+    near: float = 6.5            # used within ``near_lines`` of the cursor
     frequency: float = 1.5       # times log2(1 + uses in the file)
-    own_distance: float = 1.0    # this file's definitions, times 1 / (1 + lines away / 100)
-    own_close: float = 3.0       # this file's definitions within 200 lines
-    word: float = 1.5            # per word shared with the code at the cursor
+    own_distance: float = 3.5    # this file's definitions, times 1 / (1 + lines away / 100)
+    own_close: float = 3.5       # this file's definitions within 200 lines
+    word: float = 3.0            # per word shared with the code at the cursor
     owner_near: float = 1.0      # a method of another file's type used near the cursor
+    owner_far: float = -20.0     # a method of another file's type not used near the cursor: only if room is left
     type_kind: float = -1.5      # classes / types (their constructor calls are rarer than calls)
-    external: float = -3.0       # defined in another file
-    used_external: float = 1.0   # another file's name the file already uses
-    proximity: float = 0.5       # times 1 / (1 + lines from the cursor to the nearest use / 50): breaks ties
+    external: float = -1.5       # defined in another file
+    used_external: float = 0.5   # another file's name the file already uses
+    proximity: float = 2.5       # times 1 / (1 + lines from the cursor to the nearest use / 50): breaks ties
+    similar: float = 3.0         # named in the workspace's code most similar to the lines before the cursor
+    follows: float = 2.5         # times log2(1 + uses elsewhere next to the names next to the cursor)
 
 
 WEIGHTS = RankWeights()
 
 
 def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_near: bool = False,
-           weights: RankWeights = WEIGHTS) -> float:
+           weights: RankWeights = WEIGHTS, neighbours: Collection[int] = ()) -> float:
     """Higher is better: the weighted signals of :class:`RankWeights`."""
     w = weights
     score = w.idle * item.idle + w.word * len(item.words & query.words) + w.owner_near * owner_near
+    score += w.similar * (item.name in query.similar)
+    if neighbours:
+        score += w.follows * math.log2(1 + sum(n in neighbours for n in uses))
     if item.container and _names_class(item.container, query.classes):
         score += w.own_class
     if item.kind in _TYPE_KINDS:
@@ -363,6 +373,23 @@ def _used_in(uses: Sequence[int], lines: tuple[int, int]) -> bool:
     return at < len(uses) and uses[at] <= lines[1]
 
 
+FOLLOW_LINES = 2        # a use this many lines after (before) a name of the line above (below) the cursor
+MAX_FOLLOW_USES = 64    # names used more often than this say little about what follows them
+
+
+def _neighbour_lines(uses: Mapping[str, tuple[int, ...]], query: OutlineQuery) -> set[int]:
+    """Lines elsewhere in the file in the cursor line's position: just after a use of a name the line
+    above the cursor uses, or just before a use of a name of the line below it."""
+    lines: set[int] = set()
+    for names, sign in ((query.before, 1), (query.after, -1)):
+        for name in names:
+            found = uses.get(name, ())
+            if len(found) <= MAX_FOLLOW_USES:
+                lines.update(n + sign * step for n in found for step in range(1, FOLLOW_LINES + 1))
+    lines.discard(query.cursor_line)
+    return lines
+
+
 def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = (),
                  weights: RankWeights = WEIGHTS) -> list[OutlineItem]:
     """The outline items best first, without this file's definitions the windows show and ``skip``'s (path, line)."""
@@ -380,6 +407,7 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
     classes = {*query.classes, *(base for name in query.classes for base in facts.bases.get(name, ()))}
     if classes != set(query.classes):
         query = replace(query, classes=tuple(sorted(classes)))
+    neighbours = _neighbour_lines(facts.uses, query) if weights.follows else set()
     for item in facts.items:
         if item.own and query.visible[0] <= item.line <= query.visible[1]:
             continue
@@ -390,9 +418,10 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
         # the definition's own header line uses its name: that is not a use
         uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
         owner_near = bool(item.owner) and _used_in(facts.uses.get(item.owner, ()), near)
+        score = _score(item, uses, query, owner_near, weights, neighbours)
         if item.owner and not owner_near and item.owner not in bases:
-            continue  # another file's type's methods: only where the code at the cursor uses that type
-        scored.append((_score(item, uses, query, owner_near, weights), item))
+            score += weights.owner_far  # another file's type's method, the type not used near the cursor
+        scored.append((score, item))
     return scored
 
 

@@ -17,6 +17,7 @@ from lsp.context.extract import (
     SNIPPET_SHARE,
     build_completion_context,
     outline_facts,
+    outline_plan,
 )
 from lsp.context.imports import imported_names
 from lsp.context.index import WorkspaceIndex
@@ -303,7 +304,13 @@ def test_methods_of_another_files_type_used_in_the_scope(tmp_path: Path) -> None
     assert "#     def add_argument(self, obj, dest, nargs: int = 1) -> None:\n" in outline
     elsewhere = doc.text.replace("def helper_40(value):\n    return value\n", "def helper_40(value):\n    <|>\n")
     doc, offset = _open(tmp_path / "click", "core.py", elsewhere, "python")
-    assert "add_argument" not in _outline_text(doc, offset, index)  # no _OptionParser around that cursor
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    ranked = [item.name for item in rank_outline(facts, outline_plan(doc, offset, index)[0])]
+    # no _OptionParser around that cursor: its methods come after everything else, only if room is left
+    helpers = [at for at, name in enumerate(ranked) if name.startswith("helper_")]
+    assert len(helpers) > 5
+    assert ranked.index("add_argument") > max(helpers)
     doc, offset = _open(tmp_path / "http", "writesched_priority.go", (
         "package http\n\n" + "".join(f"var errNumber{n} = {n}\n" for n in range(300)) +
         "\nfunc (ws *priorityWriteScheduler) Pop() (FrameWriteRequest, bool) {\n\tvar q *writeQueue\n"
