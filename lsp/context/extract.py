@@ -254,8 +254,9 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
         for score, snippet in similar_snippets(above, others, req.rel, limit=2, deadline=req.deadline):
             found.append((windows.score(query, snippet.text) if windows is not None else score, snippet))
     found.sort(key=lambda item: -item[0])
-    req.similar_names = frozenset(name for _, s in found[:SIMILAR_NAMES_WINDOWS] for name in IDENTIFIER.findall(s.text))
     best = found[0][0] if found else 0.0
+    req.similar_names = frozenset(name for score, s in found[:SIMILAR_NAMES_WINDOWS]
+                                  if score >= best * SIMILAR_MIN_RELATIVE for name in IDENTIFIER.findall(s.text))
     earlier = [(windows.score(query, s.text), s) for s in _earlier_similar(req)
                if s.text not in shown] if windows is not None else []
     earlier = [(score, s) for score, s in earlier if score >= best * SIMILAR_MIN_RELATIVE]
@@ -360,7 +361,7 @@ async def refresh_outline_facts(doc: Document, index: WorkspaceIndex | None) -> 
     cache.outline_computing = version
     try:
         facts = await asyncio.to_thread(compute_outline_facts, spec, doc.language_id, doc.path, version, doc.source,
-                                        tree.copy(), imports_of(doc), index)
+                                        tree.copy(), imports_of(doc), index, cache.outline)
     finally:
         if cache.outline_computing == version:
             cache.outline_computing = None

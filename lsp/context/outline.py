@@ -177,8 +177,13 @@ def _import_lines(text: str, imports: Sequence[str]) -> set[int]:
 
 
 def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, version: int, source: bytes,
-                          tree: Tree, imports: Sequence[str], index: WorkspaceIndex | None) -> OutlineFacts:
-    """The outline candidates of one document version (a snapshot: ``tree`` must not change meanwhile)."""
+                          tree: Tree, imports: Sequence[str], index: WorkspaceIndex | None,
+                          previous: OutlineFacts | None = None) -> OutlineFacts:
+    """The outline candidates of one document version (a snapshot: ``tree`` must not change meanwhile).
+
+    When the text does not parse (a block's opening line deleted, half typed), the ``previous``
+    version's definitions the parser no longer sees are kept, at their header line's new place.
+    """
     text = source.decode("utf-8", errors="replace")
     uses = _uses(text)
     import_lines = _import_lines(text, imports)
@@ -197,10 +202,30 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         function = enclosing_function(raw.outer)
         local_to = (function.start_point[0], function.end_point[0]) if function is not None else None
         items.append(_item(raw.name, definition, language_id, True, idle(raw.name, raw.node.start_point[0]), local_to))
+    if previous is not None and tree.root_node.has_error:
+        items += _carried_over(previous, items, text)
     bases = {item.name: _base_names(item.header) for item in items if item.kind in _CLASS_KINDS}
     if index is not None:
         items += _external_items(text, uses, idle, bases, imports, path, language_id, index, MAX_ITEMS - len(items))
     return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b})
+
+
+def _carried_over(previous: OutlineFacts, items: Sequence[OutlineItem], text: str) -> list[OutlineItem]:
+    """The previous version's own definitions missing from ``items``, moved to where their header line is now
+    (the nearest line starting with the header up to the name; dropped when there is none)."""
+    found = {(item.name, item.kind) for item in items}
+    line_starts: list[int] = []
+    carried: list[OutlineItem] = []
+    for old in previous.items:
+        if not old.own or (old.name, old.kind) in found or (at := old.header.find(old.name)) < 0:
+            continue
+        line_starts = line_starts or [0, *(m.end() for m in re.finditer("\n", text))]
+        head = re.escape(old.header[:at + len(old.name)].strip())
+        starts = [bisect.bisect_right(line_starts, m.start()) - 1
+                  for m in re.finditer(rf"^[ \t]*{head}\b", text, re.MULTILINE)]
+        if starts:
+            carried.append(replace(old, line=min(starts, key=lambda n: abs(n - old.line)), local_to=None))
+    return carried
 
 
 def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, int | None], bool],

@@ -22,18 +22,27 @@ from lsp.context.extract import (
 from lsp.context.imports import imported_names
 from lsp.context.index import WorkspaceIndex
 from lsp.context.model import CHARS_PER_TOKEN, render_snippet
-from lsp.context.outline import DOC_ITEMS, OutlineQuery, outline_snippets, query_words, rank_outline
+from lsp.context.outline import (
+    DOC_ITEMS,
+    OutlineFacts,
+    OutlineQuery,
+    compute_outline_facts,
+    outline_snippets,
+    query_words,
+    rank_outline,
+)
+from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
 
 CURSOR = "<|>"
 
 
-def _workspace(tmp_path: Path, files: dict[str, str]) -> WorkspaceIndex:
+def _workspace(tmp_path: Path, files: dict[str, str], *, windows: bool = False) -> WorkspaceIndex:
     for name, text in files.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    index = WorkspaceIndex([tmp_path])
+    index = WorkspaceIndex([tmp_path], windows=WindowIndex() if windows else None)
     index.build_sync()
     return index
 
@@ -149,6 +158,69 @@ def test_ranking_prefers_the_scope_then_frequency(tmp_path: Path) -> None:
     assert names.index("used_in_scope") < names.index("used_often") < names.index("used_far")
     skipped = rank_outline(facts, query, {(doc.path, 8)})
     assert "used_in_scope" not in [item.name for item in skipped]  # shown in full already: redundant
+
+
+def test_definitions_survive_an_edit_that_breaks_the_parse(tmp_path: Path) -> None:
+    # @tanstack/query-core's Query, its `if (...) {` line deleted: the stray `}` closes the class early
+    source = (
+        "export class Query {\n  #gcTimeout?: number\n\n  optionalRemove() {\n    if (!this.observers.length) {\n"
+        "      this.remove()\n    }\n  }\n\n  getObserversCount(): number {\n    return this.observers.length\n"
+        "  }\n\n  remove(): void {\n    this.cache.remove(this)\n  }\n}\n")
+    doc, _ = _open(tmp_path, "query.ts", source + CURSOR, "typescript")
+    before = outline_facts(doc, None)
+    assert before is not None
+    broken, _ = _open(tmp_path, "query.ts", source.replace("    if (!this.observers.length) {\n", "\n") + CURSOR,
+                      "typescript")
+    assert broken.tree is not None
+    assert broken.tree.root_node.has_error
+
+    def facts(previous: OutlineFacts | None) -> dict[str, int]:
+        assert broken.language is not None
+        assert broken.tree is not None
+        computed = compute_outline_facts(broken.language, "typescript", broken.path, 2, broken.source,
+                                         broken.tree, (), None, previous)
+        return {item.name: item.line for item in computed.items}
+
+    assert "getObserversCount" not in facts(None)  # the parser lost it
+    assert facts(before)["getObserversCount"] == 9  # kept, at its header line in the new text
+
+
+def _ranked_names(doc: Document, offset: int, index: WorkspaceIndex | None) -> list[str]:
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    return [item.name for item in rank_outline(facts, outline_plan(doc, offset, index)[0])]
+
+
+def test_ranking_prefers_what_follows_the_line_above_elsewhere_in_the_file(tmp_path: Path) -> None:
+    # requests' Session.send: `start = preferred_clock()` ... `r = adapter.send(...)`, the same order each time
+    helpers = ("def decode_fields(raw):\n    return raw\n\n\ndef verify(fields):\n    return fields\n\n\n"
+               "def emit_rows(rows):\n    return rows\n\n\n")
+    loaders = "".join(f"def load_{n}(path):\n    fields = decode_fields(read_{n}(path))\n    verify(fields)\n"
+                      f"    return fields\n\n\n" for n in range(2))
+    reports = "".join(f"def report_{n}(rows):\n    emit_rows(rows)\n\n\n" for n in range(3))
+    filler = "".join(f"def filler_{n}(value):\n    return value\n\n\n" for n in range(60))
+    doc, offset = _open(tmp_path, "m.py", helpers + loaders + reports + filler +
+                        "def load_remote(url):\n    fields = decode_fields(download(url))\n    <|>\n", "python")
+    names = _ranked_names(doc, offset, None)
+    # emit_rows is used more often; verify is what the file writes after decode_fields
+    assert names.index("verify") < names.index("emit_rows")
+
+
+def test_ranking_prefers_what_similar_code_in_the_workspace_calls(tmp_path: Path) -> None:
+    index = _workspace(tmp_path, {
+        "pkg/buffers.py": "def reset_buffer(stream):\n    pass\n\n\ndef flush_buffer(stream):\n    pass\n",
+        "pkg/headers.py": "def write_header(stream, rows):\n    pass\n",
+        "pkg/writer.py": ("from .buffers import flush_buffer\nfrom .headers import write_header\n\n\n"
+                          "def write_report(stream, rows):\n    write_header(stream, rows)\n    for row in rows:\n"
+                          "        stream.write(row)\n    flush_buffer(stream)\n"),
+    }, windows=True)
+    doc, offset = _open(tmp_path / "pkg", "table.py", (
+        "from .buffers import reset_buffer, flush_buffer\nfrom .headers import write_header\n\n\n"
+        "def export_table(stream, rows):\n    write_header(stream, rows)\n    for row in rows:\n"
+        "        stream.write(row)\n    <|>\n"), "python")
+    names = _ranked_names(doc, offset, index)
+    # both imported and not used yet; pkg/writer.py, the code most like these lines, flushes next
+    assert names.index("flush_buffer") < names.index("reset_buffer")
 
 
 def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_path: Path) -> None:
