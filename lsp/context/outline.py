@@ -32,6 +32,7 @@ from lsp.context.index import Definition, RawDefinition, render_definition, scan
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet
 from lsp.context.nodes import enclosing_function
+from lsp.context.receivers import declared_types
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
 from lsp.words import identifier_words
 
@@ -85,6 +86,7 @@ class OutlineFacts:
     items: tuple[OutlineItem, ...]
     uses: Mapping[str, tuple[int, ...]]
     bases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # class name -> its base classes' names
+    holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # type name -> variables holding one
 
 
 # ---- computing the facts (off the event loop) -------------------------------------------------
@@ -205,9 +207,12 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     if previous is not None and tree.root_node.has_error:
         items += _carried_over(previous, items, text)
     bases = {item.name: _base_names(item.header) for item in items if item.kind in _CLASS_KINDS}
+    holders: dict[str, tuple[str, ...]] = {}
     if index is not None:
-        items += _external_items(text, uses, idle, bases, imports, path, language_id, index, MAX_ITEMS - len(items))
-    return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b})
+        external, holders = _external_items(text, uses, idle, bases, imports, path, language_id, index,
+                                            MAX_ITEMS - len(items))
+        items += external
+    return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
 
 
 def _carried_over(previous: OutlineFacts, items: Sequence[OutlineItem], text: str) -> list[OutlineItem]:
@@ -230,16 +235,21 @@ def _carried_over(previous: OutlineFacts, items: Sequence[OutlineItem], text: st
 
 def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, int | None], bool],
                     bases: Mapping[str, Sequence[str]], imports: Sequence[str], path: str, language_id: str,
-                    index: WorkspaceIndex, limit: int) -> list[OutlineItem]:
-    """Other files' definitions the document names (most used first), with the methods of its types and bases."""
+                    index: WorkspaceIndex, limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
+    """Other files' definitions the document names (most used first), with the methods of its types and bases,
+    of the types its variables hold, and the members of the modules it uses by alias.
+
+    Also returns, per type whose methods are items, the variables that hold one (``cache`` for ``QueryCache``).
+    """
     imported = imported_names(language_id, imports)
-    base_names = sorted({b for names in bases.values() for b in names})
-    items = [item for base in base_names for definition in _external(base, (), imported, path, language_id, index)
-             for item in _type_member_items(base, definition, language_id, index)]
-    typed = set(base_names)
     receivers: dict[str, set[str]] = defaultdict(set)
     for match in _MEMBER.finditer(text):
         receivers[match.group(2)].add(match.group(1))
+    base_names = sorted({b for names in bases.values() for b in names})
+    items = [item for base in base_names
+             for definition in _external(base, receivers.get(base, ()), imported, path, language_id, index)
+             for item in _type_member_items(base, definition, language_id, index, path)]
+    typed = set(base_names)
     for name in sorted(uses, key=lambda n: -len(uses[n])):
         if len(items) >= limit:
             break
@@ -247,8 +257,93 @@ def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callab
             items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
             if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and name not in typed:
                 typed.add(name)
-                items += _type_member_items(name, definition, language_id, index)
+                items += _type_member_items(name, definition, language_id, index, path)
+    receiver_names = {r for names in receivers.values() for r in names}
+    holders = _holders(text, receiver_names, imported, path, language_id, index)
+    items += _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
+    known = {(i.path, i.line) for i in items}
+    items += _module_member_items(receiver_names - holders.keys(), known, imported, path, language_id, index,
+                                  limit - len(items))
+    by_type: dict[str, set[str]] = defaultdict(set)
+    for variable, (_, types) in holders.items():
+        for type_name in types:
+            by_type[type_name].add(variable)
+    return items, {name: tuple(sorted(variables)) for name, variables in by_type.items() if name in typed}
+
+
+MAX_HELD_TYPES = 16      # types the file's variables hold whose methods become candidates (most used first)
+MAX_MODULE_MEMBERS = 60  # definitions of one module used by alias (`util.f`) that the file does not name yet
+MAX_MODULES = 6
+
+
+def _holders(text: str, receiver_names: set[str], imported: ImportedNames, path: str, language_id: str,
+             index: WorkspaceIndex) -> dict[str, tuple[str, set[str]]]:
+    """Receiver name -> (the file declaring its type, the type names): declared in the document, or an instance
+    another module exports (``export const timeoutManager = new TimeoutManager()``)."""
+    holders = {name: (path, types) for name, types in declared_types(text, language_id, receiver_names).items()}
+    stems = set(imported.modules.values())
+    for name in sorted(receiver_names & imported.names.keys() - holders.keys()):
+        found = [d for d in index.lookup(name) if d.name == name and d.kind == "constant" and d.path != path]
+        found = [d for d in found if stems & set(_module_of(d.path))] if len(found) > 1 else found
+        for definition in found[:1]:
+            if types := declared_types(definition.text, language_id, {name}):
+                holders[name] = (definition.path, types[name])
+    return holders
+
+
+def _held_type_items(holders: Mapping[str, tuple[str, set[str]]], typed: set[str],
+                     uses: Mapping[str, tuple[int, ...]], imported: ImportedNames, path: str, language_id: str,
+                     index: WorkspaceIndex, limit: int) -> list[OutlineItem]:
+    """The methods of the other files' types that the document's variables hold (``typed`` is updated)."""
+    declared_in: dict[str, str] = {}
+    weight: dict[str, int] = defaultdict(int)
+    for variable, (source, types) in holders.items():
+        for type_name in types:
+            weight[type_name] += len(uses.get(variable, ()))
+            declared_in.setdefault(type_name, source)
+    items: list[OutlineItem] = []
+    added = 0
+    for type_name in sorted(weight, key=lambda t: (-weight[t], t)):
+        if added >= MAX_HELD_TYPES or len(items) >= limit:
+            break
+        if type_name in typed:
+            continue
+        source = declared_in[type_name]
+        found = [d for d in index.definitions_in(source) if d.name == type_name and d.kind in _TYPE_KINDS] \
+            if source != path else []
+        found = found or _external(type_name, (), imported, path, language_id, index)
+        members = [item for d in found[:1] for item in _type_member_items(type_name, d, language_id, index, path)]
+        if members:
+            typed.add(type_name)
+            items += members
+            added += 1
     return items
+
+
+def _module_member_items(aliases: set[str], known: set[tuple[str, int]], imported: ImportedNames, path: str,
+                         language_id: str, index: WorkspaceIndex, limit: int) -> list[OutlineItem]:
+    """Top-level definitions of the modules the document uses by alias (``util.stringify``) that are not
+    items yet, owned by the alias: they rank where the alias is used near the cursor."""
+    modules = {alias: imported.modules[alias] for alias in sorted(aliases) if alias in imported.modules}
+    if not modules:
+        return []
+    files: dict[str, list[str]] = defaultdict(list)
+    for file_path in index.paths():
+        stem, folder = _module_of(file_path)
+        if file_path == path:
+            continue
+        files[stem].append(file_path)
+        if language_id == "go" or stem == "__init__":
+            files[folder].append(file_path)
+    items: list[OutlineItem] = []
+    for alias, module in list(modules.items())[:MAX_MODULES]:
+        members = [d for file_path in files.get(module, ())[:8] for d in index.definitions_in(file_path)
+                   if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known]
+        members.sort(key=lambda d: d.kind != "function")  # what a next line calls, before the types it names
+        items += [_item(d.name, d, language_id, False, False, owner=alias) for d in members[:MAX_MODULE_MEMBERS]]
+        if len(items) >= limit:
+            break
+    return items[:max(limit, 0)]
 
 
 def _base_names(header: str) -> list[str]:
@@ -277,12 +372,13 @@ def _members(type_definition: Definition, language_id: str, index: WorkspaceInde
             if d.qualified_name.startswith(name + ".") and d.kind in OUTLINE_KINDS]
 
 
-def _type_member_items(name: str, type_definition: Definition, language_id: str,
-                       index: WorkspaceIndex) -> list[OutlineItem]:
+def _type_member_items(name: str, type_definition: Definition, language_id: str, index: WorkspaceIndex,
+                       own_path: str) -> list[OutlineItem]:
     """A type's methods as outline items owned by it (none when the definition is not a type)."""
     if type_definition.kind not in _TYPE_KINDS:
         return []
-    members = _members(type_definition, language_id, index)[:MAX_MEMBERS]
+    members = _members(type_definition, language_id, index)
+    members = members[:MAX_MEMBERS]
     return [_item(d.name, d, language_id, False, False, owner=name) for d in members]
 
 
@@ -433,6 +529,7 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
     if classes != set(query.classes):
         query = replace(query, classes=tuple(sorted(classes)))
     neighbours = _neighbour_lines(facts.uses, query) if weights.follows else set()
+    owners_near: dict[str, bool] = {}
     for item in facts.items:
         if item.own and query.visible[0] <= item.line <= query.visible[1]:
             continue
@@ -442,7 +539,12 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
             continue  # a nested function is called only where it is visible
         # the definition's own header line uses its name: that is not a use
         uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
-        owner_near = bool(item.owner) and _used_in(facts.uses.get(item.owner, ()), near)
+        owner_near = False
+        if item.owner:
+            if item.owner not in owners_near:  # the type, or a variable holding one, is used near the cursor
+                owners_near[item.owner] = any(_used_in(facts.uses.get(name, ()), near)
+                                              for name in (item.owner, *facts.holders.get(item.owner, ())))
+            owner_near = owners_near[item.owner]
         score = _score(item, uses, query, owner_near, weights, neighbours)
         if item.owner and not owner_near and item.owner not in bases:
             score += weights.owner_far  # another file's type's method, the type not used near the cursor

@@ -31,6 +31,7 @@ from lsp.context.outline import (
     query_words,
     rank_outline,
 )
+from lsp.context.receivers import declared_types
 from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
 
@@ -390,3 +391,86 @@ def test_methods_of_another_files_type_used_in_the_scope(tmp_path: Path) -> None
     outline = _outline_text(doc, offset, index)
     assert "// func (q *writeQueue) shift() FrameWriteRequest\n" in outline
     assert "func (p *other) shift() int" not in outline  # another type's method of the same name
+
+
+@pytest.mark.parametrize(
+    ("language_id", "text", "expected"),
+    [
+        pytest.param("typescript", (
+            "export class QueryClient {\n  #queryCache: QueryCache\n  #mutationCache: MutationCache\n"
+            "  constructor(config: QueryClientConfig = {}) {\n"
+            "    this.#mutationCache = config.mutationCache || new MutationCache()\n  }\n}\n"
+            "export const timeoutManager = new TimeoutManager()\n"),
+            {"queryCache": {"QueryCache"}, "mutationCache": {"MutationCache"}, "config": {"QueryClientConfig"},
+             "timeoutManager": {"TimeoutManager"}}, id="query-core"),
+        pytest.param("python", (
+            "def format_help(self, ctx: Context, formatter: \"HelpFormatter\") -> None:\n"
+            "    self.session = Session()\n    parser: t.Optional[OptionParser] = None\n"),
+            {"ctx": {"Context"}, "formatter": {"HelpFormatter"}, "session": {"Session"},
+             "parser": {"OptionParser"}}, id="click"),
+        pytest.param("go", (
+            "func (c *Client) Do(req *Request) (*Response, error) {\n\tb := &strings.Builder{}\n"
+            "\tsrv, err := NewServer(addr)\n}\n\ntype Transport struct {\n\tconn   net.Conn\n"
+            "\tidleConnWait map[connectMethodKey]wantConnQueue // waiting getConns\n\tq wantConnQueue\n}\n"),
+            {"c": {"Client"}, "req": {"Request"}, "b": {"Builder"}, "srv": {"Server"}, "conn": {"Conn"},
+             "q": {"wantConnQueue"}}, id="net-http"),
+    ],
+)
+def test_declared_types(language_id: str, text: str, expected: dict[str, set[str]]) -> None:
+    found = declared_types(text, language_id, set(expected))
+    assert found == expected
+
+
+_QUERY_CACHE = (
+    "export class QueryCache extends Subscribable<QueryCacheListener> {\n"
+    "  build(client: QueryClient, options: QueryOptions): Query {\n    return new Query(client, options)\n  }\n"
+    "  find(filters: QueryFilters): Query | undefined {\n    return undefined\n  }\n"
+    "  findAll(filters: QueryFilters = {}): Array<Query> {\n    return []\n  }\n}\n")
+_TIMEOUT_MANAGER = (
+    "export class TimeoutManager {\n"
+    "  setTimeout(callback: TimeoutCallback, delay: number): ManagedTimerId {\n    return 0\n  }\n"
+    "  clearTimeout(timeoutId: ManagedTimerId | undefined): void {\n    return\n  }\n}\n\n"
+    "export const timeoutManager = new TimeoutManager()\n")
+
+
+def test_methods_of_the_type_a_variable_holds(tmp_path: Path) -> None:
+    # query-core: QueryClient holds `#queryCache: QueryCache`; the type's name is far from the cursor,
+    # the variable is near. removable.ts uses the instance timeoutManager.ts exports.
+    index = _workspace(tmp_path, {"src/queryCache.ts": _QUERY_CACHE, "src/timeoutManager.ts": _TIMEOUT_MANAGER})
+    filler = "".join(f"\nexport function helper{n}(value: number): number {{\n  return value\n}}\n"
+                     for n in range(80))
+    doc, offset = _open(tmp_path / "src", "queryClient.ts", (
+        "import { QueryCache } from './queryCache'\nimport { timeoutManager } from './timeoutManager'\n" + filler +
+        "\nexport class QueryClient {\n  #queryCache: QueryCache\n" + "\n" * 30 +
+        "  ensureQueryData(options: QueryOptions) {\n    const cache = this.#queryCache.build(this, options)\n"
+        "    <|>\n  }\n\n  clearGcTimeout(id: number) {\n    timeoutManager.setTimeout(() => {}, 0)\n  }\n}\n"),
+        "typescript")
+    outline = _outline_text(doc, offset, index)
+    assert "//   find(filters: QueryFilters): Query | undefined\n" in outline
+    names = _ranked_names(doc, offset, index)
+    # a method of the type of an instance another module exports: a candidate, ranked last here, where
+    # timeoutManager is not used near the cursor
+    assert names.index("find") < names.index("clearTimeout") == len(names) - 1
+
+
+def test_members_of_a_module_used_by_alias(tmp_path: Path) -> None:
+    # zod v4: `import * as util from "./util.js"`, util.stringifyPrimitive not used in the file yet
+    index = _workspace(tmp_path, {"core/util.ts": (
+        "export function joinValues<T extends Primitive[]>(array: T, separator = \" | \"): string {\n"
+        "  return array.join(separator)\n}\n\n"
+        "export function stringifyPrimitive(value: any): string {\n  return String(value)\n}\n")})
+    filler = "".join(f"\nfunction helper{n}(value: number): number {{\n  return value\n}}\n" for n in range(60))
+    doc, offset = _open(tmp_path / "core", "errors.ts", (
+        'import * as util from "./util.js"\n' + filler +
+        "\nexport function message(issue: Issue): string {\n  const values = util.joinValues(issue.values)\n"
+        "  <|>\n  return values\n}\n"), "typescript")
+    outline = _outline_text(doc, offset, index)
+    assert "// function stringifyPrimitive(value: any): string\n" in outline
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    far = doc.text.replace("function helper5(value: number): number {\n  return value\n",
+                           "function helper5(value: number): number {\n  <|>\n")
+    doc, offset = _open(tmp_path / "core", "errors.ts", far, "typescript")
+    names = _ranked_names(doc, offset, index)
+    # far from any use of `util`, the module's other members come after this file's helpers
+    assert names.index("stringifyPrimitive") > max(at for at, n in enumerate(names) if n.startswith("helper"))
