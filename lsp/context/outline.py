@@ -151,6 +151,8 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
               index: WorkspaceIndex) -> list[Definition]:
     """Definitions in other files that the file's use of ``name`` most likely means."""
     found = [d for d in index.lookup(name) if d.name == name and d.path != own_path and d.kind in OUTLINE_KINDS]
+    if language_id == "go":
+        found = [d for d in found if _go_visible(d, own_path, imported)]
     if not found:
         return []
     if len(found) == 1:
@@ -165,6 +167,21 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
     if not picked and name in imported.names:
         picked = [d for d in found if d.kind != "method"]
     return picked[:2]
+
+
+def _go_visible(definition: Definition, own_path: str, imported: ImportedNames) -> bool:
+    """Whether Go's package rules let ``own_path`` name ``definition``: its own package's (folder's)
+    definitions, test files only from test files, and of other packages only exported names: methods
+    (of whatever type a variable holds) and the top-level names of the packages the file imports."""
+    folder = os.path.dirname(definition.path)
+    same_package = folder == os.path.dirname(own_path)
+    if definition.path.endswith("_test.go") and not (same_package and own_path.endswith("_test.go")):
+        return False
+    if same_package:
+        return True
+    if not definition.name[:1].isupper():
+        return False
+    return definition.kind == "method" or os.path.basename(folder) in imported.modules.values()
 
 
 def _import_lines(text: str, imports: Sequence[str]) -> set[int]:
@@ -338,7 +355,8 @@ def _module_member_items(aliases: set[str], known: set[tuple[str, int]], importe
     items: list[OutlineItem] = []
     for alias, module in list(modules.items())[:MAX_MODULES]:
         members = [d for file_path in files.get(module, ())[:8] for d in index.definitions_in(file_path)
-                   if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known]
+                   if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known
+                   and (language_id != "go" or (d.name[:1].isupper() and d.kind != "method"))]
         members.sort(key=lambda d: d.kind != "function")  # what a next line calls, before the types it names
         items += [_item(d.name, d, language_id, False, False, owner=alias) for d in members[:MAX_MODULE_MEMBERS]]
         if len(items) >= limit:
@@ -378,6 +396,8 @@ def _type_member_items(name: str, type_definition: Definition, language_id: str,
     if type_definition.kind not in _TYPE_KINDS:
         return []
     members = _members(type_definition, language_id, index)
+    if language_id == "go" and os.path.dirname(type_definition.path) != os.path.dirname(own_path):
+        members = [d for d in members if d.name[:1].isupper()]  # another package's: only the exported ones
     members = members[:MAX_MEMBERS]
     return [_item(d.name, d, language_id, False, False, owner=name) for d in members]
 

@@ -145,6 +145,30 @@ def test_go_sibling_file_of_the_package(tmp_path: Path) -> None:
     assert "other/header.go" not in outline  # another package's function of the same name
 
 
+def test_go_package_rules_decide_what_another_file_can_mean(tmp_path: Path) -> None:
+    # net/http: each name defined only once in the workspace, so only Go's rules tell them apart
+    index = _workspace(tmp_path, {
+        "http/httptrace/trace.go": (
+            "package httptrace\n\nfunc ContextClientTrace(ctx context.Context) *ClientTrace {\n\treturn nil\n}\n"
+            "\nfunc (t *ClientTrace) compose(old *ClientTrace) {\n}\n"
+            "\nfunc (t *ClientTrace) HasGotConn() bool {\n\treturn false\n}\n"),
+        "http/internal/ascii/print.go": (
+            "package ascii\n\nfunc isPrint(s string) bool {\n\treturn true\n}\n"
+            "\nfunc EqualFold(s, t string) bool {\n\treturn s == t\n}\n"),
+        "http/cookiejar/jar_test.go": "package cookiejar\n\nfunc newTestJar() *Jar {\n\treturn nil\n}\n",
+    })
+    doc, offset = _open(tmp_path / "http", "transport.go", (
+        'package http\n\nimport "net/http/httptrace"\n\n'
+        "func (t *Transport) roundTrip(req *Request) (*Response, error) {\n"
+        "\ttrace := httptrace.ContextClientTrace(req.Context())\n"
+        "\tif trace.HasGotConn() && isPrint(req.Method) && EqualFold(req.Method, \"GET\") {\n"
+        "\t\ttrace.compose(nil)\n\t\tnewTestJar()\n\t}\n\t<|>\n\treturn nil, nil\n}\n"), "go")
+    names = set(_ranked_names(doc, offset, index))
+    assert {"ContextClientTrace", "HasGotConn"} <= names  # an imported package's function, an exported method
+    # another package's unexported names, a package the file does not import, another package's test file
+    assert not names & {"isPrint", "EqualFold", "compose", "newTestJar"}
+
+
 def test_ranking_prefers_the_scope_then_frequency(tmp_path: Path) -> None:
     source = (
         "def used_far(x):\n    return x\n\n\ndef used_often(x):\n    return x\n\n\ndef used_in_scope(x):\n"
