@@ -4,7 +4,9 @@ A bare name defined once in the workspace, or in the same file (Go: the same pac
 imported from a module that defines it; ``self.x``/``this.x`` in the enclosing class; ``module.f(``
 where ``module`` is an imported module (Go: an imported package) defining ``f``; ``obj.m(`` only
 when ``m`` is the workspace's single definition of that name and a method (so ``rows.map(`` is not
-taken for a workspace function ``map``). Call sites it cannot resolve are ambiguous.
+taken for a workspace function ``map``) and no built-in type has a method ``m`` (``parts.join(``,
+``n.toString()``; :mod:`scripts.builtin_methods`). Accessors (``get size()``) and functions nested in
+other functions are never the answer. Call sites it cannot resolve are ambiguous.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from tree_sitter import Node, QueryCursor
 
 from lsp.context.index import Definition, WorkspaceIndex
 from lsp.documents import Document
+from scripts.builtin_methods import BY_SUFFIX
 
 CALLABLE = {"function", "method", "class"}
+_ACCESSOR = re.compile(r"(?:(?:static|public|private|protected|override)\s+)*[gs]et\s+[\w$#]")  # `get size()`
 
 
 @dataclass
@@ -53,8 +57,10 @@ def _file_lines(path: str) -> list[str]:
 
 
 def _nested_function(definition: Definition) -> bool:
-    """A Python function defined inside another function: a local, not what a call elsewhere means."""
-    if definition.kind != "function" or not definition.path.endswith(".py"):
+    """A function defined inside another one (an indented function definition: Python's nested
+    ``def``, a TypeScript closure such as ``const unsubscribe = () => ...`` inside ``observable()``):
+    a local, visible only in its function, so not what a same-named call elsewhere means."""
+    if definition.kind != "function":
         return False
     lines = _file_lines(definition.path)
     line = lines[definition.start_line] if definition.start_line < len(lines) else ""
@@ -106,7 +112,8 @@ def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
 def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receiver: str,
             enclosing_class: str) -> Definition | None:
     """The oracle: which definition a call refers to, or None when it cannot tell."""
-    defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE and not _nested_function(d)]
+    defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE and not _nested_function(d)
+            and not _ACCESSOR.match(d.header)]
     if not defs:
         return None
     if receiver in {"self", "this", "cls"}:
@@ -123,6 +130,8 @@ def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receive
             matches = [d for d in defs if d.kind != "method" and _module_matches(module, Path(d.path), path)]
             if len(matches) == 1:
                 return matches[0]
+        if name in BY_SUFFIX.get(path.suffix, ()):
+            return None  # `parts.join(`, `signal.addEventListener(`: a built-in type's method, most likely
         methods = [d for d in defs if d.kind == "method"]
         return methods[0] if len(methods) == 1 and len(defs) == 1 else None
     defs = [d for d in defs if d.kind != "method"]  # a bare `set(` is not `self.set(`
