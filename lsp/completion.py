@@ -50,6 +50,9 @@ class CompletionHost(Protocol):
 
     def content_excluded(self, path: str) -> str | None: ...
 
+    def update_index(self, uri: str) -> None:
+        """Re-index an open document and recompute its outline facts, off the event loop."""
+
     def report_error_once(self, condition: str, message: str) -> None: ...
 
 
@@ -207,7 +210,8 @@ class CompletionPipeline:
 
     def _follow_exclusion_rules(self) -> None:
         """After the exclusion rules changed, nothing gathered under the old ones is reused: the
-        suggestions cache and each document's context cache (the snippets kept across keystrokes)."""
+        suggestions cache, and the context cache of each document gathered under older rules (the
+        snippets kept across keystrokes, the outline facts: recomputed off the event loop)."""
         generation = self.host.exclusion.generation
         if generation == self._rules_generation:
             return
@@ -215,7 +219,9 @@ class CompletionPipeline:
         self._cache.clear()
         self._shown.clear()
         for doc in self.host.documents:
-            doc.context.clear()
+            if doc.context.rules_generation != generation:
+                doc.context.clear(generation)
+                self.host.update_index(doc.uri)
 
     def invalidate(self) -> None:
         """Forget every cached suggestion (the backend or model changed)."""

@@ -482,6 +482,7 @@ def _register_documents(server: TeampilotServer) -> None:
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
         doc = server.documents.open(item.uri, item.language_id, item.version, item.text)
+        doc.context.rules_generation = server.exclusion.generation
         server.track_ignore_file(item.uri)
         server.content_excluded(doc.path)
         server.update_index(item.uri)

@@ -55,12 +55,17 @@ class ContextCache:
     sticky: StickySnippets | None = None
     outline: OutlineFacts | None = None
     outline_computing: int | None = None  # the version whose outline a worker thread is computing
+    rules_generation: int = 0   # the exclusion rules' generation everything here was gathered under
+    epoch: int = 0              # bumped by clear(): work started before it must not store its result
 
-    def clear(self) -> None:
-        """Forget everything (the exclusion rules changed: nothing gathered before may be reused)."""
+    def clear(self, rules_generation: int) -> None:
+        """Forget everything: the exclusion rules changed to ``rules_generation``, so nothing gathered
+        before may be reused (a worker thread's result that arrives later is dropped, too)."""
         self.definitions = None
         self.imports = None
         self.windows = None
         self.sticky = None
         self.outline = None
         self.outline_computing = None
+        self.rules_generation = rules_generation
+        self.epoch += 1

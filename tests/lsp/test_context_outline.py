@@ -56,11 +56,13 @@ def _open(tmp_path: Path, name: str, source: str, language_id: str) -> tuple[Doc
 
 
 def ctx_text(doc: Document, offset: int, index: WorkspaceIndex) -> str:
-    """The whole prompt."""
+    """The whole prompt, once the outline facts are computed (the server computes them after the open)."""
+    outline_facts(doc, index)
     return build_completion_context(doc, offset, index).prompt()
 
 
 def _outline_text(doc: Document, offset: int, index: WorkspaceIndex) -> str:
+    outline_facts(doc, index)
     ctx = build_completion_context(doc, offset, index)
     return "".join(render_snippet(s, ctx.line_comment) for s in ctx.snippets if s.kind == "outline")
 
@@ -259,10 +261,23 @@ def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_pat
     for cursor_line, least, most in (("    <|>\n", OUTLINE_SHARE, blank_share),
                                      ("    function_number_7(<|>\n", OUTLINE_SHARE * 0.8, OUTLINE_SHARE)):
         doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + cursor_line, "python")
+        outline_facts(doc, None)
         ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
         outline = "".join(render_snippet(s, "#") for s in ctx.snippets if s.kind == "outline")
         assert int(chars * least) < len(outline) <= int(chars * most)
         assert len(ctx.prompt()) + len(ctx.suffix) <= budget * CHARS_PER_TOKEN
+
+
+def test_a_completion_uses_only_facts_computed_off_the_event_loop(tmp_path: Path) -> None:
+    # computing them costs 60-160 ms on a 5,000-line file: the server does it in a worker thread
+    index = _workspace(tmp_path, {"pkg/exceptions.py": "class InvalidURL(ValueError):\n    pass\n"})
+    doc, offset = _open(tmp_path / "pkg", "models.py", (
+        "from .exceptions import InvalidURL\n\n\ndef prepare_url(url):\n    if not url:\n        <|>\n"),
+        "python")
+    ctx = build_completion_context(doc, offset, index)
+    assert doc.context.outline is None and not [s for s in ctx.snippets if s.kind == "outline"]
+    assert outline_facts(doc, index) is not None  # what the worker thread does after the open
+    assert "# class InvalidURL(ValueError):" in _outline_text(doc, offset, index)
 
 
 def _items(doc: Document) -> list[tuple[str, str]]:
