@@ -191,6 +191,7 @@ def bench_typing(label: str, root: Path, path: Path, language_id: str, lines: in
     uri = path.resolve().as_uri()
     doc = store.open(uri, language_id, 1, text)
     index.update_document(doc)
+    outline_facts(doc, index)  # the server computes them in a worker thread after the open; kept while typing
     # type inside a function around the middle of the file
     middle = doc.line_start(lines // 2)
     body_line = text.index("return ", middle)
