@@ -275,7 +275,8 @@ def test_a_completion_uses_only_facts_computed_off_the_event_loop(tmp_path: Path
         "from .exceptions import InvalidURL\n\n\ndef prepare_url(url):\n    if not url:\n        <|>\n"),
         "python")
     ctx = build_completion_context(doc, offset, index)
-    assert doc.context.outline is None and not [s for s in ctx.snippets if s.kind == "outline"]
+    assert doc.context.outline is None
+    assert not [s for s in ctx.snippets if s.kind == "outline"]
     assert outline_facts(doc, index) is not None  # what the worker thread does after the open
     assert "# class InvalidURL(ValueError):" in _outline_text(doc, offset, index)
 
