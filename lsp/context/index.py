@@ -431,6 +431,12 @@ def _ignored(path: Path, is_dir: bool, specs: list[tuple[Path, pathspec.GitIgnor
 
 
 # ---- the index --------------------------------------------------------------------------
+def module_names(path: str) -> tuple[str, str]:
+    """A file's module stem and its folder's name (``pkg/util.py`` -> ``util``, ``pkg``)."""
+    folder, name = os.path.split(path)
+    return name.split(".")[0], os.path.basename(folder)
+
+
 class WorkspaceIndex:
     """Definitions of every indexed file, by name (and ``Class.member``), kept in memory."""
 
@@ -444,6 +450,7 @@ class WorkspaceIndex:
         self._lock = threading.Lock()
         self._by_path: dict[str, list[Definition | _LazyDefinition]] = {}
         self._by_name: dict[str, list[Definition | _LazyDefinition]] = {}
+        self._by_module: dict[str, set[str]] = {}  # a file's stem, and its folder's name -> the indexed files
         self._doc_versions: dict[str, int] = {}
         self.ready = False
         self.file_count = 0
@@ -525,6 +532,9 @@ class WorkspaceIndex:
             if version is not None:
                 self._doc_versions[path] = version
             old = self._by_path.pop(path, [])
+            for key in module_names(path):
+                if files := self._by_module.get(key):
+                    files.discard(path)
             touched: set[str] = set()
             for definition in old:
                 touched.update(self._keys(definition))
@@ -536,6 +546,8 @@ class WorkspaceIndex:
                     self._by_name.pop(key, None)
             if definitions:
                 self._by_path[path] = definitions
+                for key in module_names(path):
+                    self._by_module.setdefault(key, set()).add(path)
             for definition in definitions:
                 for key in self._keys(definition):
                     self._by_name.setdefault(key, []).append(definition)
@@ -628,6 +640,13 @@ class WorkspaceIndex:
         """Every indexed file."""
         with self._lock:
             return sorted(self._by_path)
+
+    def paths_of_module(self, name: str) -> list[str]:
+        """The indexed files named like module ``name`` (``util.ts``, ``util.py``) or in a folder of that
+        name (a Python package, a Go package), sorted."""
+        with self._lock:
+            found = sorted(self._by_module.get(name, ()))
+        return [path for path in found if self._allowed(path)]
 
     def relative_path(self, path: str) -> str:
         """A path relative to the workspace root containing it (POSIX separators)."""

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING
 from tree_sitter import Tree
 
 from lsp.context.imports import ImportedNames, imported_names
-from lsp.context.index import Definition, RawDefinition, render_definition, scan_definitions
+from lsp.context.index import (
+    Definition,
+    RawDefinition,
+    module_names,
+    render_definition,
+    scan_definitions,
+)
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet
 from lsp.context.nodes import enclosing_function
@@ -141,12 +147,6 @@ def _uses(text: str) -> dict[str, tuple[int, ...]]:
     return {name: tuple(lines) for name, lines in found.items()}
 
 
-def _module_of(path: str) -> tuple[str, str]:
-    """A file's module stem and its folder's name (``pkg/__init__.py`` is ``pkg``)."""
-    folder, name = os.path.split(path)
-    return name.split(".")[0], os.path.basename(folder)
-
-
 def _external(name: str, members_of: Collection[str], imported: ImportedNames, own_path: str, language_id: str,
               index: WorkspaceIndex) -> list[Definition]:
     """Definitions in other files that the file's use of ``name`` most likely means."""
@@ -160,13 +160,18 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
     module_stems = {imported.modules[alias] for alias in members_of if alias in imported.modules}
     if name in imported.names:
         module_stems |= set(imported.modules.values())
-    picked = [d for d in found if module_stems & set(_module_of(d.path))]
+    picked = [d for d in found if module_stems & set(module_names(d.path))]
     if language_id == "go":
         own_dir = os.path.dirname(own_path)
         picked += [d for d in found if os.path.dirname(d.path) == own_dir]
     if not picked and name in imported.names:
         picked = [d for d in found if d.kind != "method"]
     return picked[:2]
+
+
+def _go_exported(name: str) -> bool:
+    """Go exports the names that start with an upper-case letter."""
+    return name[:1].isupper()
 
 
 def _go_visible(definition: Definition, own_path: str, imported: ImportedNames) -> bool:
@@ -179,7 +184,7 @@ def _go_visible(definition: Definition, own_path: str, imported: ImportedNames) 
         return False
     if same_package:
         return True
-    if not definition.name[:1].isupper():
+    if not _go_exported(definition.name):
         return False
     return definition.kind == "method" or os.path.basename(folder) in imported.modules.values()
 
@@ -301,7 +306,7 @@ def _holders(text: str, receiver_names: set[str], imported: ImportedNames, path:
     stems = set(imported.modules.values())
     for name in sorted(receiver_names & imported.names.keys() - holders.keys()):
         found = [d for d in index.lookup(name) if d.name == name and d.kind == "constant" and d.path != path]
-        found = [d for d in found if stems & set(_module_of(d.path))] if len(found) > 1 else found
+        found = [d for d in found if stems & set(module_names(d.path))] if len(found) > 1 else found
         for definition in found[:1]:
             if types := declared_types(definition.text, language_id, {name}):
                 holders[name] = (definition.path, types[name])
@@ -342,26 +347,28 @@ def _module_member_items(aliases: set[str], known: set[tuple[str, int]], importe
     """Top-level definitions of the modules the document uses by alias (``util.stringify``) that are not
     items yet, owned by the alias: they rank where the alias is used near the cursor."""
     modules = {alias: imported.modules[alias] for alias in sorted(aliases) if alias in imported.modules}
-    if not modules:
-        return []
-    files: dict[str, list[str]] = defaultdict(list)
-    for file_path in index.paths():
-        stem, folder = _module_of(file_path)
-        if file_path == path:
-            continue
-        files[stem].append(file_path)
-        if language_id == "go" or stem == "__init__":
-            files[folder].append(file_path)
     items: list[OutlineItem] = []
     for alias, module in list(modules.items())[:MAX_MODULES]:
-        members = [d for file_path in files.get(module, ())[:8] for d in index.definitions_in(file_path)
+        members = [d for file_path in _module_files(module, path, language_id, index)[:8]
+                   for d in index.definitions_in(file_path)
                    if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known
-                   and (language_id != "go" or (d.name[:1].isupper() and d.kind != "method"))]
+                   and (language_id != "go" or (_go_exported(d.name) and d.kind != "method"))]
         members.sort(key=lambda d: d.kind != "function")  # what a next line calls, before the types it names
         items += [_item(d.name, d, language_id, False, False, owner=alias) for d in members[:MAX_MODULE_MEMBERS]]
         if len(items) >= limit:
             break
     return items[:max(limit, 0)]
+
+
+def _module_files(module: str, own_path: str, language_id: str, index: WorkspaceIndex) -> list[str]:
+    """The files module ``module`` names: ``util.ts``/``util.py``, or a package's (Go: every file of
+    the folder; Python: ``util/__init__.py``)."""
+    files = []
+    for path in index.paths_of_module(module):
+        stem = module_names(path)[0]
+        if path != own_path and (stem in {module, "__init__"} or language_id == "go"):
+            files.append(path)
+    return files
 
 
 def _base_names(header: str) -> list[str]:
@@ -397,7 +404,7 @@ def _type_member_items(name: str, type_definition: Definition, language_id: str,
         return []
     members = _members(type_definition, language_id, index)
     if language_id == "go" and os.path.dirname(type_definition.path) != os.path.dirname(own_path):
-        members = [d for d in members if d.name[:1].isupper()]  # another package's: only the exported ones
+        members = [d for d in members if _go_exported(d.name)]  # another package's
     members = members[:MAX_MEMBERS]
     return [_item(d.name, d, language_id, False, False, owner=name) for d in members]
 

@@ -143,6 +143,19 @@ def test_update_document_and_remove(workspace: Path) -> None:
     assert index.lookup("main")
 
 
+def test_files_by_module_name_follow_updates(workspace: Path) -> None:
+    index = WorkspaceIndex([workspace])
+    index.build_sync()
+    jobs, kept = str(workspace / "src" / "jobs.py"), str(workspace / "src" / "sub" / "kept.ts")
+    assert index.paths_of_module("jobs") == [jobs]
+    assert kept in index.paths_of_module("sub")  # a folder names a package
+    assert index.paths_of_module("scratch_1") == []  # not indexed (.gitignore)
+    index.remove(jobs)
+    assert index.paths_of_module("jobs") == []
+    index.update_document(Document((workspace / "src" / "jobs.py").as_uri(), "python", 2, "def run_job(n):\n    pass\n"))
+    assert index.paths_of_module("jobs") == [jobs]
+
+
 def test_update_ignores_plain_text(tmp_path: Path) -> None:
     index = WorkspaceIndex([tmp_path])
     index.update_document(Document((tmp_path / "notes.txt").as_uri(), "plaintext", 1, "def nope(): pass\n"))
