@@ -55,7 +55,7 @@ _CLASS_KINDS = frozenset({"class", "interface", "struct"})
 _PYTHON_BASES = re.compile(r"^\s*class\s+\w+\s*(?:\[[^\]]*\])?\s*\(([^)]*)\)")
 _EXTENDS = re.compile(r"\b(?:extends|implements)\s+([^{]+)")
 _TYPE_KINDS = frozenset({"class", "interface", "struct", "type"})
-MAX_MEMBERS = 40         # methods of one type
+MAX_MEMBERS = 100        # methods of one type: those the document names first, then public before private
 MAX_TYPES = 24           # other files' types whose methods are candidates (bases, then the most used)
 _MEMBER = re.compile(r"([\w$]+)\s*(?:\.|::|->)\s*([\w$]+)")
 
@@ -113,13 +113,21 @@ def _doc_line(definition: Definition, language_id: str) -> str:
     return first if 0 < len(first) <= MAX_DOC_CHARS else ""
 
 
+_OPENED = re.compile(r"([(\[{<])\s+")
+_BEFORE_CLOSER = re.compile(r",?\s*([)\]}])|,\s*(>)")
+
+
 def compact_header(definition: Definition) -> str:
-    """The signature on one line (its first line kept verbatim, the rest joined and cut if long)."""
+    """The signature on one line: its first line kept verbatim, the rest joined as one would write it on
+    one line (``def f(\n    a,\n    b,\n) -> T:`` -> ``def f(a, b) -> T:``) and cut if long."""
     lines = definition.header.split("\n")
     text = lines[0].rstrip()
     if len(lines) > 1:
         rest = " ".join(line.strip() for line in lines[1:] if line.strip())
-        text = f"{text} {rest}" if len(text) + len(rest) < MAX_HEADER_CHARS else f"{text} {rest[:MAX_HEADER_CHARS - len(text)]}..."
+        rest = _BEFORE_CLOSER.sub(r"\1\2", _OPENED.sub(r"\1", rest))
+        if not text.endswith(("(", "[", "{", "<")):
+            rest = " " + rest
+        text += rest if len(text) + len(rest) < MAX_HEADER_CHARS else f"{rest[:MAX_HEADER_CHARS - len(text)]}..."
     return text
 
 
@@ -227,7 +235,7 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         local_to = (function.start_point[0], function.end_point[0]) if function is not None else None
         items.append(_item(raw.name, definition, language_id, True, idle(raw.name, raw.node.start_point[0]), local_to))
     if previous is not None and tree.root_node.has_error:
-        items += _carried_over(previous, items, text)
+        items += _carried_over(previous, items, text, idle)
     bases = {item.name: _base_names(item.header) for item in items if item.kind in _CLASS_KINDS}
     holders: dict[str, tuple[str, ...]] = {}
     if index is not None:
@@ -237,9 +245,11 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
 
 
-def _carried_over(previous: OutlineFacts, items: Sequence[OutlineItem], text: str) -> list[OutlineItem]:
+def _carried_over(previous: OutlineFacts, items: Sequence[OutlineItem], text: str,
+                  idle: Callable[[str, int | None], bool]) -> list[OutlineItem]:
     """The previous version's own definitions missing from ``items``, moved to where their header line is now
-    (the nearest line starting with the header up to the name; dropped when there is none)."""
+    (the nearest line starting with the header up to the name; dropped when there is none), idle or not as
+    the current text uses them."""
     found = {(item.name, item.kind) for item in items}
     line_starts: list[int] = []
     carried: list[OutlineItem] = []
@@ -251,7 +261,8 @@ def _carried_over(previous: OutlineFacts, items: Sequence[OutlineItem], text: st
         starts = [bisect.bisect_right(line_starts, m.start()) - 1
                   for m in re.finditer(rf"^[ \t]*{head}\b", text, re.MULTILINE)]
         if starts:
-            carried.append(replace(old, line=min(starts, key=lambda n: abs(n - old.line)), local_to=None))
+            line = min(starts, key=lambda n: abs(n - old.line))
+            carried.append(replace(old, line=line, local_to=None, idle=idle(old.name, line)))
     return carried
 
 
@@ -270,7 +281,7 @@ def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callab
     base_names = sorted({b for names in bases.values() for b in names})
     items = [item for base in base_names
              for definition in _external(base, receivers.get(base, ()), imported, path, language_id, index)
-             for item in _type_member_items(base, definition, language_id, index, path)]
+             for item in _type_member_items(base, definition, language_id, index, path, uses)]
     typed = set(base_names)
     for name in sorted(uses, key=lambda n: -len(uses[n])):
         if len(items) >= limit:
@@ -279,7 +290,7 @@ def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callab
             items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
             if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and name not in typed:
                 typed.add(name)
-                items += _type_member_items(name, definition, language_id, index, path)
+                items += _type_member_items(name, definition, language_id, index, path, uses)
     receiver_names = {r for names in receivers.values() for r in names}
     holders = _holders(text, receiver_names, imported, path, language_id, index)
     items += _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
@@ -294,7 +305,7 @@ def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callab
 
 
 MAX_HELD_TYPES = 16      # types the file's variables hold whose methods become candidates (most used first)
-MAX_MODULE_MEMBERS = 60  # definitions of one module used by alias (`util.f`) that the file does not name yet
+MAX_MODULE_MEMBERS = 120  # definitions of one module used by alias (`util.f`) that the file does not name yet
 MAX_MODULES = 6
 
 
@@ -334,7 +345,7 @@ def _held_type_items(holders: Mapping[str, tuple[str, set[str]]], typed: set[str
         found = [d for d in index.definitions_in(source) if d.name == type_name and d.kind in _TYPE_KINDS] \
             if source != path else []
         found = found or _external(type_name, (), imported, path, language_id, index)
-        members = [item for d in found[:1] for item in _type_member_items(type_name, d, language_id, index, path)]
+        members = [item for d in found[:1] for item in _type_member_items(type_name, d, language_id, index, path, uses)]
         if members:
             typed.add(type_name)
             items += members
@@ -398,14 +409,19 @@ def _members(type_definition: Definition, language_id: str, index: WorkspaceInde
 
 
 def _type_member_items(name: str, type_definition: Definition, language_id: str, index: WorkspaceIndex,
-                       own_path: str) -> list[OutlineItem]:
-    """A type's methods as outline items owned by it (none when the definition is not a type)."""
+                       own_path: str, used: Collection[str] = ()) -> list[OutlineItem]:
+    """A type's methods as outline items owned by it (none when the definition is not a type).
+
+    A large type keeps the :data:`MAX_MEMBERS` the document names (``used``) first, then its public ones.
+    """
     if type_definition.kind not in _TYPE_KINDS:
         return []
     members = _members(type_definition, language_id, index)
     if language_id == "go" and os.path.dirname(type_definition.path) != os.path.dirname(own_path):
         members = [d for d in members if _go_exported(d.name)]  # another package's
-    members = members[:MAX_MEMBERS]
+    if len(members) > MAX_MEMBERS:
+        rank = {id(d): (d.name not in used, d.name.startswith(("_", "#")), n) for n, d in enumerate(members)}
+        members = sorted(sorted(members, key=lambda d: rank[id(d)])[:MAX_MEMBERS], key=lambda d: rank[id(d)][2])
     return [_item(d.name, d, language_id, False, False, owner=name) for d in members]
 
 
@@ -593,7 +609,10 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str
     containers: dict[str, set[str]] = defaultdict(set)
     lines_of: dict[OutlineItem, str] = {}
     used = 0
+    said: set[str] = set()  # headers already chosen: the same signature again tells the model nothing new
     for item in ranked:
+        if item.header in said:
+            continue
         line = item.rendered(comment, len(lines_of) < DOC_ITEMS)
         cost = len(comment) + 2 + len(line) + (len(indent) if item.container else 0)
         if item.path not in chosen:
@@ -605,6 +624,7 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str
                 break
             continue
         used += cost
+        said.add(item.header)
         lines_of[item] = line
         chosen.setdefault(item.path, []).append(item)
         if item.container:

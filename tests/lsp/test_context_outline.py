@@ -24,8 +24,11 @@ from lsp.context.index import WorkspaceIndex
 from lsp.context.model import CHARS_PER_TOKEN, render_snippet
 from lsp.context.outline import (
     DOC_ITEMS,
+    MAX_HEADER_CHARS,
+    MAX_MEMBERS,
     OutlineFacts,
     OutlineQuery,
+    compact_header,
     compute_outline_facts,
     outline_snippets,
     query_words,
@@ -514,3 +517,97 @@ def test_members_of_a_module_used_by_alias(tmp_path: Path) -> None:
     names = _ranked_names(doc, offset, index)
     # far from any use of `util`, the module's other members come after this file's helpers
     assert names.index("stringifyPrimitive") > max(at for at, n in enumerate(names) if n.startswith("helper"))
+
+
+
+def test_a_signature_is_shown_once(tmp_path: Path) -> None:
+    # zod v3 types.ts: every schema class overrides `_parse` with the same signature
+    classes = "".join(
+        f"export class Zod{kind} extends ZodType {{\n"
+        f"  _parse(input: ParseInput): ParseReturnType<this[\"_output\"]> {{\n    return this.check(input)\n  }}\n}}\n\n"
+        for kind in ("String", "Number", "BigInt", "Boolean", "Date", "Symbol"))
+    doc, offset = _open(tmp_path, "types.ts", classes + "export function parse(schema: ZodType, data: unknown) {\n"
+                        "  const ctx = makeContext(data)\n  <|>\n  return schema._parse(ctx)\n}\n", "typescript")
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    assert sum(item.name == "_parse" for item in facts.items) == 6
+    cursor = doc.line_of(offset)
+    ranked = rank_outline(facts, OutlineQuery(cursor, (cursor - 2, cursor + 2), (cursor - 2, cursor + 2)))
+    text = "\n".join(s.text for s in outline_snippets(ranked, 10_000, "//", lambda p: p, "  "))
+    assert text.count('_parse(input: ParseInput): ParseReturnType<this["_output"]>') == 1
+    # under the class nearest the cursor, the best ranked of the six
+    assert 'class ZodSymbol extends ZodType\n  _parse(input: ParseInput): ParseReturnType<this["_output"]>' in text
+
+
+def test_a_large_types_members_that_the_file_names_come_first(tmp_path: Path) -> None:
+    # rich: Console has over a hundred methods; live_render.py holds `console: "Console"` and calls
+    # console.render_lines, defined near the end of the class
+    methods = "".join(f"    def method_{n}(self) -> None:\n        pass\n\n" for n in range(MAX_MEMBERS))
+    private = "    def _check_buffer(self) -> None:\n        pass\n\n"
+    index = _workspace(tmp_path, {"rich/console.py": (
+        "class Console:\n" + private + methods +
+        "    def render_lines(self, renderable, options=None, *, pad: bool = True) -> list:\n        return []\n")})
+    doc, _ = _open(tmp_path / "rich", "live_render.py", (
+        "from .console import Console\n\n\nclass LiveRender:\n"
+        "    def __rich_console__(self, console: \"Console\", options) -> None:\n"
+        "        lines = console.render_lines(self.renderable, options)\n        <|>\n"), "python")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    members = {item.name for item in facts.items if item.owner == "Console"}
+    assert len(members) == MAX_MEMBERS
+    assert "render_lines" in members  # named by the file: kept, though it comes last
+    assert "_check_buffer" not in members  # private: the first to go, though it comes first
+    assert "method_0" in members
+
+
+def test_definitions_carried_over_a_broken_parse_are_idle_as_the_text_is_now(tmp_path: Path) -> None:
+    # query-core's Query again: the edit deletes an `if (...) {` line and the only call of remove()
+    source = (
+        "export class Query {\n  optionalRemove() {\n    if (!this.observers.length) {\n      this.remove()\n"
+        "    }\n  }\n\n  getObserversCount(): number {\n    return this.observers.length\n  }\n\n"
+        "  remove(): void {\n    this.cache.delete(this)\n  }\n}\n")
+    doc, _ = _open(tmp_path, "query.ts", source + CURSOR, "typescript")
+    before = outline_facts(doc, None)
+    assert before is not None
+    assert not next(item for item in before.items if item.name == "remove").idle
+    broken, _ = _open(tmp_path, "query.ts", source.replace("    if (!this.observers.length) {\n      this.remove()\n",
+                                                           "\n") + CURSOR, "typescript")
+    assert broken.tree is not None
+    assert broken.tree.root_node.has_error
+    carried = outline_facts(broken, None, before)
+    assert carried is not None
+    remove = next(item for item in carried.items if item.name == "remove")
+    assert remove.idle  # nothing calls it any more
+    assert remove.line == 10
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("def merge_setting(\n    request_setting: Any, session_setting: Any, dict_class: type = OrderedDict\n"
+                     ") -> Any:", "def merge_setting(request_setting: Any, session_setting: Any, "
+                     "dict_class: type = OrderedDict) -> Any:", id="requests"),
+        pytest.param("def get_default(\n    self, ctx: Context, call: bool = True\n) -> t.Any | None:",
+                     "def get_default(self, ctx: Context, call: bool = True) -> t.Any | None:", id="click"),
+        pytest.param("getQueryData<\n    TQueryFnData = unknown,\n  >(queryKey: QueryKey): TQueryFnData | undefined",
+                     "getQueryData<TQueryFnData = unknown>(queryKey: QueryKey): TQueryFnData | undefined",
+                     id="query-core"),
+        pytest.param("func (c *Client) do(\n\treq *Request,\n) (retres *Response, reterr error)",
+                     "func (c *Client) do(req *Request) (retres *Response, reterr error)", id="net/http"),
+        pytest.param("def render_lines(\n    self,\n    renderable: RenderableType,\n"
+                     "    options: Optional[ConsoleOptions] = None,\n    *,\n    style: Optional[Style] = None,\n"
+                     "    pad: bool = True,\n    new_lines: bool = False,\n) -> List[List[Segment]]:", None,
+                     id="rich, cut"),
+    ],
+)
+def test_a_header_joins_as_written_on_one_line(header: str, expected: str | None) -> None:
+    from lsp.context.index import Definition
+
+    compact = compact_header(Definition("f", "function", "/w/f.py", 0, 3, header, header + "\n    pass\n"))
+    first_line = header.split("\n", 1)[0]
+    assert compact.startswith(first_line)  # the first line verbatim: what a reader of the prompt searches for
+    if expected is not None:
+        assert compact == expected
+    else:
+        assert compact.endswith("...")
+        assert len(compact) <= MAX_HEADER_CHARS + 3
