@@ -140,9 +140,8 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
         counted[category] += 1
         for mode, tally in tallies.items():
             blanked, offset, gone = _blank(site, mode)
-            doc = Document(site.path.as_uri(), language_ids[site.path.suffix], 1, blanked)
+            doc = blanked_document(site, language_ids[site.path.suffix], blanked, index)
             windows.update_document(doc.path, doc.version, doc.text)  # the server does it on open, off the loop
-            outline_facts(doc, index)  # the server computes them off the event loop after an edit
             start = time.perf_counter()
             ctx = build_completion_context(doc, offset, index)
             tally.timings.append(time.perf_counter() - start)
@@ -167,6 +166,24 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
                       f"{(blanked[line_start:offset] + gone).strip()!r} -> "
                       f"{Path(site.target.path).relative_to(root)}:{site.target.start_line + 1} {next(iter(headers))!r}")
     return tallies, ambiguous, index.file_count
+
+
+def blanked_document(site: Site, language_id: str, blanked: str, index: WorkspaceIndex) -> Document:
+    """The document with the site's text blanked, and its outline facts as the server would hold them.
+
+    The server computes them off the event loop after each edit, passing the previous version's facts:
+    while the text does not parse, their definitions are carried over. Blanking a line that opens a
+    block (``if (ready) {``) leaves text that does not parse, which a developer typing a new line never
+    has; the file as it was before the edit is that previous version here. Only its definitions carry
+    over (where their header lines are now): which names the file uses is read from the blanked text.
+    """
+    doc = Document(site.path.as_uri(), language_id, 1, blanked)
+    previous = None
+    if doc.tree is not None and doc.tree.root_node.has_error:
+        before = Document(site.path.as_uri(), language_id, 0, site.path.read_text("utf-8", errors="replace"))
+        previous = outline_facts(before, index)
+    outline_facts(doc, index, previous)
+    return doc
 
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:

@@ -5,7 +5,9 @@ imported from a module that defines it; ``self.x``/``this.x`` in the enclosing c
 where ``module`` is an imported module (Go: an imported package) defining ``f``; ``obj.m(`` only
 when ``m`` is the workspace's single definition of that name and a method (so ``rows.map(`` is not
 taken for a workspace function ``map``) and no built-in type has a method ``m`` (``parts.join(``,
-``n.toString()``; :mod:`scripts.builtin_methods`). Accessors (``get size()``) and functions nested in
+``n.toString()``; :mod:`scripts.builtin_methods`), nor when ``obj`` names an imported Go package
+(``slices.Equal(`` calls the standard library, not a workspace method ``Equal``). Go test files' definitions count only
+for test files of their folder. Accessors (``get size()``) and functions nested in
 other functions are never the answer. Call sites it cannot resolve are ambiguous.
 """
 
@@ -87,6 +89,12 @@ def _module_aliases(text: str, alias: str) -> list[str]:
     return out
 
 
+def _go_visible(def_path: Path, caller: Path) -> bool:
+    """Go's rule for test files: their definitions are seen only by test files of the same folder."""
+    return not def_path.name.endswith("_test.go") or (caller.name.endswith("_test.go")
+                                                       and def_path.parent == caller.parent)
+
+
 def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
     if module.startswith("go:"):
         parts = tuple(module[3:].split("/"))
@@ -114,6 +122,8 @@ def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receive
     """The oracle: which definition a call refers to, or None when it cannot tell."""
     defs = [d for d in index.lookup(name) if d.name == name and d.kind in CALLABLE and not _nested_function(d)
             and not _ACCESSOR.match(d.header)]
+    if path.suffix == ".go":
+        defs = [d for d in defs if _go_visible(Path(d.path), path)]
     if not defs:
         return None
     if receiver in {"self", "this", "cls"}:
@@ -126,10 +136,13 @@ def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receive
         # `module.func(`: the receiver must be an imported module that defines the function;
         # `obj.method(`: only a unique method counts (a same-named function is not what
         # `rows.map(` or `headers.set(` call)
-        for module in _module_aliases(doc_text, receiver):
+        modules = _module_aliases(doc_text, receiver)
+        for module in modules:
             matches = [d for d in defs if d.kind != "method" and _module_matches(module, Path(d.path), path)]
             if len(matches) == 1:
                 return matches[0]
+        if any(module.startswith("go:") for module in modules):
+            return None  # `slices.Equal(`: a function of a package the workspace does not hold, not a method
         if name in BY_SUFFIX.get(path.suffix, ()):
             return None  # `parts.join(`, `signal.addEventListener(`: a built-in type's method, most likely
         methods = [d for d in defs if d.kind == "method"]

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lsp.context.extract import outline_facts, outline_plan
+from lsp.context.extract import outline_plan
 from lsp.context.index import WorkspaceIndex, iter_source_files
 from lsp.context.outline import (
     WEIGHTS,
@@ -40,8 +40,7 @@ from lsp.context.outline import (
     score_outline,
 )
 from lsp.context.window_index import WindowIndex
-from lsp.documents import Document
-from scripts.eval_context import _blank, _category, _jobs
+from scripts.eval_context import _blank, _category, _jobs, blanked_document
 from scripts.eval_oracle import call_sites
 
 SIGNALS = tuple(f.name for f in dataclasses.fields(RankWeights))
@@ -81,9 +80,9 @@ def cases(seed: int, max_sites: int) -> list[Case]:
             if site.target is None or counted[category] >= max_sites:
                 continue
             blanked, offset, _ = _blank(site, "whole-line")
-            doc = Document(site.path.as_uri(), ids[site.path.suffix], 1, blanked)
+            doc = blanked_document(site, ids[site.path.suffix], blanked, index)
             windows.update_document(doc.path, doc.version, doc.text)  # as eval_context.py: the open document's windows
-            facts = outline_facts(doc, index)
+            facts = doc.context.outline
             query, cap = outline_plan(doc, offset, index)
             windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
             if facts is None or (site.same_file and query.visible[0] <= site.target.start_line <= query.visible[1]):
