@@ -117,6 +117,7 @@ class _Request:
     remaining: int          # characters left for snippets + prefix
     snippet_cap: int        # definitions, similar code
     outline_cap: int        # outline headers
+    blank_line: bool        # nothing typed on the cursor line yet
     visible: tuple[int, int]
     scopes: list[Scope]
     imports: tuple[str, ...]
@@ -167,7 +168,7 @@ def _plan(doc: Document, offset: int, index: WorkspaceIndex | None, budget_token
     scopes = enclosing_definitions(doc, offset) if doc.language is not None else []
     imports = imports_of(doc) if doc.language is not None else ()
     return _Request(doc, offset, index, deadline, comment, cursor_line, suffix_end, remaining, snippet_cap,
-                    outline_cap, visible, scopes, imports)
+                    outline_cap, blank_line, visible, scopes, imports)
 
 
 def _scope_headers(req: _Request) -> None:
@@ -377,7 +378,8 @@ async def refresh_outline_facts(doc: Document, index: WorkspaceIndex | None) -> 
 def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snippet]) -> tuple[list[Snippet], int]:
     """Headers of the definitions the next line is likely to use, within the outline share.
 
-    Definitions ``chosen`` in full are left out. Ranked once per scope and facts version (the
+    On a blank line the outline also takes the snippet share that ``chosen`` left unused (the prefix
+    window keeps the size it was planned with). Definitions ``chosen`` in full are left out. Ranked once per scope and facts version (the
     prompt's start stays stable while typing there). Returns the snippets and the facts' version.
     """
     facts = req.doc.context.outline  # computed off the event loop after an open or an edit
@@ -388,7 +390,10 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
     shown = {req.definition_at[s] for s in chosen if s in req.definition_at}
     ranked = rank_outline(facts, _outline_query(req), shown)
     indent = "    " if req.doc.language_id == "python" else "  "
-    return outline_snippets(ranked, req.outline_cap, req.comment, req.rel, indent), facts.version
+    cap = req.outline_cap
+    if req.blank_line:
+        cap += max(0, req.snippet_cap - sum(len(render_snippet(s, req.comment)) for s in chosen))
+    return outline_snippets(ranked, cap, req.comment, req.rel, indent), facts.version
 
 
 def _outline_query(req: _Request) -> OutlineQuery:

@@ -258,17 +258,26 @@ def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_pat
                    f"    \"\"\"Check the {n}th thing.\"\"\"\n    return True\n\n\n" for n in range(400))
     uses = "".join(f"    function_number_{n}(1, 'a')\n" for n in range(0, 400, 7))
     budget = 1024
-    # a blank line: nothing to show in full, the outline gets the snippet share's room
+    # a blank line: little to show in full, the outline gets most of the snippet share's room, and
+    # what the full definitions leave of theirs
     blank_share = OUTLINE_SHARE + SNIPPET_SHARE - BLANK_LINE_SNIPPET_SHARE
     chars = budget * CHARS_PER_TOKEN
-    for cursor_line, least, most in (("    <|>\n", OUTLINE_SHARE, blank_share),
+    for cursor_line, least, most in (("    <|>\n", blank_share * 0.9, OUTLINE_SHARE + SNIPPET_SHARE),
                                      ("    function_number_7(<|>\n", OUTLINE_SHARE * 0.8, OUTLINE_SHARE)):
         doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + cursor_line, "python")
         outline_facts(doc, None)
         ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
         outline = "".join(render_snippet(s, "#") for s in ctx.snippets if s.kind == "outline")
+        snippets = "".join(render_snippet(s, "#") for s in ctx.snippets)
         assert int(chars * least) < len(outline) <= int(chars * most)
+        assert len(snippets) <= int(chars * (OUTLINE_SHARE + SNIPPET_SHARE))
         assert len(ctx.prompt()) + len(ctx.suffix) <= budget * CHARS_PER_TOKEN
+    # nothing near a blank line to show in full: the outline takes the whole snippet share
+    doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + "\n\ndef report():\n    <|>\n", "python")
+    outline_facts(doc, None)
+    ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
+    assert all(s.kind == "outline" for s in ctx.snippets)
+    assert int(chars * blank_share) < len("".join(render_snippet(s, "#") for s in ctx.snippets))
 
 
 def test_a_completion_uses_only_facts_computed_off_the_event_loop(tmp_path: Path) -> None:
