@@ -174,11 +174,11 @@ def test_go_package_rules_decide_what_another_file_can_mean(tmp_path: Path) -> N
     assert not names & {"isPrint", "EqualFold", "compose", "newTestJar"}
 
 
-def test_ranking_prefers_the_scope_then_frequency(tmp_path: Path) -> None:
+def test_ranking_prefers_names_used_near_the_cursor_then_frequency(tmp_path: Path) -> None:
     source = (
         "def used_far(x):\n    return x\n\n\ndef used_often(x):\n    return x\n\n\ndef used_in_scope(x):\n"
-        "    return x\n\n\n" + "".join(f"a{n} = used_often({n})\n" for n in range(5)) + "b = used_far(1)\n\n\n"
-        "def main():\n    used_in_scope(1)\n    <|>\n")
+        "    return x\n\n\n" + "".join(f"a{n} = used_often({n})\n" for n in range(5)) + "b = used_far(1)\n" +
+        "".join(f"c{n} = {n}\n" for n in range(20)) + "\n\ndef main():\n    used_in_scope(1)\n    <|>\n")
     doc, offset = _open(tmp_path, "m.py", source, "python")
     facts = outline_facts(doc, None)
     assert facts is not None
@@ -403,6 +403,27 @@ def test_base_names_of_class_headers() -> None:
     assert _base_names("export class QueryObserver<TData = unknown> extends Subscribable<Listener> implements A, B {") \
         == ["Subscribable", "A", "B"]
     assert _base_names("class Plain:") == []
+    # query-core's Query: its type parameters' `extends` are constraints, not bases
+    assert _base_names("export class Query<\n  TQueryFnData = unknown,\n  TError = DefaultError,\n"
+                       "  TQueryKey extends QueryKey = QueryKey,\n> extends Removable {") == ["Removable"]
+    assert _base_names("class Multi(\n    Base,\n    Generic[T],\n):") == ["Base", "Generic"]
+
+
+def test_bases_come_from_the_whole_header(tmp_path: Path) -> None:
+    # query-core: Query's header runs over 120 characters before `extends Removable`; this.updateGcTime
+    # is the base's
+    index = _workspace(tmp_path, {"removable.ts": (
+        "export abstract class Removable {\n  gcTime!: number\n\n"
+        "  protected updateGcTime(newGcTime: number | undefined): void {\n    this.gcTime = newGcTime ?? 0\n  }\n}\n")})
+    doc, offset = _open(tmp_path, "query.ts", (
+        "import { Removable } from './removable'\n\nexport class Query<\n  TQueryFnData = unknown,\n"
+        "  TError = DefaultError,\n  TData = TQueryFnData,\n  TQueryKey extends QueryKey = QueryKey,\n"
+        "  TQueryFnDataWithTag = TQueryFnData,\n> extends Removable {\n  setOptions(options?: QueryOptions): void {\n"
+        "    this.options = { ...this.#defaultOptions, ...options }\n    <|>\n  }\n}\n"), "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert facts.bases == {"Query": ("Removable",)}
+    assert "updateGcTime" in _ranked_names(doc, offset, index)[:3]
 
 
 def test_methods_of_another_files_type_used_in_the_scope(tmp_path: Path) -> None:
