@@ -120,16 +120,33 @@ _BEFORE_CLOSER = re.compile(r",?\s*([)\]}])|,\s*(>)")
 
 def compact_header(definition: Definition) -> str:
     """The signature on one line: its first line kept verbatim, the rest joined as one would write it on
-    one line (``def f(\n    a,\n    b,\n) -> T:`` -> ``def f(a, b) -> T:``) and cut if long."""
+    one line (``def f(\n    a,\n    b,\n) -> T:`` -> ``def f(a, b) -> T:``; a type parameter list opened at
+    the end of the first line elided: ``query<...>(options: Options): Promise<T>``), cut if long."""
     lines = definition.header.split("\n")
     text = lines[0].rstrip()
     if len(lines) > 1:
         rest = " ".join(line.strip() for line in lines[1:] if line.strip())
+        if text.endswith("<"):
+            rest = _elide_type_parameters(rest)
         rest = _BEFORE_CLOSER.sub(r"\1\2", _OPENED.sub(r"\1", rest))
         if not text.endswith(("(", "[", "{", "<")):
             rest = " " + rest
         text += rest if len(text) + len(rest) < MAX_HEADER_CHARS else f"{rest[:MAX_HEADER_CHARS - len(text)]}..."
     return text
+
+
+def _elide_type_parameters(rest: str) -> str:
+    """``TQueryFnData = unknown, TData = TQueryFnData>(key: K): T`` -> ``...>(key: K): T``: a type parameter list
+    that runs over lines says least about a call, and its parameters and return type come after it."""
+    depth = 1
+    for at, char in enumerate(rest):
+        if char == "<":
+            depth += 1
+        elif char == ">" and rest[at - 1:at] != "=":  # not an arrow: `T = () => void`
+            depth -= 1
+            if depth == 0:
+                return "..." + rest[at:]
+    return rest
 
 
 def name_words(name: str) -> frozenset[str]:

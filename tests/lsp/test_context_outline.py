@@ -620,8 +620,12 @@ def test_definitions_carried_over_a_broken_parse_are_idle_as_the_text_is_now(tmp
         pytest.param("def get_default(\n    self, ctx: Context, call: bool = True\n) -> t.Any | None:",
                      "def get_default(self, ctx: Context, call: bool = True) -> t.Any | None:", id="click"),
         pytest.param("getQueryData<\n    TQueryFnData = unknown,\n  >(queryKey: QueryKey): TQueryFnData | undefined",
-                     "getQueryData<TQueryFnData = unknown>(queryKey: QueryKey): TQueryFnData | undefined",
-                     id="query-core"),
+                     "getQueryData<...>(queryKey: QueryKey): TQueryFnData | undefined", id="query-core"),
+        pytest.param("async fetchQuery<\n    TQueryFnData,\n    TError = DefaultError,\n"
+                     "    TQueryKey extends QueryKey = QueryKey,\n    TPageParam = never,\n  >(\n"
+                     "    options: FetchQueryOptions<TQueryFnData, TError, TQueryKey, TPageParam>,\n  ): Promise<TData>",
+                     "async fetchQuery<...>(options: FetchQueryOptions<TQueryFnData, TError, TQueryKey, TPageParam>)"
+                     ": Promise<TData>", id="query-core, type parameters elided"),
         pytest.param("func (c *Client) do(\n\treq *Request,\n) (retres *Response, reterr error)",
                      "func (c *Client) do(req *Request) (retres *Response, reterr error)", id="net/http"),
         pytest.param("def render_lines(\n    self,\n    renderable: RenderableType,\n"
