@@ -379,8 +379,9 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
     """Headers of the definitions the next line is likely to use, within the outline share.
 
     On a blank line the outline also takes the snippet share that ``chosen`` left unused (the prefix
-    window keeps the size it was planned with). Definitions ``chosen`` in full are left out. Ranked once per scope and facts version (the
-    prompt's start stays stable while typing there). Returns the snippets and the facts' version.
+    window keeps the size it was planned with). Definitions ``chosen`` in full are left out. Ranked once
+    per scope and facts version (the prompt's start stays stable while typing there). Returns the
+    snippets and the facts' version.
     """
     facts = req.doc.context.outline  # computed off the event loop after an open or an edit
     if facts is None or req.outline_cap <= 0:

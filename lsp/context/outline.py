@@ -407,17 +407,14 @@ def _module_files(module: str, own_path: str, language_id: str, index: Workspace
 
 def _base_names(header: str) -> list[str]:
     """The base classes a class header names (``class A(B, mod.C)``, ``class A<T extends K> extends B implements I``)."""
-    flat = " ".join(header.split())
-    found = _PYTHON_BASES.match(flat)
-    if found is None:
-        unwrapped = ""
-        while unwrapped != flat:  # type parameters, innermost first: their `extends` constrain, they do not inherit
-            unwrapped, flat = flat, _TYPE_ARGUMENTS.sub("", flat)
-        found = _EXTENDS.search(flat)
+    flat, unwrapped = " ".join(header.split()), ""
+    while unwrapped != flat:  # type parameters and arguments, innermost first: a parameter's `extends` constrains
+        unwrapped, flat = flat, _TYPE_ARGUMENTS.sub("", flat)
+    found = _PYTHON_BASES.match(flat) or _EXTENDS.search(flat)
     if found is None:
         return []
     names = []
-    for part in _TYPE_ARGUMENTS.sub("", found.group(1)).replace("implements", ",").split(","):
+    for part in found.group(1).replace("implements", ",").split(","):
         part = part.strip()
         if part and "=" not in part:  # not `metaclass=ABCMeta`
             names.append(part.split(".")[-1].split("[")[0].split("<")[0].strip())
@@ -449,8 +446,9 @@ def _type_member_items(name: str, type_definition: Definition, language_id: str,
     if language_id == "go" and os.path.dirname(type_definition.path) != os.path.dirname(own_path):
         members = [d for d in members if _go_exported(d.name)]  # another package's
     if len(members) > MAX_MEMBERS:
-        rank = {id(d): (d.name not in used, d.name.startswith(("_", "#")), n) for n, d in enumerate(members)}
-        members = sorted(sorted(members, key=lambda d: rank[id(d)])[:MAX_MEMBERS], key=lambda d: rank[id(d)][2])
+        kept = sorted(range(len(members)), key=lambda n: (members[n].name not in used,
+                                                          members[n].name.startswith(("_", "#")), n))[:MAX_MEMBERS]
+        members = [members[n] for n in sorted(kept)]  # in source order
     return [_item(d.name, d, language_id, False, False, owner=name) for d in members]
 
 
