@@ -190,19 +190,25 @@ def test_ranking_prefers_names_used_near_the_cursor_then_frequency(tmp_path: Pat
     assert "used_in_scope" not in [item.name for item in skipped]  # shown in full already: redundant
 
 
+def _edited_to_not_parse(tmp_path: Path, source: str, deleted: str) -> tuple[OutlineFacts, Document]:
+    """query.ts's outline facts as opened, and the document once ``deleted`` is replaced by an empty line
+    (which leaves text that does not parse)."""
+    doc, _ = _open(tmp_path, "query.ts", source + CURSOR, "typescript")
+    before = outline_facts(doc, None)
+    assert before is not None
+    broken, _ = _open(tmp_path, "query.ts", source.replace(deleted, "\n") + CURSOR, "typescript")
+    assert broken.tree is not None
+    assert broken.tree.root_node.has_error
+    return before, broken
+
+
 def test_definitions_survive_an_edit_that_breaks_the_parse(tmp_path: Path) -> None:
     # @tanstack/query-core's Query, its `if (...) {` line deleted: the stray `}` closes the class early
     source = (
         "export class Query {\n  #gcTimeout?: number\n\n  optionalRemove() {\n    if (!this.observers.length) {\n"
         "      this.remove()\n    }\n  }\n\n  getObserversCount(): number {\n    return this.observers.length\n"
         "  }\n\n  remove(): void {\n    this.cache.remove(this)\n  }\n}\n")
-    doc, _ = _open(tmp_path, "query.ts", source + CURSOR, "typescript")
-    before = outline_facts(doc, None)
-    assert before is not None
-    broken, _ = _open(tmp_path, "query.ts", source.replace("    if (!this.observers.length) {\n", "\n") + CURSOR,
-                      "typescript")
-    assert broken.tree is not None
-    assert broken.tree.root_node.has_error
+    before, broken = _edited_to_not_parse(tmp_path, source, "    if (!this.observers.length) {\n")
 
     def facts(previous: OutlineFacts | None) -> dict[str, int]:
         assert broken.language is not None
@@ -596,14 +602,8 @@ def test_definitions_carried_over_a_broken_parse_are_idle_as_the_text_is_now(tmp
         "export class Query {\n  optionalRemove() {\n    if (!this.observers.length) {\n      this.remove()\n"
         "    }\n  }\n\n  getObserversCount(): number {\n    return this.observers.length\n  }\n\n"
         "  remove(): void {\n    this.cache.delete(this)\n  }\n}\n")
-    doc, _ = _open(tmp_path, "query.ts", source + CURSOR, "typescript")
-    before = outline_facts(doc, None)
-    assert before is not None
+    before, broken = _edited_to_not_parse(tmp_path, source, "    if (!this.observers.length) {\n      this.remove()\n")
     assert not next(item for item in before.items if item.name == "remove").idle
-    broken, _ = _open(tmp_path, "query.ts", source.replace("    if (!this.observers.length) {\n      this.remove()\n",
-                                                           "\n") + CURSOR, "typescript")
-    assert broken.tree is not None
-    assert broken.tree.root_node.has_error
     carried = outline_facts(broken, None, before)
     assert carried is not None
     remove = next(item for item in carried.items if item.name == "remove")
