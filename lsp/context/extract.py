@@ -126,7 +126,8 @@ class _Request:
     local_start: dict[Snippet, int] = field(default_factory=dict)  # this file's snippets -> where their code starts
     definition_at: dict[Snippet, tuple[str, int]] = field(default_factory=dict)  # full definitions -> (path, line)
     relative: dict[str, str] = field(default_factory=dict)
-    similar_names: frozenset[str] = frozenset()  # names in the code most similar to the lines before the cursor
+    similar_names: frozenset[str] = frozenset()  # names in the code most similar to the lines before the cursor,
+                                                 # and in the lines after it there
 
     @property
     def scope(self) -> Scope | None:
@@ -248,16 +249,17 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
     query = doc.text[doc.line_start(query_first):req.offset]
     windows = req.index.windows if req.index is not None else None
     local: dict[Snippet, int] = {}  # this document's windows -> where they start (the prefix may grow over them)
+    following: dict[Snippet, str] = {}  # the lines after each workspace window
     shown = doc.text[doc.line_start(req.visible[0]):req.suffix_end]
-    found = _workspace_windows(req, windows, query, shown, local) if windows is not None else []
+    found = _workspace_windows(req, windows, query, shown, local, following) if windows is not None else []
     others = [d for d in recent if d.uri != doc.uri and (windows is None or d.path not in windows)][:8]
     if others:
         for score, snippet in similar_snippets(above, others, req.rel, limit=2, deadline=req.deadline):
             found.append((windows.score(query, snippet.text) if windows is not None else score, snippet))
     found.sort(key=lambda item: -item[0])
     best = found[0][0] if found else 0.0
-    req.similar_names = frozenset(name for score, s in found[:SIMILAR_NAMES_WINDOWS]
-                                  if score >= best * SIMILAR_MIN_RELATIVE for name in IDENTIFIER.findall(s.text))
+    req.similar_names = frozenset(name for score, s in found[:SIMILAR_NAMES_WINDOWS] if score >= best * SIMILAR_MIN_RELATIVE
+                                  for name in IDENTIFIER.findall(s.text + "\n" + following.get(s, "")))
     earlier = [(windows.score(query, s.text), s) for s in _earlier_similar(req)
                if s.text not in shown] if windows is not None else []
     earlier = [(score, s) for score, s in earlier if score >= best * SIMILAR_MIN_RELATIVE]
@@ -279,9 +281,10 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
             used += size
 
 
-def _workspace_windows(req: _Request, windows: WindowIndex, query: str, shown: str,
-                       local: dict[Snippet, int]) -> list[tuple[float, Snippet]]:
-    """The best windows of the workspace for the query, less this document's windows the prompt shows."""
+def _workspace_windows(req: _Request, windows: WindowIndex, query: str, shown: str, local: dict[Snippet, int],
+                       following: dict[Snippet, str]) -> list[tuple[float, Snippet]]:
+    """The best windows of the workspace for the query, less this document's windows the prompt shows
+    (``local`` gets where this document's start, ``following`` the lines after each)."""
     doc = req.doc
     first, last = req.visible
 
@@ -295,6 +298,7 @@ def _workspace_windows(req: _Request, windows: WindowIndex, query: str, shown: s
             continue  # (its indexed version may be a little older than the document)
         snippet = Snippet(req.rel(hit.path), hit.text, "similar")
         found.append((hit.score, snippet))
+        following[snippet] = hit.following
         if hit.path == doc.path:
             at = doc.text.find(hit.text)
             local[snippet] = at if at >= 0 else doc.line_start(min(hit.start_line, doc.line_count - 1))

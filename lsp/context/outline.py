@@ -486,6 +486,7 @@ class OutlineQuery:
     before: tuple[str, ...] = ()  # names on the lines just above the cursor
     after: tuple[str, ...] = ()   # names on the line just below it
     similar: frozenset[str] = frozenset()  # names in the workspace's code most similar to the lines before the cursor
+                                           # and in the lines that follow that code
 
 
 def query_words(text_near_cursor: str, scope_names: Sequence[str]) -> frozenset[str]:

@@ -34,6 +34,7 @@ from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
 
 WINDOW_LINES = 12
 WINDOW_STEP = WINDOW_LINES // 2
+FOLLOWING_LINES = 3       # a hit's lines after it: what the file did next after code like the query
 MAX_POSTINGS = 1500       # per query, summed over the terms whose postings it reads in full
 RESCORED = 48             # windows the commoner terms still add to
 K1 = 1.2                  # BM25's term-frequency saturation
@@ -65,6 +66,7 @@ class WindowHit:
     end_line: int               # exclusive
     text: str
     score: float
+    following: str = ""         # the next FOLLOWING_LINES lines of the file: what came after such code there
 
 
 def tokens(text: str) -> list[str]:
@@ -253,7 +255,8 @@ class WindowIndex:
             if any(h.path == window.path and h.start_line < end and window.start < h.end_line for h in hits):
                 continue  # overlaps a better window of the same file
             text = "\n".join(window.lines[window.start:end]).strip("\n")
-            hits.append(WindowHit(window.path, window.start, end, text, score))
+            following = "\n".join(window.lines[end:end + FOLLOWING_LINES])
+            hits.append(WindowHit(window.path, window.start, end, text, score, following))
             if len(hits) >= limit:
                 break
         return hits

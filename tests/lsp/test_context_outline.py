@@ -259,6 +259,23 @@ def test_ranking_prefers_what_similar_code_in_the_workspace_calls(tmp_path: Path
     assert names.index("flush_buffer") < names.index("reset_buffer")
 
 
+def test_ranking_prefers_what_similar_code_calls_right_after_it(tmp_path: Path) -> None:
+    # the best window of writer.py ends where the query ends: the call comes on the window's next line
+    body = "".join(f"    header_{n} = render_cell_{n}(rows, width)\n" for n in range(9))
+    index = _workspace(tmp_path, {
+        "pkg/buffers.py": "def reset_buffer(stream):\n    pass\n\n\ndef flush_buffer(stream):\n    pass\n",
+        "pkg/writer.py": ("def write_report(stream, rows, width):\n" + body + "    stream.write(header_0)\n"
+                          "    emit_totals(stream, rows)\n    flush_buffer(stream)\n\n\n"
+                          + "".join(f"def unrelated_{n}(config):\n    return config.get_{n}()\n\n\n" for n in range(4))),
+    }, windows=True)
+    doc, offset = _open(tmp_path / "pkg", "table.py", (
+        "from .buffers import reset_buffer, flush_buffer\n\n\n"
+        "def export_table(stream, rows, width):\n" + body + "    stream.write(header_0)\n    <|>\n"), "python")
+    names = _ranked_names(doc, offset, index)
+    # both imported and not used yet; after code like these lines, writer.py flushes (two lines after its window)
+    assert names.index("flush_buffer") < names.index("reset_buffer")
+
+
 def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_path: Path) -> None:
     defs = "".join(f"def function_number_{n}(first_argument: int, second_argument: str) -> bool:\n"
                    f"    \"\"\"Check the {n}th thing.\"\"\"\n    return True\n\n\n" for n in range(400))

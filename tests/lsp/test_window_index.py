@@ -143,6 +143,16 @@ def test_the_window_sharing_rare_identifiers_ranks_first(tmp_path: Path) -> None
     assert windows.search("if x:\n    return None\n") == []  # only keywords and one-letter names
 
 
+def test_a_hit_carries_the_lines_that_follow_it_in_its_file() -> None:
+    windows = WindowIndex()
+    lines = [f"    value_{n} = parse_field_{n}(raw)" for n in range(12)] + ["    verify_fields(value_0)", "    return value_0"]
+    windows.add_file("/w/m.py", "\n".join(lines))
+    [hit] = windows.search("\n".join(lines[:12]), limit=1)
+    assert (hit.start_line, hit.end_line) == (0, 12)
+    # what the file did after code like the query: the line the next completion may write
+    assert hit.following.split("\n") == lines[12:14]
+
+
 def test_ignored_and_excluded_files_never_appear(tmp_path: Path) -> None:
     _workspace(tmp_path)
     refused = {"vendor_private"}
