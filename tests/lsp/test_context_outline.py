@@ -276,6 +276,24 @@ def test_ranking_prefers_what_similar_code_calls_right_after_it(tmp_path: Path) 
     assert names.index("flush_buffer") < names.index("reset_buffer")
 
 
+def test_interfaces_and_type_aliases_rank_after_what_a_statement_can_call(tmp_path: Path) -> None:
+    # query-core's style: the options' types are named all around the cursor, but a statement calls functions
+    index = _workspace(tmp_path, {
+        "types.ts": "export interface RetryOptions {\n  attempts: number\n}\n\nexport type Millis = number\n",
+        "timers.ts": "export function sleepFor(delay: number): Promise<void> {\n  return Promise.resolve()\n}\n",
+    })
+    doc, offset = _open(tmp_path, "retryer.ts", (
+        'import type { Millis, RetryOptions } from "./types"\nimport { sleepFor } from "./timers"\n\n'
+        "export async function retry(run: () => void, options: RetryOptions, pause: Millis): Promise<void> {\n"
+        "  const fallback: RetryOptions = { attempts: 1 }\n  const first: Millis = pause\n"
+        "  for (let attempt = 0; attempt < (options ?? fallback).attempts; attempt++) {\n"
+        "    run()\n    <|>\n  }\n}\n\n"
+        "export async function later(): Promise<void> {\n  await sleepFor(10)\n}\n"), "typescript")
+    names = _ranked_names(doc, offset, index)
+    assert names.index("sleepFor") < names.index("RetryOptions")
+    assert names.index("sleepFor") < names.index("Millis")
+
+
 def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_path: Path) -> None:
     defs = "".join(f"def function_number_{n}(first_argument: int, second_argument: str) -> bool:\n"
                    f"    \"\"\"Check the {n}th thing.\"\"\"\n    return True\n\n\n" for n in range(400))
