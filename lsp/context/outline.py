@@ -72,7 +72,7 @@ class OutlineItem:
     header: str      # the signature on one line (its first line verbatim)
     container: str   # the class's header line, for members ("" at top level)
     own: bool        # defined in the document itself
-    idle: bool = False  # imported or defined, but not used anywhere else in the file yet
+    idle: bool = False  # imported or defined (or a method of an imported instance), not used elsewhere in the file yet
     doc: str = ""    # the first short doc line, shown for the best-ranked items only
     words: frozenset[str] = frozenset()  # the name's words, lower case (``parse_url`` -> parse, url)
     local_to: tuple[int, int] | None = None  # a nested function: the lines of the function it is local to
@@ -320,8 +320,13 @@ def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callab
                 typed.add(name)
                 items += _type_member_items(name, definition, language_id, index, path, uses)
     receiver_names = {r for names in receivers.values() for r in names}
-    holders = _holders(text, receiver_names, imported, path, language_id, index)
-    items += _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
+    idle_imports = {name for name in imported.names if idle(name, None)}
+    holders = _holders(text, receiver_names | idle_imports, imported, path, language_id, index)
+    held = _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
+    # an instance imported and not used yet (`focusManager`): its methods are as likely next as an idle import
+    idle_types = {t for name, (_, types) in holders.items() if name in idle_imports for t in types} - \
+        {t for name, (_, types) in holders.items() if name not in idle_imports for t in types}
+    items += [replace(item, idle=True) if item.owner in idle_types else item for item in held]
     known = {(i.path, i.line) for i in items}
     items += _module_member_items(receiver_names - holders.keys(), known, imported, path, language_id, index,
                                   limit - len(items))
@@ -337,13 +342,13 @@ MAX_MODULE_MEMBERS = 120  # definitions of one module used by alias (`util.f`) t
 MAX_MODULES = 6
 
 
-def _holders(text: str, receiver_names: set[str], imported: ImportedNames, path: str, language_id: str,
+def _holders(text: str, names: set[str], imported: ImportedNames, path: str, language_id: str,
              index: WorkspaceIndex) -> dict[str, tuple[str, set[str]]]:
-    """Receiver name -> (the file declaring its type, the type names): declared in the document, or an instance
-    another module exports (``export const timeoutManager = new TimeoutManager()``)."""
-    holders = {name: (path, types) for name, types in declared_types(text, language_id, receiver_names).items()}
+    """Variable name (of ``names``) -> (the file declaring its type, the type names): declared in the document,
+    or an instance another module exports (``export const timeoutManager = new TimeoutManager()``)."""
+    holders = {name: (path, types) for name, types in declared_types(text, language_id, names).items()}
     stems = set(imported.modules.values())
-    for name in sorted(receiver_names & imported.names.keys() - holders.keys()):
+    for name in sorted(names & imported.names.keys() - holders.keys()):
         found = [d for d in index.lookup(name) if d.name == name and d.kind == "constant" and d.path != path]
         found = [d for d in found if stems & set(module_names(d.path))] if len(found) > 1 else found
         for definition in found[:1]:
@@ -626,7 +631,7 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
                                               for name in (item.owner, *facts.holders.get(item.owner, ())))
             owner_near = owners_near[item.owner]
         score = _score(item, uses, query, owner_near, weights, neighbours)
-        if item.owner and not owner_near and item.owner not in bases:
+        if item.owner and not owner_near and item.owner not in bases and not item.idle:
             score += weights.owner_far  # another file's type's method, the type not used near the cursor
         scored.append((score, item))
     return scored

@@ -567,6 +567,24 @@ def test_methods_of_the_type_a_variable_holds(tmp_path: Path) -> None:
     assert names.index("find") < names.index("clearTimeout") == len(names) - 1
 
 
+def test_methods_of_an_imported_instance_not_used_yet(tmp_path: Path) -> None:
+    # query-core's retryer.ts: `import { focusManager }`, whose only use is the line being written
+    index = _workspace(tmp_path, {"src/timeoutManager.ts": _TIMEOUT_MANAGER})
+    filler = "".join(f"\nexport function helper{n}(value: number): number {{\n  return helper{n + 1}(value)\n}}\n"
+                     for n in range(60))
+    doc, offset = _open(tmp_path / "src", "retryer.ts", (
+        "import { timeoutManager } from './timeoutManager'\n" + filler +
+        "\nexport function createRetryer(config: RetryerConfig) {\n  const run = () => config.fn()\n  <|>\n}\n"),
+        "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert {i.name for i in facts.items if i.owner == "TimeoutManager" and i.idle} == {"setTimeout", "clearTimeout"}
+    names = _ranked_names(doc, offset, index)
+    assert names.index("clearTimeout") < names.index("helper1")  # not ranked as a method of a type used far away
+    outline = _outline_text(doc, offset, index)
+    assert "//   clearTimeout(timeoutId: ManagedTimerId | undefined): void\n" in outline
+
+
 def test_members_of_a_module_used_by_alias(tmp_path: Path) -> None:
     # zod v4: `import * as util from "./util.js"`, util.stringifyPrimitive not used in the file yet
     index = _workspace(tmp_path, {"core/util.ts": (
