@@ -524,6 +524,7 @@ class RankWeights:
     3 -> 0, ``similar`` 3 -> 2.5): checked outline recall +0.7 points, and ``eval_context.py --seed 11``
     +6 whole-line sites of 870. ``type_only`` (swept alone, the rest kept): -8 lifts checked outline
     recall +0.6 points on seed 7 and +0.3 on seed 11, all of it TypeScript; -20 gains nothing more.
+    ``owner_scope``: -8 to -2 alike, +0.1 / +0.2 points (at -20, ``owner_far``'s value, it did not exist).
     """
 
     idle: float = 4.5            # imported or defined, not used yet: likely what comes next
@@ -536,6 +537,7 @@ class RankWeights:
     word: float = 3.0            # per word shared with the code at the cursor
     owner_near: float = 1.0      # a method of another file's type used near the cursor
     owner_far: float = -20.0     # a method of another file's type not used near the cursor: only if room is left
+    owner_scope: float = -4.0    # the same, but used in the enclosing scope (further up than ``near_lines``)
     type_kind: float = -1.5      # classes / types (their constructor calls are rarer than calls)
     type_only: float = -8.0      # a type no statement can call or construct: only annotations name it
     external: float = -1.5       # defined in another file
@@ -615,6 +617,7 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
         query = replace(query, classes=tuple(sorted(classes)))
     neighbours = _neighbour_lines(facts.uses, query) if weights.follows else set()
     owners_near: dict[str, bool] = {}
+    owners_scope: dict[str, bool] = {}
     for item in facts.items:
         if item.own and query.visible[0] <= item.line <= query.visible[1]:
             continue
@@ -631,8 +634,11 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
                                               for name in (item.owner, *facts.holders.get(item.owner, ())))
             owner_near = owners_near[item.owner]
         score = _score(item, uses, query, owner_near, weights, neighbours)
-        if item.owner and not owner_near and item.owner not in bases and not item.idle:
-            score += weights.owner_far  # another file's type's method, the type not used near the cursor
+        if item.owner and not owner_near and item.owner not in bases and not item.idle:  # another file's type's method
+            if item.owner not in owners_scope:  # the type, or a variable holding one, is used in the enclosing scope
+                owners_scope[item.owner] = any(_used_in(facts.uses.get(name, ()), query.scope)
+                                               for name in (item.owner, *facts.holders.get(item.owner, ())))
+            score += weights.owner_scope if owners_scope[item.owner] else weights.owner_far  # another file's type's method, the type not used near the cursor
         scored.append((score, item))
     return scored
 

@@ -26,6 +26,7 @@ from lsp.context.outline import (
     DOC_ITEMS,
     MAX_HEADER_CHARS,
     MAX_MEMBERS,
+    WEIGHTS,
     OutlineFacts,
     OutlineQuery,
     compact_header,
@@ -33,6 +34,7 @@ from lsp.context.outline import (
     outline_snippets,
     query_words,
     rank_outline,
+    score_outline,
 )
 from lsp.context.receivers import declared_types
 from lsp.context.window_index import WindowIndex
@@ -565,6 +567,24 @@ def test_methods_of_the_type_a_variable_holds(tmp_path: Path) -> None:
     # a method of the type of an instance another module exports: a candidate, ranked last here, where
     # timeoutManager is not used near the cursor
     assert names.index("find") < names.index("clearTimeout") == len(names) - 1
+
+
+def test_methods_of_a_type_held_in_the_scope_rank_before_those_held_elsewhere(tmp_path: Path) -> None:
+    # query-core's Query.fetch: `this.#cache` used at the top of a long method; timeoutManager in another one
+    index = _workspace(tmp_path, {"src/queryCache.ts": _QUERY_CACHE, "src/timeoutManager.ts": _TIMEOUT_MANAGER})
+    steps = "".join(f"    const step{n} = options.steps[{n}]\n" for n in range(20))
+    doc, offset = _open(tmp_path / "src", "query.ts", (
+        "import { QueryCache } from './queryCache'\nimport { timeoutManager } from './timeoutManager'\n\n"
+        "export class Query {\n  #cache: QueryCache\n\n  scheduleGc(delay: number) {\n"
+        "    timeoutManager.setTimeout(() => this.remove(), delay)\n  }\n\n  remove() {\n    return\n  }\n\n"
+        "  fetch(options: FetchOptions) {\n    const cached = this.#cache.findAll({})\n" + steps + "    <|>\n  }\n}\n"),
+        "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    scores = {item.name: score for score, item in score_outline(facts, outline_plan(doc, offset, index)[0])}
+    # neither is used within the near lines; the cache is used in this method, the timers in another
+    assert scores["find"] - scores["clearTimeout"] == pytest.approx(WEIGHTS.owner_scope - WEIGHTS.owner_far)
+    assert WEIGHTS.owner_far < WEIGHTS.owner_scope < 0
 
 
 def test_methods_of_an_imported_instance_not_used_yet(tmp_path: Path) -> None:
