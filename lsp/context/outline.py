@@ -298,7 +298,8 @@ def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callab
                     bases: Mapping[str, Sequence[str]], imports: Sequence[str], path: str, language_id: str,
                     index: WorkspaceIndex, limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
     """Other files' definitions the document names (most used first), with the methods of its types and bases,
-    of the types its variables hold, and the members of the modules it uses by alias.
+    of the types its variables (and the instances it imports but does not use yet) hold, and the members of the
+    modules it uses by alias.
 
     Also returns, per type whose methods are items, the variables that hold one (``cache`` for ``QueryCache``).
     """
