@@ -49,4 +49,6 @@ def declared_types(text: str, language_id: str, names: set[str] | None = None) -
             variable, type_name = match.group(1), match.group(2)
             if variable != type_name and (names is None or variable in names):
                 found[variable].add(type_name)
+                if pattern is _GO[2]:  # `newServerTester(` may build the unexported `serverTester`
+                    found[variable].add(type_name[0].lower() + type_name[1:])
     return dict(found)

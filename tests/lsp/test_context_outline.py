@@ -528,7 +528,7 @@ def test_methods_of_another_files_type_used_in_the_scope(tmp_path: Path) -> None
             "func (c *Client) Do(req *Request) (*Response, error) {\n\tb := &strings.Builder{}\n"
             "\tsrv, err := NewServer(addr)\n}\n\ntype Transport struct {\n\tconn   net.Conn\n"
             "\tidleConnWait map[connectMethodKey]wantConnQueue // waiting getConns\n\tq wantConnQueue\n}\n"),
-            {"c": {"Client"}, "req": {"Request"}, "b": {"Builder"}, "srv": {"Server"}, "conn": {"Conn"},
+            {"c": {"Client"}, "req": {"Request"}, "b": {"Builder"}, "srv": {"Server", "server"}, "conn": {"Conn"},
              "q": {"wantConnQueue"}}, id="net-http"),
     ],
 )
@@ -718,3 +718,23 @@ def test_a_header_joins_as_written_on_one_line(header: str, expected: str | None
     else:
         assert compact.endswith("...")
         assert len(compact) <= MAX_HEADER_CHARS + 3
+
+
+def test_methods_of_the_files_own_type_that_a_variable_near_the_cursor_holds(tmp_path: Path) -> None:
+    # net/http's http2 server_test.go: `st := newServerTester(t, handler)`, then st.writePreface() far below
+    # the method's definition; the package's other helpers compete for the room
+    helpers = "".join(f"\nfunc helper{n}(t *testing.T) {{\n\tt.Helper()\n}}\n" for n in range(150))
+    doc, offset = _open(tmp_path, "server_test.go", (
+        "package http2\n\nimport \"testing\"\n\ntype serverTester struct {\n\tt *testing.T\n}\n\n"
+        "func newServerTester(t *testing.T, handler any) *serverTester {\n\treturn &serverTester{t: t}\n}\n\n"
+        "func (st *serverTester) writePreface() {\n\tst.t.Helper()\n}\n\n"
+        "func (st *serverTester) sync() {\n\tst.t.Helper()\n}\n" + helpers +
+        "\nfunc TestServerHandshake(t *testing.T) {\n\tst := newServerTester(t, nil)\n\t<|>\n}\n"), "go")
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    assert facts.holders == {"serverTester": ("st",)}
+    methods = {item.name: item.owner for item in facts.items if item.kind == "method"}
+    assert methods == {"writePreface": "serverTester", "sync": "serverTester"}
+    names = _ranked_names(doc, offset, None)
+    assert max(names.index("writePreface"), names.index("sync")) < min(
+        names.index(f"helper{n}") for n in range(150) if f"helper{n}" in names)
