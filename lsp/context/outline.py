@@ -270,10 +270,12 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     receivers: dict[str, set[str]] = defaultdict(set)  # member name -> the names it is reached through
     for match in _MEMBER.finditer(text):
         receivers[match.group(2)].add(match.group(1))
-    holders = _own_type_holders(text, items, receivers, language_id)
+    # (a scan of the whole text: tens of milliseconds for a large Go file, so once)
+    declared = declared_types(text, language_id, {r for names in receivers.values() for r in names})
+    holders = _own_type_holders(items, declared)
     if index is not None:
-        external, external_holders = _external_items(text, uses, idle, bases, receivers, imports, path, language_id,
-                                                     index, MAX_ITEMS - len(items))
+        external, external_holders = _external_items(uses, idle, bases, receivers, declared, imports, path,
+                                                     language_id, index, MAX_ITEMS - len(items))
         items += external
         holders.update(external_holders)
     return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
@@ -311,24 +313,20 @@ def _go_receiver_type(definition: Definition) -> str:
     return receiver.group(1) if receiver is not None else ""
 
 
-def _own_type_holders(text: str, items: Sequence[OutlineItem], receivers: Mapping[str, set[str]],
-                      language_id: str) -> dict[str, tuple[str, ...]]:
-    """Per type the document's methods belong to (Go), the variables that hold one (``st`` for ``serverTester``)."""
+def _own_type_holders(items: Sequence[OutlineItem], declared: Mapping[str, set[str]]) -> dict[str, tuple[str, ...]]:
+    """Per type the document's methods belong to (Go), the variables ``declared`` of it (``st`` for ``serverTester``)."""
     own_types = {item.owner for item in items if item.own and item.owner}
-    if not own_types:
-        return {}
-    receiver_names = {r for names in receivers.values() for r in names}
     by_type: dict[str, set[str]] = defaultdict(set)
-    for variable, types in declared_types(text, language_id, receiver_names).items():
+    for variable, types in declared.items():
         for type_name in types & own_types:
             by_type[type_name].add(variable)
     return {name: tuple(sorted(variables)) for name, variables in by_type.items()}
 
 
-def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, int | None], bool],
-                    bases: Mapping[str, Sequence[str]], receivers: Mapping[str, set[str]], imports: Sequence[str],
-                    path: str, language_id: str, index: WorkspaceIndex,
-                    limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
+def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, int | None], bool],
+                    bases: Mapping[str, Sequence[str]], receivers: Mapping[str, set[str]],
+                    declared: Mapping[str, set[str]], imports: Sequence[str], path: str, language_id: str,
+                    index: WorkspaceIndex, limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
     """Other files' definitions the document names (most used first), with the methods of its types and bases,
     of the types its variables (and the instances it imports but does not use yet) hold, and the members of the
     modules it uses by alias.
@@ -351,7 +349,7 @@ def _external_items(text: str, uses: Mapping[str, tuple[int, ...]], idle: Callab
                 items += _type_member_items(name, definition, language_id, index, path, uses)
     receiver_names = {r for names in receivers.values() for r in names}
     idle_imports = {name for name in imported.names if idle(name, None)}
-    holders = _holders(text, receiver_names | idle_imports, imported, path, language_id, index)
+    holders = _holders(declared, receiver_names | idle_imports, imported, path, language_id, index)
     held = _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
     # an instance imported and not used yet (`focusManager`): its methods are as likely next as an idle import
     idle_types = {t for name, (_, types) in holders.items() if name in idle_imports for t in types} - \
@@ -372,11 +370,11 @@ MAX_MODULE_MEMBERS = 120  # definitions of one module used by alias (`util.f`) t
 MAX_MODULES = 6
 
 
-def _holders(text: str, names: set[str], imported: ImportedNames, path: str, language_id: str,
+def _holders(declared: Mapping[str, set[str]], names: set[str], imported: ImportedNames, path: str, language_id: str,
              index: WorkspaceIndex) -> dict[str, tuple[str, set[str]]]:
-    """Variable name (of ``names``) -> (the file declaring its type, the type names): declared in the document,
+    """Variable name (of ``names``) -> (the file declaring its type, the type names): ``declared`` in the document,
     or an instance another module exports (``export const timeoutManager = new TimeoutManager()``)."""
-    holders = {name: (path, types) for name, types in declared_types(text, language_id, names).items()}
+    holders = {name: (path, types) for name, types in declared.items() if name in names}
     stems = set(imported.modules.values())
     for name in sorted(names & imported.names.keys() - holders.keys()):
         found = [d for d in index.lookup(name) if d.name == name and d.kind == "constant" and d.path != path]
