@@ -582,14 +582,14 @@ WEIGHTS = RankWeights()
 
 
 def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_near: bool = False,
-           weights: RankWeights = WEIGHTS, neighbours: Collection[int] = ()) -> float:
+           weights: RankWeights = WEIGHTS, neighbours: set[int] | frozenset[int] = frozenset()) -> float:
     """Higher is better: the weighted signals of :class:`RankWeights`."""
     w = weights
     score = w.idle * item.idle + w.word * len(item.words & query.words)
     score += (w.own_type_near if item.own else w.owner_near) * owner_near
     score += w.similar * (item.name in query.similar)
     if neighbours:
-        score += w.follows * math.log2(1 + sum(n in neighbours for n in uses))
+        score += w.follows * math.log2(1 + len(neighbours.intersection(uses)))  # (a line is in ``uses`` once)
     if item.container and _names_class(item.container, query.classes):
         score += w.own_class
     if item.kind in _TYPE_KINDS:
@@ -657,8 +657,9 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
             continue
         if item.local_to is not None and not item.local_to[0] <= query.cursor_line <= item.local_to[1]:
             continue  # a nested function is called only where it is visible
-        # the definition's own header line uses its name: that is not a use
-        uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
+        uses = facts.uses.get(item.name, ())
+        if item.own and (at := bisect.bisect_left(uses, item.line)) < len(uses) and uses[at] == item.line:
+            uses = uses[:at] + uses[at + 1:]  # the definition's own header line uses its name: that is not a use
         owner_near = False
         if item.owner:
             if item.owner not in owners_near:  # the type, or a variable holding one, is used near the cursor
