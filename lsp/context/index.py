@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 20_000
+_MAX_RELATIVE_PATHS = 50_000  # remembered relative paths (per index), forgotten all at once past this
 SKIP_DIRS = frozenset({
     "node_modules", ".venv", "venv", ".env", "env", "dist", "build", "target", "__pycache__", ".git", ".hg",
     ".svn", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "site-packages", "vendor",
@@ -443,6 +444,7 @@ class WorkspaceIndex:
     def __init__(self, root_paths: Iterable[str | os.PathLike[str]] = (), allow: Allow | None = None,
                  windows: WindowIndex | None = None) -> None:
         self.root_paths: list[Path] = [Path(p).resolve() for p in root_paths]
+        self._relative: dict[str, str] = {}  # path -> relative_path(path): the roots do not change
         self.allow = allow
         self.windows = windows
         if windows is not None:
@@ -650,6 +652,14 @@ class WorkspaceIndex:
 
     def relative_path(self, path: str) -> str:
         """A path relative to the workspace root containing it (POSIX separators)."""
+        found = self._relative.get(path)
+        if found is None:
+            if len(self._relative) >= _MAX_RELATIVE_PATHS:
+                self._relative.clear()
+            found = self._relative[path] = self._relative_to_root(path)
+        return found
+
+    def _relative_to_root(self, path: str) -> str:
         target = Path(path)
         for root in sorted(self.root_paths, key=lambda r: len(r.parts), reverse=True):  # innermost root wins
             try:

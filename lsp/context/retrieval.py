@@ -8,6 +8,7 @@ broken tree hides (everything after an unclosed bracket) are recovered by a text
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Sequence
@@ -206,6 +207,7 @@ class _PathFacts:
     penalty: float   # tests and declaration files rank a little lower
 
 
+@functools.lru_cache(maxsize=8192)  # per path, not per completion: PurePath parsing was a quarter of a build
 def _path_facts(path: str) -> _PathFacts:
     p = PurePath(path)
     stem = p.name.split(".")[0]
@@ -231,7 +233,6 @@ class DefinitionFinder:
         self.own = _doc_definitions(doc)
         self.by_name: dict[str, list[RawDefinition]] = self.own.by_name if self.own is not None else {}
         self.doc_dir = str(PurePath(doc.path).parent)
-        self.facts: dict[str, _PathFacts] = {}
         # Java/C++ methods call their siblings without `this.`
         self.implicit_this = doc.language is not None and doc.language.implicit_this
 
@@ -321,12 +322,6 @@ class DefinitionFinder:
         candidate.definition = definition
         return definition
 
-    def _facts(self, path: str) -> _PathFacts:
-        facts = self.facts.get(path)
-        if facts is None:
-            facts = self.facts[path] = _path_facts(path)
-        return facts
-
     def candidates(self, used: UsedName, rank: int) -> list[_Candidate]:
         """The best one or two definitions for a used name (rendered), best first."""
         found: list[_Candidate] = []
@@ -357,7 +352,7 @@ class DefinitionFinder:
                 if (bare_call and definition.kind == "method") or \
                         (used.is_receiver and definition.kind in _CALLABLE_KINDS):
                     continue
-                facts = self._facts(definition.path)
+                facts = _path_facts(definition.path)
                 score = base - facts.penalty
                 if facts.module in self.hints:
                     score += 4
