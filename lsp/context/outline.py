@@ -648,8 +648,12 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
     if classes != set(query.classes):
         query = replace(query, classes=tuple(sorted(classes)))
     neighbours = _neighbour_lines(facts.uses, query) if weights.follows else set()
-    owners_near: dict[str, bool] = {}
-    owners_scope: dict[str, bool] = {}
+
+    @functools.cache
+    def owner_used_in(owner: str, lines: tuple[int, int]) -> bool:
+        """Whether the type, or a variable holding one, is used within ``lines``."""
+        return any(_used_in(facts.uses.get(name, ()), lines) for name in (owner, *facts.holders.get(owner, ())))
+
     for item in facts.items:
         if item.own and query.visible[0] <= item.line <= query.visible[1]:
             continue
@@ -660,18 +664,10 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
         uses = facts.uses.get(item.name, ())
         if item.own and (at := bisect.bisect_left(uses, item.line)) < len(uses) and uses[at] == item.line:
             uses = uses[:at] + uses[at + 1:]  # the definition's own header line uses its name: that is not a use
-        owner_near = False
-        if item.owner:
-            if item.owner not in owners_near:  # the type, or a variable holding one, is used near the cursor
-                owners_near[item.owner] = any(_used_in(facts.uses.get(name, ()), near)
-                                              for name in (item.owner, *facts.holders.get(item.owner, ())))
-            owner_near = owners_near[item.owner]
+        owner_near = bool(item.owner) and owner_used_in(item.owner, near)
         score = _score(item, uses, query, owner_near, weights, neighbours)
         if item.owner and not owner_near and item.owner not in bases and not item.idle and not item.own:
-            if item.owner not in owners_scope:  # the type, or a variable holding one, is used in the enclosing scope
-                owners_scope[item.owner] = any(_used_in(facts.uses.get(name, ()), query.scope)
-                                               for name in (item.owner, *facts.holders.get(item.owner, ())))
-            score += weights.owner_scope if owners_scope[item.owner] else weights.owner_far
+            score += weights.owner_scope if owner_used_in(item.owner, query.scope) else weights.owner_far
         scored.append((score, item))
     return scored
 
