@@ -244,37 +244,31 @@ def test_ranking_prefers_what_follows_the_line_above_elsewhere_in_the_file(tmp_p
     assert names.index("verify") < names.index("emit_rows")
 
 
-def test_ranking_prefers_what_similar_code_in_the_workspace_calls(tmp_path: Path) -> None:
+_CELLS = "".join(f"    header_{n} = render_cell_{n}(rows, width)\n" for n in range(9))
+
+
+@pytest.mark.parametrize(("writer", "table"), [
+    pytest.param(  # writer.py's window holds the whole function, the flush included
+        "from .buffers import flush_buffer\n\n\ndef write_report(stream, rows):\n    write_header(stream, rows)\n"
+        "    for row in rows:\n        stream.write(row)\n    flush_buffer(stream)\n",
+        "def export_table(stream, rows):\n    write_header(stream, rows)\n    for row in rows:\n"
+        "        stream.write(row)\n    <|>\n", id="in-the-window"),
+    pytest.param(  # the best window ends where the query ends: the flush comes two lines after it
+        "def write_report(stream, rows, width):\n" + _CELLS + "    stream.write(header_0)\n"
+        "    emit_totals(stream, rows)\n    flush_buffer(stream)\n\n\n"
+        + "".join(f"def unrelated_{n}(config):\n    return config.get_{n}()\n\n\n" for n in range(4)),
+        "def export_table(stream, rows, width):\n" + _CELLS + "    stream.write(header_0)\n    <|>\n",
+        id="right-after-the-window"),
+])
+def test_ranking_prefers_what_similar_code_in_the_workspace_calls(tmp_path: Path, writer: str, table: str) -> None:
     index = _workspace(tmp_path, {
         "pkg/buffers.py": "def reset_buffer(stream):\n    pass\n\n\ndef flush_buffer(stream):\n    pass\n",
-        "pkg/headers.py": "def write_header(stream, rows):\n    pass\n",
-        "pkg/writer.py": ("from .buffers import flush_buffer\nfrom .headers import write_header\n\n\n"
-                          "def write_report(stream, rows):\n    write_header(stream, rows)\n    for row in rows:\n"
-                          "        stream.write(row)\n    flush_buffer(stream)\n"),
+        "pkg/writer.py": writer,
     }, windows=True)
-    doc, offset = _open(tmp_path / "pkg", "table.py", (
-        "from .buffers import reset_buffer, flush_buffer\nfrom .headers import write_header\n\n\n"
-        "def export_table(stream, rows):\n    write_header(stream, rows)\n    for row in rows:\n"
-        "        stream.write(row)\n    <|>\n"), "python")
+    doc, offset = _open(tmp_path / "pkg", "table.py",
+                        "from .buffers import reset_buffer, flush_buffer\n\n\n" + table, "python")
     names = _ranked_names(doc, offset, index)
     # both imported and not used yet; pkg/writer.py, the code most like these lines, flushes next
-    assert names.index("flush_buffer") < names.index("reset_buffer")
-
-
-def test_ranking_prefers_what_similar_code_calls_right_after_it(tmp_path: Path) -> None:
-    # the best window of writer.py ends where the query ends: the call comes on the window's next line
-    body = "".join(f"    header_{n} = render_cell_{n}(rows, width)\n" for n in range(9))
-    index = _workspace(tmp_path, {
-        "pkg/buffers.py": "def reset_buffer(stream):\n    pass\n\n\ndef flush_buffer(stream):\n    pass\n",
-        "pkg/writer.py": ("def write_report(stream, rows, width):\n" + body + "    stream.write(header_0)\n"
-                          "    emit_totals(stream, rows)\n    flush_buffer(stream)\n\n\n"
-                          + "".join(f"def unrelated_{n}(config):\n    return config.get_{n}()\n\n\n" for n in range(4))),
-    }, windows=True)
-    doc, offset = _open(tmp_path / "pkg", "table.py", (
-        "from .buffers import reset_buffer, flush_buffer\n\n\n"
-        "def export_table(stream, rows, width):\n" + body + "    stream.write(header_0)\n    <|>\n"), "python")
-    names = _ranked_names(doc, offset, index)
-    # both imported and not used yet; after code like these lines, writer.py flushes (two lines after its window)
     assert names.index("flush_buffer") < names.index("reset_buffer")
 
 
