@@ -30,7 +30,9 @@ post-processed as the server does; it must come out as exactly the true line.
 
 Also times, per keystroke on ~5,000-line files, the incremental edit + reparse and the context
 build, and the index update after an edit: the part on the event loop (the snapshot) and the part the
-server runs in a worker thread (``--no-bench`` skips it). Prints the median prompt and how many prompts were over the budget.
+server runs in a worker thread (``--no-bench`` skips it). Prints the median prompt and how many
+prompts (with their suffix) were over the 2,048-token budget, counted with Llama 3's real tokenizer
+(``scripts/llama3_tokens.py``; the server's own estimate where Node is missing).
 
 Usage: python scripts/eval_context.py [--max-sites N] [--seed S] [--language L] [--verbose] [--no-bench]
 """
@@ -50,18 +52,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lsp.context.extract import build_completion_context, outline_facts
 from lsp.context.index import DocumentSnapshot, WorkspaceIndex, iter_source_files
-from lsp.context.model import CHARS_PER_TOKEN, CodeContext
+from lsp.context.model import CodeContext, estimate_tokens
 from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
 from lsp.indentation import indent_unit
 from lsp.postprocess import PostprocessInput, postprocess
 from scripts.eval_oracle import CALLABLE, Site, call_sites
 from scripts.eval_packages import fetch_go_std, fetch_npm, fetch_pypi
+from scripts.llama3_tokens import Llama3Tokens, llama3_tokens
 
 PYPI = ("requests", "rich", "click")
 NPM = ("zod", "@tanstack/query-core", "@trpc/server")
 GO_STD = ("net/http", "log/slog", "encoding/json")
 MODES = ("after-paren", "whole-line")
+BUDGET_TOKENS = 2048  # the language server's default ``promptTokens``
 
 
 @dataclass
@@ -70,7 +74,7 @@ class Tally:
 
     hits: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
     prompt_chars: list[int] = field(default_factory=list)
-    over_budget: int = 0
+    prompt_tokens: list[int] = field(default_factory=list)  # prompt + suffix
     trimmed: list[bool] = field(default_factory=list)
     timings: list[float] = field(default_factory=list)
     in_window: int = 0
@@ -115,8 +119,11 @@ def _trimmed_exactly(doc: Document, offset: int, ctx: CodeContext, true_line: st
 
 
 def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: random.Random,
-             verbose: bool) -> tuple[dict[str, Tally], int, int]:
-    """Recall per mode and category for one package; also the ambiguous count and the file count."""
+             verbose: bool, tokens: Llama3Tokens | None,
+             prompts: list[tuple[str, str]] | None = None) -> tuple[dict[str, Tally], int, int]:
+    """Recall per mode and category for one package; also the ambiguous count and the file count.
+
+    ``prompts``, when given, gets each site's language and prompt + suffix."""
     root = root.resolve()
     windows = WindowIndex()
     index = WorkspaceIndex([root], windows=windows)
@@ -132,7 +139,6 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
     rng.shuffle(all_sites)
     tallies = {mode: Tally() for mode in MODES}
     counted: dict[str, int] = defaultdict(int)
-    budget_chars = int(2048 * CHARS_PER_TOKEN)
     for site in all_sites:
         category = _category(site)
         if counted[category] >= max_sites:
@@ -149,7 +155,10 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
             windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
             prompt = ctx.prompt()
             tally.prompt_chars.append(len(prompt))
-            tally.over_budget += len(prompt) + len(ctx.suffix) > budget_chars
+            if prompts is not None:
+                prompts.append((language_ids[site.path.suffix], prompt + ctx.suffix))
+            count = tokens.count if tokens is not None else estimate_tokens
+            tally.prompt_tokens.append(count(prompt + ctx.suffix))
             if mode == "whole-line":
                 tally.trimmed.append(_trimmed_exactly(doc, offset, ctx, gone.rstrip()))
             headers = {d.header.split("\n", 1)[0].strip() for d in index.lookup(site.name)
@@ -282,6 +291,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     per_language: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    tokens = llama3_tokens()
+    token_kind = "Llama 3 tokens" if tokens is not None else "estimated tokens"
     print(f"{'language':<11}{'package':<22}{'mode':<12}{'category':<12}{'sites':>6}{'hits':>6}{'recall':>8}"
           f"{'ambig':>7}{'p50 ms':>8}{'p95 ms':>8}")
     for language, name, root, ids in _jobs():
@@ -289,12 +300,12 @@ def main() -> None:
             continue
         if args.verbose:
             print(f"== {name} ({root})")
-        tallies, ambiguous, _ = evaluate(root, ids, args.max_sites, rng, args.verbose)
+        tallies, ambiguous, _ = evaluate(root, ids, args.max_sites, rng, args.verbose, tokens)
         for mode, tally in tallies.items():
             p50, p95 = _percentiles(tally.timings) if tally.timings else (0.0, 0.0)
             merged = per_language[(language, mode)]
             merged.prompt_chars += tally.prompt_chars
-            merged.over_budget += tally.over_budget
+            merged.prompt_tokens += tally.prompt_tokens
             merged.trimmed += tally.trimmed
             merged.timings += tally.timings
             for category, hits in sorted(tally.hits.items()):
@@ -303,6 +314,8 @@ def main() -> None:
                 recall = sum(hits) / len(hits) if hits else 0.0
                 print(f"{language:<11}{name:<22}{mode:<12}{category:<12}{len(hits):>6}{sum(hits):>6}"
                       f"{recall:>8.1%}{ambiguous:>7}{p50:>8.2f}{p95:>8.2f}")
+    if tokens is not None:
+        tokens.close()
     print()
     if args.bench:
         zod = fetch_npm("zod")
@@ -313,8 +326,11 @@ def main() -> None:
     for (language, mode), tally in sorted(per_language.items()):
         median = statistics.median(tally.prompt_chars) if tally.prompt_chars else 0
         p50, p95 = _percentiles(tally.timings) if tally.timings else (0.0, 0.0)
-        line = (f"{language:<11}{mode:<12} median prompt {median:,.0f} chars, {tally.over_budget} of "
-                f"{len(tally.prompt_chars)} over the budget; context build p50 {p50:.2f} ms p95 {p95:.2f} ms")
+        with_suffix = tally.prompt_tokens or [0]
+        over = sum(n > BUDGET_TOKENS for n in with_suffix)
+        line = (f"{language:<11}{mode:<12} median prompt {median:,.0f} chars; with the suffix {token_kind} median "
+                f"{statistics.median(with_suffix):,.0f}, largest {max(with_suffix):,}, {over} of {len(with_suffix)} "
+                f"over the {BUDGET_TOKENS:,}-token budget; context build p50 {p50:.2f} ms p95 {p95:.2f} ms")
         if tally.trimmed:
             exact = sum(tally.trimmed) / len(tally.trimmed)
             line += f"; trimmed exactly {sum(tally.trimmed)}/{len(tally.trimmed)} = {exact:.1%} (target 98%)"
