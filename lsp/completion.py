@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from lsprotocol import types
 
 from lsp.client import BackendClient, BackendError
-from lsp.context.extract import build_completion_context
+from lsp.context.extract import CHARS_PER_TOKEN, build_completion_context
 from lsp.documents import Document, DocumentStore, worsens_parse
 from lsp.exclusion import ExclusionRules, MaskRecord, reveals_secret
 from lsp.indentation import indent_unit
@@ -118,7 +118,7 @@ def build_prompt(doc: Document, offset: int, index: Any, budget_tokens: int,
                            language_id=doc.language_id, line_comment=ctx.line_comment)
     except Exception:
         logger.exception("context extraction failed; using plain windows")
-    chars = int(budget_tokens * 3.5)
+    chars = int(budget_tokens * CHARS_PER_TOKEN)
     prefix = doc.text[max(0, offset - chars * 3 // 4):offset]
     suffix = doc.text[offset:offset + chars // 4]
     line_before = prefix.rsplit("\n", 1)[-1]

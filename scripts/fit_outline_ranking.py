@@ -35,6 +35,7 @@ from lsp.context.outline import (
     OutlineFacts,
     OutlineQuery,
     RankWeights,
+    item_tokens,
     outline_snippets,
     rank_outline,
     score_outline,
@@ -99,11 +100,11 @@ def _unit(name: str) -> RankWeights:
 
 
 def _matrix(case: Case) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """Each candidate item's signal values, its cost in characters, and the answer's row."""
+    """Each candidate item's signal values, its cost in estimated tokens, and the answer's row."""
     columns = [score_outline(case.facts, case.query, weights=_unit(name)) for name in SIGNALS]
     items = [item for _, item in columns[0]]
     values = np.array([[column[row][0] for column in columns] for row in range(len(items))]).reshape(-1, len(SIGNALS))
-    costs = np.array([len(item.header) + len(case.comment) + 2 + (len(case.indent) if item.container else 0)
+    costs = np.array([item_tokens(item.header, case.comment, case.indent if item.container else "")
                       for item in items], dtype=float)
     target = next((row for row, item in enumerate(items) if (item.path, item.line) == case.target), None)
     return values, costs, target

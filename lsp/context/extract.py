@@ -9,6 +9,7 @@ prefix window's start moves in steps of whole line blocks, so a backend's prefix
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from lsp.context.model import (
     CodeContext,
     Scope,
     Snippet,
+    chars_per_token,
     estimate_tokens,
     render_snippet,
 )
@@ -54,9 +56,9 @@ if TYPE_CHECKING:
     from lsp.documents import Document
 
 __all__ = [
-    "CHARS_PER_TOKEN", "CodeContext", "Scope", "Snippet", "build_completion_context", "enclosing_definition",
-    "enclosing_definitions", "estimate_tokens", "imports_of", "is_multiline_position", "related_definitions",
-    "render_snippet", "similar_snippets",
+    "CHARS_PER_TOKEN", "CodeContext", "Scope", "Snippet", "build_completion_context", "density_before",
+    "enclosing_definition", "enclosing_definitions", "estimate_tokens", "imports_of", "is_multiline_position",
+    "related_definitions", "render_snippet", "similar_snippets",
 ]
 
 SUFFIX_SHARE = 0.15          # of the budget, at most
@@ -71,6 +73,7 @@ NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose n
 NEAR_LINES_BELOW = 3
 WORDS_LINES_ABOVE = 8        # lines above / below the cursor whose names' words rank the outline
 WORDS_LINES_BELOW = 2
+DENSITY_SAMPLE_CHARS = 6_000  # the text before the cursor whose characters per token size the shares
 
 _WINDOW_MASKER = SecretMasker()  # similar code is masked as plain code, before it is rendered as comments
 
@@ -113,8 +116,12 @@ class _Request:
     deadline: float
     comment: str
     cursor_line: int
+    budget_tokens: int      # the whole prompt + suffix (estimated tokens, as all the sizes below)
+    density: float          # characters per token of the text before the cursor: sizes the windows
+    path_line: str          # the current file's path comment, between the snippets and the prefix
     suffix_end: int
-    remaining: int          # characters left for snippets + prefix
+    fixed: int              # tokens of the suffix window and the path line
+    remaining: int          # tokens left for snippets + prefix
     snippet_cap: int        # definitions, similar code
     outline_cap: int        # outline headers
     blank_line: bool        # nothing typed on the cursor line yet
@@ -149,27 +156,39 @@ class _Request:
             self.urgent.add(snippet)
 
 
+def density_before(doc: Document, offset: int) -> float:
+    """Characters per estimated token of the text before the cursor (what the windows are made of)."""
+    return chars_per_token(doc.text[max(0, offset - DENSITY_SAMPLE_CHARS):offset])
+
+
 def _plan(doc: Document, offset: int, index: WorkspaceIndex | None, budget_tokens: int, deadline: float,
           comment: str, rel_path: str) -> _Request:
-    """Split the budget: suffix window, the snippet and outline shares, the smallest prefix window."""
-    budget_chars = int(budget_tokens * CHARS_PER_TOKEN)
+    """Split the budget: suffix window, the snippet and outline shares, the smallest prefix window.
+
+    The shares are in estimated tokens. The windows are cut in characters at the density of the text
+    before the cursor (Go's tabs and short names make more tokens per character than Python's indented
+    words); :func:`_fit_budget` corrects what that misjudges.
+    """
+    density = density_before(doc, offset)
     path_line = f"{comment} Path: {rel_path}\n"
-    suffix_end = _suffix_end(doc, offset, int(budget_chars * SUFFIX_SHARE))
-    remaining = budget_chars - (suffix_end - offset) - len(path_line) - 8  # rounding slack of the token estimate
+    suffix_end = _suffix_end(doc, offset, int(budget_tokens * SUFFIX_SHARE * density))
+    fixed = estimate_tokens(doc.text[offset:suffix_end]) + estimate_tokens(path_line)
+    remaining = budget_tokens - fixed
     cursor_line = doc.line_of(offset)
-    line_head = offset - doc.line_start(cursor_line)
+    line_start = doc.line_start(cursor_line)
+    line_head = estimate_tokens(doc.text[line_start:offset])
     # nothing typed on the line yet: no name to show in full, the outline of likely callees gets the room
-    blank_line = not doc.text[offset - line_head:offset].strip()
+    blank_line = not doc.text[line_start:offset].strip()
     snippet_share = BLANK_LINE_SNIPPET_SHARE if blank_line else SNIPPET_SHARE
     outline_share = OUTLINE_SHARE + SNIPPET_SHARE - snippet_share
-    snippet_cap = max(0, min(int(budget_chars * snippet_share), remaining - line_head))
-    outline_cap = max(0, min(int(budget_chars * outline_share), remaining - line_head - snippet_cap))
-    min_prefix_start = _prefix_start(doc, offset, max(remaining - snippet_cap - outline_cap, 0))
+    snippet_cap = max(0, min(int(budget_tokens * snippet_share), remaining - line_head))
+    outline_cap = max(0, min(int(budget_tokens * outline_share), remaining - line_head - snippet_cap))
+    min_prefix_start = _prefix_start(doc, offset, int(max(remaining - snippet_cap - outline_cap, 0) * density))
     visible = (doc.line_of(min_prefix_start), doc.line_of(max(offset, suffix_end - 1)))
     scopes = enclosing_definitions(doc, offset) if doc.language is not None else []
     imports = imports_of(doc) if doc.language is not None else ()
-    return _Request(doc, offset, index, deadline, comment, cursor_line, suffix_end, remaining, snippet_cap,
-                    outline_cap, blank_line, visible, scopes, imports)
+    return _Request(doc, offset, index, deadline, comment, cursor_line, budget_tokens, density, path_line,
+                    suffix_end, fixed, remaining, snippet_cap, outline_cap, blank_line, visible, scopes, imports)
 
 
 def _scope_headers(req: _Request) -> None:
@@ -227,11 +246,11 @@ def _imports_snippet(req: _Request) -> None:
     """The file's imports, when the window no longer shows them."""
     if req.imports and req.visible[0] > 0 and time.perf_counter() < req.deadline:
         import_text = "\n".join(req.imports[:20])
-        if len(import_text) < req.snippet_cap // 3:
+        if estimate_tokens(import_text) < req.snippet_cap // 3:
             req.add(Snippet(req.rel(req.doc.path), import_text, "import"), max(0, req.doc.text.find(req.imports[0])))
 
 
-def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> None:
+def _similar(req: _Request, recent: Sequence[Document]) -> None:
     """Code similar to the lines before the cursor, within ``SIMILAR_SHARE`` of the budget.
 
     Two sources, merged by BM25 score: windows of every workspace file (the index's window index,
@@ -266,7 +285,7 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
     kept = {s for _, s in earlier}
     own = req.rel(doc.path)
     local.update((s, at) for s in kept if s.path == own and (at := doc.text.find(s.text)) >= 0)
-    cap = int(budget_tokens * CHARS_PER_TOKEN * SIMILAR_SHARE)
+    cap = int(req.budget_tokens * SIMILAR_SHARE)
     used = 0
     for score, snippet in [*earlier, *(item for item in found if item[1] not in kept)]:
         if score < best * SIMILAR_MIN_RELATIVE:
@@ -275,7 +294,7 @@ def _similar(req: _Request, recent: Sequence[Document], budget_tokens: int) -> N
         # the client masks the prompt, but a private key's lines behind comment markers no longer look
         # like one: mask the window while it is still plain code
         snippet = Snippet(snippet.path, _WINDOW_MASKER.mask(snippet.text).text, snippet.kind)
-        size = len(render_snippet(snippet, req.comment))
+        size = _snippet_tokens(snippet, req.comment)
         if used + size <= cap and not _held_elsewhere(snippet, req.ranked):
             req.add(snippet, start)
             used += size
@@ -397,7 +416,7 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
     indent = "    " if req.doc.language_id == "python" else "  "
     cap = req.outline_cap
     if req.blank_line:
-        cap += max(0, req.snippet_cap - sum(len(render_snippet(s, req.comment)) for s in chosen))
+        cap += max(0, req.snippet_cap - sum(_snippet_tokens(s, req.comment) for s in chosen))
     return outline_snippets(ranked, cap, req.comment, req.rel, indent), facts.version
 
 
@@ -436,12 +455,12 @@ def _names_on(doc: Document, line: int | None) -> tuple[str, ...]:
 
 def outline_plan(doc: Document, offset: int, index: WorkspaceIndex | None,
                  budget_tokens: int = 2048) -> tuple[OutlineQuery, int]:
-    """The outline's query and its share in characters, as a completion at ``offset`` would use them.
+    """The outline's query and its share in estimated tokens, as a completion at ``offset`` would use them.
 
     For tuning the ranking offline (``scripts/fit_outline_ranking.py``).
     """
     req = _plan(doc, offset, index, budget_tokens, math.inf, _line_comment(doc), PurePath(doc.path).name)
-    _similar(req, (), budget_tokens)
+    _similar(req, ())
     return _outline_query(req), req.outline_cap
 
 
@@ -452,13 +471,45 @@ def _fit_prefix(req: _Request, chosen: list[Snippet]) -> tuple[int, list[Snippet
     """
     prefix_start = req.doc.line_start(req.visible[0])
     for _ in range(3):
-        used_chars = sum(len(render_snippet(s, req.comment)) for s in chosen)
-        prefix_start = _prefix_start(req.doc, req.offset, max(req.remaining - used_chars, 0))
+        used = sum(_snippet_tokens(s, req.comment) for s in chosen)
+        prefix_start = _prefix_start(req.doc, req.offset, int(max(req.remaining - used, 0) * req.density))
         kept = [s for s in chosen if not prefix_start <= req.local_start.get(s, -1) < req.suffix_end]
         if len(kept) == len(chosen):
             break
         chosen = kept
     return prefix_start, chosen
+
+
+def _fit_budget(req: _Request, prefix_start: int, chosen: list[Snippet]) -> tuple[int, list[Snippet]]:
+    """The prefix window shortened (past its minimum, the snippets farthest from the cursor dropped)
+    until the estimated tokens of the prompt and suffix are within the budget.
+
+    The window was cut in characters at the density of the text just before the cursor; where it
+    reaches further up into denser text, only counting its tokens tells.
+    """
+    doc, offset = req.doc, req.offset
+    snippets = sum(_snippet_tokens(s, req.comment) for s in chosen)
+    cursor_line_start = doc.line_start(req.cursor_line)
+    while True:
+        prefix = doc.text[prefix_start:offset]
+        prefix_tokens = estimate_tokens(prefix)
+        excess = req.fixed + snippets + prefix_tokens - req.budget_tokens
+        if excess <= 0:
+            return prefix_start, chosen
+        if prefix_start < cursor_line_start:
+            keep = len(prefix) - math.ceil(excess * len(prefix) / prefix_tokens)
+            prefix_start = _prefix_start(doc, offset, max(keep, 0))
+        elif chosen:
+            snippets -= _snippet_tokens(chosen[0], req.comment)
+            chosen = chosen[1:]
+        else:
+            return prefix_start, chosen  # the cursor line and the suffix alone are over it
+
+
+@functools.lru_cache(maxsize=4096)
+def _snippet_tokens(snippet: Snippet, comment: str) -> int:
+    """Estimated tokens of a snippet as the prompt renders it (the same snippets return keystroke after keystroke)."""
+    return estimate_tokens(render_snippet(snippet, comment))
 
 
 def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex | None, *,
@@ -482,7 +533,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
         _definitions(req)
         timings["definitions"] = time.perf_counter() - t0
         _imports_snippet(req)
-    _similar(req, recent, budget_tokens)
+    _similar(req, recent)
     timings["similar"] = time.perf_counter() - t0
     sticky = _sticky(req)
     previous = list(sticky.snippets) if sticky is not None else []
@@ -492,6 +543,7 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
     chosen = outline + chosen  # far from the cursor: the outline goes first
     timings["outline"] = time.perf_counter() - t0
     prefix_start, chosen = _fit_prefix(req, chosen)
+    prefix_start, chosen = _fit_budget(req, prefix_start, chosen)
     timings["total"] = time.perf_counter() - t0
     return CodeContext(
         language_id=doc.language_id, path=rel_path, prefix=doc.text[prefix_start:offset],
@@ -502,14 +554,10 @@ def build_completion_context(doc: Document, offset: int, index: WorkspaceIndex |
 
 def _choose(previous: Sequence[Snippet], ranked: Sequence[Snippet], urgent: set[Snippet], cap: int,
             comment: str) -> list[Snippet]:
-    """Pick snippets within ``cap`` characters: urgent ones, then the scope's earlier picks, then by rank.
+    """Pick snippets within ``cap`` estimated tokens: urgent ones, then the scope's earlier picks, then by rank.
 
     Output order is stable: earlier picks keep their order, new ones follow in rank order.
     """
-    def cost(snippet: Snippet) -> int:
-        """Characters the snippet takes in the prompt."""
-        return len(render_snippet(snippet, comment))
-
     selected: list[Snippet] = []
     used = 0
     fresh = set(ranked)
@@ -519,7 +567,7 @@ def _choose(previous: Sequence[Snippet], ranked: Sequence[Snippet], urgent: set[
     for snippet in priority:
         if snippet in selected:
             continue
-        size = cost(snippet)
+        size = _snippet_tokens(snippet, comment)
         if used + size > cap:
             continue
         selected.append(snippet)

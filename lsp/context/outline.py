@@ -36,7 +36,7 @@ from lsp.context.index import (
     scan_definitions,
 )
 from lsp.context.languages import LanguageSpec
-from lsp.context.model import Snippet
+from lsp.context.model import Snippet, estimate_tokens
 from lsp.context.nodes import enclosing_function
 from lsp.context.receivers import declared_types
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
@@ -672,13 +672,15 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
     return scored
 
 
-def _block_cost(path: str, comment: str) -> int:
-    return len(f"{comment} Path: {path}\n")
+@functools.lru_cache(maxsize=16_384)
+def item_tokens(line: str, comment: str, indent: str) -> int:
+    """Estimated tokens of one outline line as rendered: commented, indented when it is a member."""
+    return estimate_tokens(f"{comment} {indent}{line}\n")
 
 
-def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str,
+def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: str,
                      relative: Callable[[str], str], indent: str = "    ") -> list[Snippet]:
-    """The best-ranked items that fit in ``cap_chars``, one comment block per file (best file first).
+    """The best-ranked items that fit in ``cap_tokens`` (estimated), one comment block per file (best file first).
 
     The first :data:`DOC_ITEMS` chosen also show their short doc line; the rest only their signature.
     """
@@ -691,13 +693,13 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_chars: int, comment: str
         if item.header in said:
             continue
         line = item.rendered(comment, len(lines_of) < DOC_ITEMS)
-        cost = len(comment) + 2 + len(line) + (len(indent) if item.container else 0)
+        cost = item_tokens(line, comment, indent if item.container else "")
         if item.path not in chosen:
-            cost += _block_cost(relative(item.path), comment)
+            cost += item_tokens(f"Path: {relative(item.path)}", comment, "")
         if item.container and item.container not in containers[item.path]:
-            cost += len(comment) + 2 + len(item.container)
-        if used + cost > cap_chars:
-            if cap_chars - used < 40:
+            cost += item_tokens(item.container, comment, "")
+        if used + cost > cap_tokens:
+            if cap_tokens - used < 10:
                 break
             continue
         used += cost

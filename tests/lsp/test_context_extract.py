@@ -264,9 +264,11 @@ def test_non_ascii_document() -> None:
     doc, offset = _doc("def grüße(name: str) -> str:\n    return f'Grüße, {name} 😀'\n\n\n"
                        + "".join(f"x{i} = 'ü{i}'\n" for i in range(600))
                        + "print(grüße(<|>))\n")
-    ctx = build_completion_context(doc, offset, None, budget_tokens=256)
+    # each filler line costs about 7 tokens (an accented letter costs more than an ASCII one)
+    ctx = build_completion_context(doc, offset, None, budget_tokens=512)
     assert "# def grüße(name: str) -> str:" in ctx.prompt()
     assert ctx.suffix.startswith("))")
+    assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= 512
 
 
 @pytest.mark.parametrize(

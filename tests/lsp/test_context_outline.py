@@ -21,7 +21,7 @@ from lsp.context.extract import (
 )
 from lsp.context.imports import imported_names
 from lsp.context.index import WorkspaceIndex
-from lsp.context.model import CHARS_PER_TOKEN, render_snippet
+from lsp.context.model import estimate_tokens, render_snippet
 from lsp.context.outline import (
     DOC_ITEMS,
     MAX_HEADER_CHARS,
@@ -298,23 +298,22 @@ def test_outline_stays_within_its_share_and_the_prompt_within_the_budget(tmp_pat
     # a blank line: little to show in full, the outline gets most of the snippet share's room, and
     # what the full definitions leave of theirs
     blank_share = OUTLINE_SHARE + SNIPPET_SHARE - BLANK_LINE_SNIPPET_SHARE
-    chars = budget * CHARS_PER_TOKEN
     for cursor_line, least, most in (("    <|>\n", blank_share * 0.9, OUTLINE_SHARE + SNIPPET_SHARE),
                                      ("    function_number_7(<|>\n", OUTLINE_SHARE * 0.8, OUTLINE_SHARE)):
         doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + cursor_line, "python")
         outline_facts(doc, None)
         ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
-        outline = "".join(render_snippet(s, "#") for s in ctx.snippets if s.kind == "outline")
-        snippets = "".join(render_snippet(s, "#") for s in ctx.snippets)
-        assert int(chars * least) < len(outline) <= int(chars * most)
-        assert len(snippets) <= int(chars * (OUTLINE_SHARE + SNIPPET_SHARE))
-        assert len(ctx.prompt()) + len(ctx.suffix) <= budget * CHARS_PER_TOKEN
+        outline = sum(estimate_tokens(render_snippet(s, "#")) for s in ctx.snippets if s.kind == "outline")
+        snippets = sum(estimate_tokens(render_snippet(s, "#")) for s in ctx.snippets)
+        assert budget * least < outline <= budget * most
+        assert snippets <= budget * (OUTLINE_SHARE + SNIPPET_SHARE)
+        assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= budget
     # nothing near a blank line to show in full: the outline takes the whole snippet share
     doc, offset = _open(tmp_path, "big.py", defs + "def main():\n" + uses + "\n\ndef report():\n    <|>\n", "python")
     outline_facts(doc, None)
     ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
     assert all(s.kind == "outline" for s in ctx.snippets)
-    assert int(chars * blank_share) < len("".join(render_snippet(s, "#") for s in ctx.snippets))
+    assert budget * blank_share < sum(estimate_tokens(render_snippet(s, "#")) for s in ctx.snippets)
 
 
 def test_a_completion_uses_only_facts_computed_off_the_event_loop(tmp_path: Path) -> None:
@@ -732,3 +731,25 @@ def test_methods_of_the_files_own_type_that_a_variable_near_the_cursor_holds(tmp
     names = _ranked_names(doc, offset, None)
     assert max(names.index("writePreface"), names.index("sync")) < min(
         names.index(f"helper{n}") for n in range(150) if f"helper{n}" in names)
+
+
+def test_a_prefix_window_denser_than_the_text_before_the_cursor_still_fits_the_budget(tmp_path: Path) -> None:
+    """The windows are cut in characters at the density of the 6,000 characters before the cursor;
+    here that is prose (many characters per token), and the prefix window reaches further up, into
+    Go signatures (few): counting its tokens shortens it until the prompt fits."""
+    methods = "".join(f"func (s *Server) handleFrame{n}(f *Frame, id uint32) (*Stream, error) {{\n\treturn nil, nil\n}}\n\n"
+                      for n in range(300))
+    prose = "".join("\t// The server keeps every stream it has opened in a table, and closes the ones the peer\n"
+                    "\t// has reset before it writes another frame: a reset stream takes no more data.\n"
+                    for _ in range(40))
+    calls = "".join(f"\ts.handleFrame{n}(f, {n})\n" for n in range(0, 300, 9))
+    text = f"package http2\n\n{methods}func (s *Server) serve(f *Frame) {{\n{calls}{prose}\t<|>\n}}\n"
+    doc, offset = _open(tmp_path, "server.go", text, "go")
+    outline_facts(doc, None)
+    budget = 8192  # the prefix window's share is larger than the sample
+    ctx = build_completion_context(doc, offset, None, budget_tokens=budget)
+    outline = [s for s in ctx.snippets if s.kind == "outline"]
+    assert outline
+    assert "handleFrame" in outline[0].text
+    assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= budget
+    assert "func (s *Server) handleFrame" in ctx.prefix, "the window still reaches the dense code"
