@@ -55,6 +55,7 @@ class ContextCache:
     sticky: StickySnippets | None = None
     outline: OutlineFacts | None = None
     outline_computing: int | None = None  # the version whose outline a worker thread is computing
+    density: tuple[int, float] | None = None  # (block of lines, characters per token before the cursor there)
     rules_generation: int = 0   # the exclusion rules' generation everything here was gathered under
     epoch: int = 0              # bumped by clear(): work started before it must not store its result
 
@@ -67,5 +68,6 @@ class ContextCache:
         self.sticky = None
         self.outline = None
         self.outline_computing = None
+        self.density = None
         self.rules_generation = rules_generation
         self.epoch += 1

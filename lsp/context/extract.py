@@ -73,7 +73,8 @@ NEAR_LINES_ABOVE = 40        # lines above the cursor (within the scope) whose n
 NEAR_LINES_BELOW = 3
 WORDS_LINES_ABOVE = 8        # lines above / below the cursor whose names' words rank the outline
 WORDS_LINES_BELOW = 2
-DENSITY_SAMPLE_CHARS = 6_000  # the text before the cursor whose characters per token size the shares
+DENSITY_SAMPLE_CHARS = 6_000  # the text before the cursor whose characters per token size the windows
+DENSITY_BLOCK_LINES = 64      # the density is measured again when the cursor moves to another block of lines
 
 _WINDOW_MASKER = SecretMasker()  # similar code is masked as plain code, before it is rendered as comments
 
@@ -157,8 +158,15 @@ class _Request:
 
 
 def density_before(doc: Document, offset: int) -> float:
-    """Characters per estimated token of the text before the cursor (what the windows are made of)."""
-    return chars_per_token(doc.text[max(0, offset - DENSITY_SAMPLE_CHARS):offset])
+    """Characters per estimated token of the text before the cursor (what the windows are made of).
+
+    Kept per block of lines: typing barely changes it, and :func:`_fit_budget` counts what it misjudges.
+    """
+    block = doc.line_of(offset) // DENSITY_BLOCK_LINES
+    cached = doc.context.density
+    if cached is None or cached[0] != block:
+        cached = doc.context.density = (block, chars_per_token(doc.text[max(0, offset - DENSITY_SAMPLE_CHARS):offset]))
+    return cached[1]
 
 
 def _plan(doc: Document, offset: int, index: WorkspaceIndex | None, budget_tokens: int, deadline: float,
