@@ -59,6 +59,8 @@ _TYPE_KINDS = frozenset({"class", "interface", "struct", "type"})
 MAX_MEMBERS = 100        # methods of one type: those the document names first, then public before private
 MAX_TYPES = 24           # other files' types whose methods are candidates (bases, then the most used)
 _MEMBER = re.compile(r"([\w$]+)\s*(?:\.|::|->)\s*([\w$]+)")
+_GO_TEST_ENTRY = re.compile(r"(?:Test|Benchmark|Example|Fuzz)(?![a-z])")
+_PYTHON_TEST_FILE = re.compile(r"(?:^test_.*|.*_test)\.py$")
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,8 @@ def _uses(text: str) -> dict[str, tuple[int, ...]]:
 def _external(name: str, members_of: Collection[str], imported: ImportedNames, own_path: str, language_id: str,
               index: WorkspaceIndex) -> list[Definition]:
     """Definitions in other files that the file's use of ``name`` most likely means."""
-    found = [d for d in index.lookup(name) if d.name == name and d.path != own_path and d.kind in OUTLINE_KINDS]
+    found = [d for d in index.lookup(name) if d.name == name and d.path != own_path and d.kind in OUTLINE_KINDS
+             and not is_test_entry_point(d.name, d.kind, d.path)]
     if language_id == "go":
         found = [d for d in found if _go_visible(d, own_path, imported)]
     if not found:
@@ -198,6 +201,17 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
     if not picked and name in imported.names:
         picked = [d for d in found if d.kind != "method"]
     return picked[:2]
+
+
+def is_test_entry_point(name: str, kind: str, path: str) -> bool:
+    """Whether the definition is a test that only the test runner calls, so no line of code will:
+    Go's ``TestXxx``/``BenchmarkXxx``/``ExampleXxx``/``FuzzXxx`` functions in ``_test.go`` files,
+    and pytest's ``test_*`` functions and methods in ``test_*.py`` / ``*_test.py`` files."""
+    if path.endswith("_test.go"):
+        return kind == "function" and _GO_TEST_ENTRY.match(name) is not None
+    if path.endswith(".py") and _PYTHON_TEST_FILE.match(os.path.basename(path)):
+        return kind in {"function", "method"} and (name == "test" or name.startswith("test_"))
+    return False
 
 
 def _go_exported(name: str) -> bool:
@@ -252,7 +266,7 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     raws = scan_definitions(spec, tree)
     overloads = _overload_declarations(raws, source)
     for raw in raws:
-        if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads:
+        if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads or is_test_entry_point(raw.name, raw.kind, path):
             continue
         definition = render_definition(spec, source, raw, path)
         function = enclosing_function(raw.outer)

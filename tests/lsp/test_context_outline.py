@@ -753,3 +753,52 @@ def test_a_prefix_window_denser_than_the_text_before_the_cursor_still_fits_the_b
     assert "handleFrame" in outline[0].text
     assert estimate_tokens(ctx.prompt()) + estimate_tokens(ctx.suffix) <= budget
     assert "func (s *Server) handleFrame" in ctx.prefix, "the window still reaches the dense code"
+
+
+@pytest.mark.parametrize(("name", "language_id", "source", "tests", "callable_"), [
+    pytest.param("server_test.go", "go", """package http
+
+func TestServeMux(t *testing.T) { run(t, testServeMux) }
+
+func testServeMux(t *testing.T, mode testMode) {}
+
+func BenchmarkServeMux(b *testing.B) {}
+
+func ExampleServeMux() {}
+
+func FuzzParse(f *testing.F) {}
+
+func Testify(s string) bool { return s != "" }
+
+func newTestServer(t *testing.T) *Server {
+\t<|>
+}
+""", {"TestServeMux", "BenchmarkServeMux", "ExampleServeMux", "FuzzParse"},
+        {"testServeMux", "Testify", "newTestServer"}, id="go"),
+    pytest.param("test_parser.py", "python", """\
+def test_parses_empty_input():
+    assert parse("") == []
+
+
+class TestParser:
+    def test_nested(self):
+        assert parse("[[]]") == [[]]
+
+    def parse_twice(self, text):
+        return parse(parse(text))
+
+
+def testing_helper():
+    <|>
+""", {"test_parses_empty_input", "test_nested"}, {"TestParser", "parse_twice", "testing_helper"}, id="python"),
+])
+def test_tests_only_the_runner_calls_are_not_candidates(tmp_path: Path, name: str, language_id: str, source: str,
+                                                       tests: set[str], callable_: set[str]) -> None:
+    """A line of code never calls a test entry point (Go's TestXxx, pytest's test_*): in a large test file
+    they took the outline's room from the helpers and the package's API. The helpers remain."""
+    doc, _ = _open(tmp_path, name, source, language_id)
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    names = {item.name for item in facts.items}
+    assert not names & tests
+    assert callable_ <= names
