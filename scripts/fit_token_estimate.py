@@ -89,8 +89,13 @@ def fit(objective: list[str], constraints: list[tuple[str, int]]) -> dict[str, f
     except ImportError:
         sys.exit("scipy is needed for the linear program: pip install -e '.[fit]'")
     names = list(TOKEN_WEIGHTS)
-    rows = np.array([[token_counts(text)[name] / count for name in names] for text, count in constraints])
-    cost = np.array([[token_counts(text)[name] for name in names] for text in objective]).sum(axis=0)
+
+    def counts(text: str) -> list[int]:
+        found = token_counts(text)
+        return [found[name] for name in names]
+
+    rows = np.array([[value / count for value in counts(text)] for text, count in constraints])
+    cost = np.array([counts(text) for text in objective]).sum(axis=0)
     result = linprog(c=cost, A_ub=-rows, b_ub=-np.ones(len(rows)), bounds=[(0, None)] * len(names), method="highs")
     if not result.success:
         sys.exit(f"the linear program failed: {result.message}")
