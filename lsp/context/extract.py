@@ -56,9 +56,9 @@ if TYPE_CHECKING:
     from lsp.documents import Document
 
 __all__ = [
-    "CHARS_PER_TOKEN", "CodeContext", "Scope", "Snippet", "build_completion_context", "density_before",
-    "enclosing_definition", "enclosing_definitions", "estimate_tokens", "imports_of", "is_multiline_position",
-    "related_definitions", "render_snippet", "similar_snippets",
+    "CHARS_PER_TOKEN", "CodeContext", "Scope", "Snippet", "build_completion_context", "enclosing_definition",
+    "enclosing_definitions", "estimate_tokens", "imports_of", "is_multiline_position", "related_definitions",
+    "render_snippet", "similar_snippets",
 ]
 
 SUFFIX_SHARE = 0.15          # of the budget, at most
@@ -157,7 +157,7 @@ class _Request:
             self.urgent.add(snippet)
 
 
-def density_before(doc: Document, offset: int) -> float:
+def _density_before(doc: Document, offset: int) -> float:
     """Characters per estimated token of the text before the cursor (what the windows are made of).
 
     Kept per block of lines: typing barely changes it, and :func:`_fit_budget` counts what it misjudges.
@@ -177,7 +177,7 @@ def _plan(doc: Document, offset: int, index: WorkspaceIndex | None, budget_token
     before the cursor (Go's tabs and short names make more tokens per character than Python's indented
     words); :func:`_fit_budget` corrects what that misjudges.
     """
-    density = density_before(doc, offset)
+    density = _density_before(doc, offset)
     path_line = f"{comment} Path: {rel_path}\n"
     suffix_end = _suffix_end(doc, offset, int(budget_tokens * SUFFIX_SHARE * density))
     fixed = estimate_tokens(doc.text[offset:suffix_end]) + estimate_tokens(path_line)

@@ -184,7 +184,7 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
               index: WorkspaceIndex) -> list[Definition]:
     """Definitions in other files that the file's use of ``name`` most likely means."""
     found = [d for d in index.lookup(name) if d.name == name and d.path != own_path and d.kind in OUTLINE_KINDS
-             and not is_test_entry_point(d.name, d.kind, d.path)]
+             and not _is_test_entry_point(d.name, d.kind, d.path)]
     if language_id == "go":
         found = [d for d in found if _go_visible(d, own_path, imported)]
     if not found:
@@ -203,7 +203,7 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
     return picked[:2]
 
 
-def is_test_entry_point(name: str, kind: str, path: str) -> bool:
+def _is_test_entry_point(name: str, kind: str, path: str) -> bool:
     """Whether the definition is a test that only the test runner calls, so no line of code will:
     Go's ``TestXxx``/``BenchmarkXxx``/``ExampleXxx``/``FuzzXxx`` functions in ``_test.go`` files,
     and pytest's ``test_*`` functions and methods in ``test_*.py`` / ``*_test.py`` files."""
@@ -266,7 +266,7 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     raws = scan_definitions(spec, tree)
     overloads = _overload_declarations(raws, source)
     for raw in raws:
-        if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads or is_test_entry_point(raw.name, raw.kind, path):
+        if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads or _is_test_entry_point(raw.name, raw.kind, path):
             continue
         definition = render_definition(spec, source, raw, path)
         function = enclosing_function(raw.outer)
