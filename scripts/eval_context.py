@@ -120,10 +120,10 @@ def _trimmed_exactly(doc: Document, offset: int, ctx: CodeContext, true_line: st
 
 def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: random.Random,
              verbose: bool, tokens: Llama3Tokens | None,
-             prompts: list[tuple[str, str]] | None = None) -> tuple[dict[str, Tally], int, int]:
+             prompts: list[str] | None = None) -> tuple[dict[str, Tally], int, int]:
     """Recall per mode and category for one package; also the ambiguous count and the file count.
 
-    ``prompts``, when given, gets each site's language and prompt + suffix."""
+    ``prompts``, when given, gets each site's prompt + suffix."""
     root = root.resolve()
     windows = WindowIndex()
     index = WorkspaceIndex([root], windows=windows)
@@ -155,10 +155,10 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
             windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
             prompt = ctx.prompt()
             tally.prompt_chars.append(len(prompt))
+            sent = prompt + ctx.suffix
             if prompts is not None:
-                prompts.append((language_ids[site.path.suffix], prompt + ctx.suffix))
-            count = tokens.count if tokens is not None else estimate_tokens
-            tally.prompt_tokens.append(count(prompt + ctx.suffix))
+                prompts.append(sent)
+            tally.prompt_tokens.append(tokens.count(sent) if tokens is not None else estimate_tokens(sent))
             if mode == "whole-line":
                 tally.trimmed.append(_trimmed_exactly(doc, offset, ctx, gone.rstrip()))
             headers = {d.header.split("\n", 1)[0].strip() for d in index.lookup(site.name)

@@ -43,10 +43,10 @@ MARGIN = 1.01
 def eval_prompts(seed: int, max_sites: int) -> list[str]:
     """The prompts + suffixes eval_context.py builds with ``seed``."""
     rng = random.Random(seed)
-    prompts: list[tuple[str, str]] = []
+    prompts: list[str] = []
     for _language, _name, root, ids in _jobs():
         evaluate(root, ids, max_sites, rng, False, None, prompts)
-    return [text for _, text in prompts]
+    return prompts
 
 
 def _pieces(text: str) -> list[str]:
