@@ -43,6 +43,9 @@ from lsp.documents import Document
 CURSOR = "<|>"
 
 
+UNHURRIED = 10.0  # seconds to gather: what is gathered must not depend on a garbage collection's pause
+
+
 def _workspace(tmp_path: Path, files: dict[str, str], *, windows: bool = False) -> WorkspaceIndex:
     for name, text in files.items():
         path = tmp_path / name
@@ -63,12 +66,12 @@ def _open(tmp_path: Path, name: str, source: str, language_id: str) -> tuple[Doc
 def ctx_text(doc: Document, offset: int, index: WorkspaceIndex) -> str:
     """The whole prompt, once the outline facts are computed (the server computes them after the open)."""
     outline_facts(doc, index)
-    return build_completion_context(doc, offset, index).prompt()
+    return build_completion_context(doc, offset, index, deadline_s=UNHURRIED).prompt()
 
 
 def _outline_text(doc: Document, offset: int, index: WorkspaceIndex) -> str:
     outline_facts(doc, index)
-    ctx = build_completion_context(doc, offset, index)
+    ctx = build_completion_context(doc, offset, index, deadline_s=UNHURRIED)
     return "".join(render_snippet(s, ctx.line_comment) for s in ctx.snippets if s.kind == "outline")
 
 
