@@ -358,8 +358,7 @@ class DefinitionFinder:
                     score += 4
                 if used.receiver and facts.module == used.receiver:
                     score += 4
-                if on_self and definition.container_header and \
-                        any(name in definition.container_header for name in self.class_names):
+                if on_self and definition.qualified_name.rpartition(".")[0] in self.class_names:
                     score += 3
                 if facts.directory == self.doc_dir:
                     score += 1

@@ -433,6 +433,30 @@ def test_methods_of_a_base_class_in_another_file(tmp_path: Path) -> None:
            "//   subscribe(listener: TListener): () => void\n//   hasListeners(): boolean\n" in outline
 
 
+def test_methods_of_the_cursors_base_class_get_the_base_weight_and_only_they(tmp_path: Path) -> None:
+    # query-core: `this.hasListeners()` in QueryObserver is the base Subscribable's method. FocusManager
+    # extends Subscribable too, but is no base of QueryObserver: its header names the base, its methods
+    # are not the cursor's class's.
+    index = _workspace(tmp_path, {
+        "focusManager.ts": (
+            "import { Subscribable } from './subscribable'\n\n"
+            "export class FocusManager extends Subscribable<Listener> {\n"
+            "  isFocused(): boolean {\n    return true\n  }\n}\n\nexport const focusManager = new FocusManager()\n"),
+        "subscribable.ts": "export class Subscribable<TListener> {\n  hasListeners(): boolean {\n    return true\n  }\n}\n",
+    })
+    doc, offset = _open(tmp_path, "queryObserver.ts", (
+        "import { Subscribable } from './subscribable'\nimport { focusManager } from './focusManager'\n\n"
+        "export class QueryObserver extends Subscribable<Listener> {\n  onSubscribe(): void {\n    <|>\n  }\n}\n"),
+        "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    scores = {item.name: score for score, item in score_outline(facts, outline_plan(doc, offset, index)[0])}
+    # otherwise alike: isFocused is a method of an instance imported and not used yet
+    assert scores["hasListeners"] - scores["isFocused"] == pytest.approx(
+        WEIGHTS.base_member + WEIGHTS.own_class - WEIGHTS.idle)
+    assert WEIGHTS.base_member + WEIGHTS.own_class > 0
+
+
 def test_base_names_of_class_headers() -> None:
     from lsp.context.outline import _base_names
 
