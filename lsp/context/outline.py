@@ -119,7 +119,7 @@ def _doc_line(definition: Definition, language_id: str) -> str:
 
 
 _OPENED = re.compile(r"([(\[{<])\s+")
-_BEFORE_CLOSER = re.compile(r",?\s*([)\]}])|,\s*(>)")
+_BEFORE_CLOSER = re.compile(r",?\s*([)\]}])|(?:,\s*|\s+)(>)")
 
 
 def compact_header(definition: Definition) -> str:
@@ -699,7 +699,7 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
     The first :data:`DOC_ITEMS` chosen also show their short doc line; the rest only their signature.
     """
     chosen: dict[str, list[OutlineItem]] = {}
-    containers: dict[str, set[str]] = defaultdict(set)
+    headed: dict[str, dict[str, int]] = defaultdict(dict)  # per file, the classes with a header line: its tokens
     lines_of: dict[OutlineItem, str] = {}
     used = 0
     said: set[str] = set()  # headers already chosen: the same signature again tells the model nothing new
@@ -707,11 +707,14 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
         if item.header in said:
             continue
         line = item.rendered(comment, len(lines_of) < DOC_ITEMS)
-        cost = item_tokens(line, comment, indent if item.container else "")
+        cost = line_cost = item_tokens(line, comment, indent if item.container else "")
         if item.path not in chosen:
             cost += item_tokens(f"Path: {relative(item.path)}", comment, "")
-        if item.container and item.container not in containers[item.path]:
+        group, heads = _class_group(item), headed[item.path]
+        if item.container and group not in heads:
             cost += item_tokens(item.container, comment, "")
+        elif not item.container and group in heads:
+            cost = max(0, cost - heads[group])  # the class's own line takes the place of its members' header line
         if used + cost > cap_tokens:
             if cap_tokens - used < 10:
                 break
@@ -720,25 +723,31 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
         said.add(item.header)
         lines_of[item] = line
         chosen.setdefault(item.path, []).append(item)
-        if item.container:
-            containers[item.path].add(item.container)
+        if group:
+            heads[group] = line_cost if not item.container else heads.get(group, item_tokens(item.container, comment, ""))
     return [Snippet(relative(path), _render_block(items, lines_of, indent), "outline") for path, items in chosen.items()]
 
 
-def _render_block(items: Sequence[OutlineItem], lines_of: Mapping[OutlineItem, str], indent: str) -> str:
-    """One file's items in source order, members indented under their class's header line (once)."""
-    def group(item: OutlineItem) -> str:
-        return item.container or (item.header if item.kind in _CLASS_KINDS else "")
+def _class_group(item: OutlineItem) -> str:
+    """The class a member is listed under, or the class a top-level class item stands for ("" for neither)."""
+    if item.container:
+        return item.container_name or item.container
+    return item.name if item.kind in _CLASS_KINDS else ""
 
+
+def _render_block(items: Sequence[OutlineItem], lines_of: Mapping[OutlineItem, str], indent: str) -> str:
+    """One file's items in source order, members indented under their class's header line (once): the class's
+    own item when it was chosen, else the first line of its header."""
     first_line: dict[str, int] = {}
     for item in items:
-        key = group(item) or f"@{item.line}"
+        key = _class_group(item) or f"@{item.line}"
         first_line[key] = min(first_line.get(key, item.line), item.line)
     lines: list[str] = []
     current = ""
-    for item in sorted(items, key=lambda i: (first_line[group(i) or f"@{i.line}"], bool(i.container), i.line)):
-        if item.container and item.container != current:
+    for item in sorted(items, key=lambda i: (first_line[_class_group(i) or f"@{i.line}"], bool(i.container), i.line)):
+        group = _class_group(item)
+        if item.container and group != current:
             lines.append(item.container)
-        current = item.container or group(item)
+        current = group
         lines.append(indent + lines_of[item] if item.container else lines_of[item])
     return "\n".join(lines)

@@ -668,6 +668,25 @@ def test_a_signature_is_shown_once(tmp_path: Path) -> None:
     assert 'class ZodSymbol extends ZodType\n  _parse(input: ParseInput): ParseReturnType<this["_output"]>' in text
 
 
+def test_a_class_chosen_with_its_members_heads_them_with_its_own_line(tmp_path: Path) -> None:
+    # zod v3: ZodUnion's header runs over lines, so its compact header and its first line differ; the
+    # outline listed both, `class ZodUnion<T extends ZodUnionOptions> extends ZodType<...>` and, above
+    # `get options()`, `export class ZodUnion<`
+    doc, offset = _open(tmp_path, "types.ts", (
+        "export class ZodUnion<\n  T extends ZodUnionOptions,\n> extends ZodType<\n  T[number][\"_output\"],\n"
+        "  ZodUnionDef<T>\n> {\n  get options() {\n    return this._def.options\n  }\n}\n\n" +
+        "".join(f"export const value{n} = {n}\n" for n in range(40)) +
+        "\nexport function parse(union: ZodUnion<Options>) {\n  const all = union.options\n"
+        "  const other = new ZodUnion(all)\n  <|>\n}\n"), "typescript")
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    cursor = doc.line_of(offset)
+    ranked = rank_outline(facts, OutlineQuery(cursor, (cursor - 3, cursor + 1), (cursor - 3, cursor + 1)))
+    assert [item.name for item in ranked[:2]] == ["options", "ZodUnion"]  # the member first: its class comes after
+    text = "\n".join(s.text for s in outline_snippets(ranked, 10_000, "//", lambda p: p, "  "))
+    assert text == "class ZodUnion<...> extends ZodType<T[number][\"_output\"], ZodUnionDef<T>>\n  get options()"
+
+
 def test_a_large_types_members_that_the_file_names_come_first(tmp_path: Path) -> None:
     # rich: Console has over a hundred methods; live_render.py holds `console: "Console"` and calls
     # console.render_lines, defined near the end of the class
@@ -719,6 +738,9 @@ def test_definitions_carried_over_a_broken_parse_are_idle_as_the_text_is_now(tmp
                      "    options: FetchQueryOptions<TQueryFnData, TError, TQueryKey, TPageParam>,\n  ): Promise<TData>",
                      "async fetchQuery<...>(options: FetchQueryOptions<TQueryFnData, TError, TQueryKey, TPageParam>)"
                      ": Promise<TData>", id="query-core, type parameters elided"),
+        pytest.param("class ZodUnion<\n  T extends ZodUnionOptions,\n> extends ZodType<\n  T[number][\"_output\"],\n"
+                     "  ZodUnionDef<T>\n> {", "class ZodUnion<...> extends ZodType<T[number][\"_output\"], ZodUnionDef<T>> {",
+                     id="zod, a type argument list closed on its own line"),
         pytest.param("func (c *Client) do(\n\treq *Request,\n) (retres *Response, reterr error)",
                      "func (c *Client) do(req *Request) (retres *Response, reterr error)", id="net/http"),
         pytest.param("def render_lines(\n    self,\n    renderable: RenderableType,\n"
