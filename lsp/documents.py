@@ -124,6 +124,8 @@ class Document:
         self.text = text
         self.source: bytes = text.encode("utf-8")
         self._starts: list[int] = [0, *_line_starts(text)]
+        self._ascii = text.isascii()  # then str offsets are byte offsets (kept False once not)
+        self._byte_starts: list[int] = [0]  # the first lines' byte offsets, extended as asked, cut by edits
         self.tree: tree_sitter.Tree | None = self._parser.parse(self.source) if self._parser else None
         self.edited_at = time.monotonic()
         self.edit_count = 0
@@ -182,20 +184,27 @@ class Document:
 
     def byte_at(self, offset: int) -> int:
         """UTF-8 byte offset (tree-sitter's) of a str offset."""
-        if self.text.isascii():
+        if self._ascii:
             return offset
         line = self.line_of(offset)
         start = self._starts[line]
         return self._byte_of_line(line) + len(self.text[start:offset].encode("utf-8"))
 
     def _byte_of_line(self, line: int) -> int:
-        return len(self.text[: self._starts[line]].encode("utf-8"))
+        known, starts, text = self._byte_starts, self._starts, self.text
+        if len(known) <= line:
+            # once after an open or a jump; after an edit only the lines from it on are measured again
+            byte = known[-1]
+            for n in range(len(known), line + 1):
+                byte += len(text[starts[n - 1]:starts[n]].encode("utf-8"))
+                known.append(byte)
+        return known[line]
 
     def point_at(self, offset: int) -> tuple[int, int]:
         """Tree-sitter point (row, byte column) of a str offset."""
         line = self.line_of(offset)
         start = self._starts[line]
-        col = offset - start if self.text.isascii() else len(self.text[start:offset].encode("utf-8"))
+        col = offset - start if self._ascii else len(self.text[start:offset].encode("utf-8"))
         return (line, col)
 
     def offset_of_point(self, point: tuple[int, int] | tree_sitter.Point) -> int:
@@ -204,7 +213,7 @@ class Document:
         if row >= len(self._starts):
             return len(self.text)
         start = self._starts[row]
-        if self.text.isascii():
+        if self._ascii:
             return min(start + col, len(self.text))
         line_bytes = self.text[start : self.line_end(row) + 2].encode("utf-8")
         return start + len(line_bytes[:col].decode("utf-8", errors="ignore"))
@@ -248,6 +257,7 @@ class Document:
         self.text = text
         self.source = text.encode("utf-8")
         self._starts = [0, *_line_starts(text)]
+        self._ascii, self._byte_starts = text.isascii(), [0]
         self.tree = self._parser.parse(self.source) if self._parser else None
         self.edit_count += 1
         self.last_edit = None  # not one edit: nothing can follow it
@@ -275,6 +285,8 @@ class Document:
         middle = [s for s in _line_starts(text, rescan_from, limit) if s > rescan_from]
         tail_index = bisect.bisect_right(old_starts, end + 1)
         self._starts = old_starts[: keep + 1] + middle + [s + delta for s in old_starts[tail_index:]]
+        self._ascii = self._ascii and new.isascii()
+        del self._byte_starts[keep + 1:]
 
         old_tree = self.tree
         if old_tree is not None and self._parser is not None:

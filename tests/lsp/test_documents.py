@@ -43,6 +43,8 @@ def _assert_consistent(doc: Document) -> None:
     fresh = Document(doc.uri, doc.language_id, doc.version, doc.text)
     assert doc.source == doc.text.encode("utf-8")
     assert [doc.line_start(i) for i in range(doc.line_count)] == _expected_line_starts(doc.text)
+    for offset in [*range(0, len(doc.text) + 1, 7), len(doc.text)]:
+        assert doc.byte_at(offset) == len(doc.text[:offset].encode("utf-8")), offset
     if fresh.tree is not None:
         assert _sexp(doc) == _sexp(fresh)
         assert doc.error_count() == fresh.error_count()
@@ -129,16 +131,17 @@ def test_change_matches_full_reparse(language_id: str, text: str, changes: list[
     _assert_consistent(doc)
 
 
-@pytest.mark.parametrize(("encoding", "full_sync"), [
-    pytest.param("utf-16", False, id="utf16"),
-    pytest.param("utf-8", False, id="utf8"),
-    pytest.param("utf-32", False, id="utf32"),
-    pytest.param("utf-16", True, id="full-sync-diffed-into-one-edit"),
+@pytest.mark.parametrize(("encoding", "full_sync", "start"), [
+    pytest.param("utf-16", False, PY, id="utf16"),
+    pytest.param("utf-8", False, PY, id="utf8"),
+    pytest.param("utf-32", False, PY, id="utf32"),
+    pytest.param("utf-16", True, PY, id="full-sync-diffed-into-one-edit"),
+    pytest.param("utf-16", False, PY.encode("ascii", "replace").decode(), id="ascii-until-an-edit"),
 ])
-def test_random_edits_stay_consistent(encoding: str, full_sync: bool) -> None:
+def test_random_edits_stay_consistent(encoding: str, full_sync: bool, start: str) -> None:
     rng = random.Random(1234)
     pieces = ["x", "ü", "😀", "\n", "\r\n", "(", ")", ":", "    ", "def g():\n", "'", "漢"]
-    doc = Document("file:///r.py", "python", 1, PY * 3)
+    doc = Document("file:///r.py", "python", 1, start * 3)
     for step in range(300):
         a, b = sorted(rng.randrange(len(doc.text) + 1) for _ in range(2))
         if rng.random() < 0.7:
