@@ -47,7 +47,12 @@ from lsp.context.retrieval import (
     used_names,
 )
 from lsp.context.similar import SIMILAR_WINDOW, similar_snippets
-from lsp.context.syntax import enclosing_definition, enclosing_definitions, imports_of
+from lsp.context.syntax import (
+    enclosing_definition,
+    enclosing_definitions,
+    function_imports,
+    imports_of,
+)
 from lsp.exclusion import SecretMasker
 
 if TYPE_CHECKING:
@@ -227,7 +232,8 @@ def _definitions(req: _Request) -> None:
     doc = req.doc
     used = _used_near_cursor(req)
     class_names = [s.name for s in req.scopes if s.kind in {"class", "interface", "struct"}]
-    finder = DefinitionFinder(doc, req.index, req.imports, req.visible, class_names)
+    imports = (*req.imports, *function_imports(doc, req.scopes))
+    finder = DefinitionFinder(doc, req.index, imports, req.visible, class_names)
     # the word being typed at the cursor is unfinished: searching the text for it is wasted work
     before = doc.text[req.offset - 1:req.offset]
     typing = before.isidentifier() or before.isdigit()

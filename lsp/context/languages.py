@@ -55,6 +55,8 @@ class LanguageSpec:
     implicit_this: bool = False
     # blocks are delimited by indentation (Python), not braces
     indent_blocks: bool = False
+    # node types of the import statements that may sit inside functions (Python's ``from .markup import render``)
+    local_import_types: frozenset[str] = frozenset()
 
     def parser(self) -> Parser:
         """A fresh parser for this language (parsers are not thread-safe: one per user)."""
@@ -79,6 +81,7 @@ class _Entry:
     fence_tags: tuple[str, ...] = ()
     implicit_this: bool = False
     indent_blocks: bool = False
+    local_import_types: frozenset[str] = frozenset()
 
 
 _JS_SCOPES = {
@@ -139,7 +142,8 @@ _ENTRIES: tuple[_Entry, ...] = (
     _Entry("python", "tree_sitter_python", "language", ("python",), (".py", ".pyi", ".pyw"), "#", "python",
            {"function_definition": "function", "class_definition": "class"}, frozenset({"block"}),
            ("test_{stem}.py", "{stem}_test.py"), _PATTERNS["python"],
-           display_name="Python", fence_tags=("python", "py", "python3"), indent_blocks=True),
+           display_name="Python", fence_tags=("python", "py", "python3"), indent_blocks=True,
+           local_import_types=frozenset({"import_statement", "import_from_statement"})),
     _Entry("javascript", "tree_sitter_javascript", "language",
            ("javascript", "javascriptreact", "js", "jsx"), (".js", ".mjs", ".cjs", ".jsx"), "//", "javascript",
            _JS_SCOPES, _CURLY, ("{stem}.test.js", "{stem}.spec.js"), _JS_PATTERN, ("class __C {\n", "\n}"),
@@ -219,7 +223,7 @@ class _Registry:
             block_types=entry.block_types, test_file_patterns=entry.test_file_patterns,
             definition_pattern=entry.definition_pattern, member_wrapper=entry.member_wrapper,
             display_name=entry.display_name, fence_tags=entry.fence_tags, implicit_this=entry.implicit_this,
-            indent_blocks=entry.indent_blocks,
+            indent_blocks=entry.indent_blocks, local_import_types=entry.local_import_types,
         )
 
 

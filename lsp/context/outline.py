@@ -40,6 +40,7 @@ from lsp.context.model import Snippet, estimate_tokens
 from lsp.context.nodes import enclosing_function
 from lsp.context.receivers import declared_types
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
+from lsp.context.syntax import nested_imports
 from lsp.words import identifier_words
 
 if TYPE_CHECKING:
@@ -257,6 +258,10 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     text = source.decode("utf-8", errors="replace")
     uses = _uses(text)
     import_lines = _import_lines(text, imports)
+    nested = nested_imports(tree, spec) if spec.local_import_types else []
+    if nested:
+        imports = (*imports, *(source[node.start_byte:node.end_byte].decode("utf-8", "replace") for node in nested))
+        import_lines.update(n for node in nested for n in range(node.start_point[0], node.end_point[0] + 1))
 
     def idle(name: str, line: int | None) -> bool:
         """No use of the name besides its own definition line and the import statements."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tree_sitter import Node, QueryCursor, Tree
@@ -104,9 +106,48 @@ def imports_of(doc: Document) -> tuple[str, ...]:
     return texts
 
 
-def _import_nodes(tree: Tree, spec: LanguageSpec, byte_range: tuple[int, int] | None = None) -> list[Node]:
+_BEFORE_IMPORT = re.compile(r"[ \t]*(?:from[ \t]+[.\w]+[ \t]+)?")  # what a line holds before an ``import``
+
+
+def function_imports(doc: Document, scopes: Sequence[Scope]) -> tuple[str, ...]:
+    """The import statements inside the enclosing functions (``scopes``, innermost first), where the
+    language allows them there (Python's ``from .markup import render`` just above its call).
+
+    Only the lines that read like an import are looked at (a query of a function's body costs a tenth of a ms).
+    """
+    spec = doc.language
+    if spec is None or not spec.local_import_types or doc.tree is None:
+        return ()
+    statements: dict[int, str] = {}
+    for function in (scope for scope in scopes if scope.kind in {"function", "method"}):
+        text, end = doc.text, function.body_end
+        at = text.find("import", function.body_start, end)
+        while at >= 0:
+            line_start = text.rfind("\n", 0, at) + 1
+            found, at = at, text.find("import", at + 6, end)
+            if not _BEFORE_IMPORT.fullmatch(text, line_start, found):
+                continue
+            point = doc.point_at(found)
+            node: Node | None = doc.tree.root_node.descendant_for_point_range(point, point)
+            while node is not None and node.type not in spec.local_import_types:
+                node = node.parent
+            if node is not None:
+                statements.setdefault(node.start_byte, doc.node_text(node).strip())
+    return tuple(statements[start] for start in sorted(statements))
+
+
+def nested_imports(tree: Tree, spec: LanguageSpec) -> list[Node]:
+    """Import statements below the top level, in source order: Python's ``from .markup import render``
+    inside the function that calls ``render`` (a whole-tree query: for a worker thread)."""
+    top = {node.start_byte for node in _import_nodes(tree, spec)}
+    return [node for node in _import_nodes(tree, spec, nested=True) if node.start_byte not in top]
+
+
+def _import_nodes(tree: Tree, spec: LanguageSpec, byte_range: tuple[int, int] | None = None,
+                  nested: bool = False) -> list[Node]:
     cursor = QueryCursor(spec.queries["imports"])
-    cursor.set_max_start_depth(2)
+    if not nested:
+        cursor.set_max_start_depth(2)
     if byte_range is not None:
         cursor.set_byte_range(*byte_range)
     nodes = cursor.captures(tree.root_node).get("import", [])

@@ -115,6 +115,39 @@ def test_python_import_used_nowhere_else_reaches_the_prompt(tmp_path: Path) -> N
     assert "# class InvalidURL(Exception):" in outline
 
 
+def _rich_markup_workspace(tmp_path: Path) -> tuple[Document, int, WorkspaceIndex]:
+    """rich's ``Text.from_markup``: it imports ``render`` where it calls it, and ``Console.render`` is not it."""
+    index = _workspace(tmp_path, {
+        "rich/markup.py": (
+            'def escape(markup: str) -> str:\n    """Escapes text so that it won\'t be interpreted as markup."""\n'
+            '    return markup\n\n\n'
+            'def render(markup: str, style: str = "", emoji: bool = True) -> "Text":\n'
+            '    """Render console markup in to a Text instance."""\n    return Text(markup)\n'),
+        "rich/console.py": (
+            "class Console:\n    def render(self, renderable, options=None):\n        return iter(())\n"),
+    })
+    doc, offset = _open(tmp_path / "rich", "text.py", (
+        "class Text:\n    def __init__(self, text: str = '') -> None:\n        self.text = text\n\n"
+        "    @classmethod\n    def from_markup(cls, text: str, style: str = '') -> 'Text':\n"
+        "        from .markup import render\n\n        <|>\n        return rendered_text\n"), "python")
+    return doc, offset, index
+
+
+def test_a_python_import_inside_the_function_is_the_first_outline_candidate(tmp_path: Path) -> None:
+    doc, offset, index = _rich_markup_workspace(tmp_path)
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    first = rank_outline(facts, outline_plan(doc, offset, index)[0])[0]
+    assert (first.name, Path(first.path).name, first.idle) == ("render", "markup.py", True)
+
+
+def test_a_python_import_inside_the_function_picks_the_definition_it_names(tmp_path: Path) -> None:
+    doc, offset, index = _rich_markup_workspace(tmp_path)
+    prompt = ctx_text(doc, offset, index)
+    named = prompt.index('# def render(markup: str, style: str = "", emoji: bool = True) -> "Text":')
+    assert named < prompt.index("#     def render(self, renderable")  # the definitions go best first
+
+
 def test_typescript_module_member_and_far_same_file_helper(tmp_path: Path) -> None:
     index = _workspace(tmp_path, {
         "core/util.ts": (
