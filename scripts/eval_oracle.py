@@ -6,9 +6,11 @@ where ``module`` is an imported module (Go: an imported package) defining ``f``;
 when ``m`` is the workspace's single definition of that name and a method (so ``rows.map(`` is not
 taken for a workspace function ``map``) and no built-in type has a method ``m`` (``parts.join(``,
 ``n.toString()``; :mod:`scripts.builtin_methods`), nor when ``obj`` names an imported Go package
-(``slices.Equal(`` calls the standard library, not a workspace method ``Equal``). Go test files' definitions count only
-for test files of their folder. Accessors (``get size()``) and functions nested in
-other functions are never the answer. Call sites it cannot resolve are ambiguous.
+(``slices.Equal(`` calls the standard library, not a workspace method ``Equal``) or a Go variable
+the file declares with a type of a package the workspace does not hold (``var wg sync.WaitGroup``,
+then ``wg.Add(1)``). Go test files' definitions count only for test files of their folder.
+Accessors (``get size()``) and functions nested in other functions are never the answer. Call
+sites it cannot resolve are ambiguous.
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ def _go_visible(def_path: Path, caller: Path) -> bool:
                                                        and def_path.parent == caller.parent)
 
 
+def _go_declared_packages(text: str, variable: str) -> set[str]:
+    """The packages of the qualified types a Go variable is declared with in ``text``: ``var wg sync.WaitGroup``,
+    ``conns sync.WaitGroup`` (a field or parameter), ``b := &bytes.Buffer{}``, ``t := new(time.Timer)``."""
+    v = re.escape(variable)
+    found = re.finditer(rf"\b{v}[ \t]+\*?(\w+)\.[A-Z]\w*\b(?![.(])"
+                        rf"|\b{v}[ \t]*:?=[ \t]*(?:&|new\()?(\w+)\.[A-Z]\w*[{{)]", text)
+    return {m.group(1) or m.group(2) for m in found}
+
+
 def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
     if module.startswith("go:"):
         parts = tuple(module[3:].split("/"))
@@ -146,6 +157,11 @@ def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receive
         if name in BY_SUFFIX.get(path.suffix, ()):
             return None  # `parts.join(`, `signal.addEventListener(`: a built-in type's method, most likely
         methods = [d for d in defs if d.kind == "method"]
+        if path.suffix == ".go":
+            for package in _go_declared_packages(doc_text, receiver):
+                held = [m for m in _module_aliases(doc_text, package) if m.startswith("go:")]
+                if held and not any(_module_matches(m, Path(d.path), path) for m in held for d in methods):
+                    return None  # `var wg sync.WaitGroup` ... `wg.Add(1)`: a package the workspace does not hold
         return methods[0] if len(methods) == 1 and len(defs) == 1 else None
     defs = [d for d in defs if d.kind != "method"]  # a bare `set(` is not `self.set(`
     if path.suffix == ".go":  # a bare Go name is its own package's (the folder's)
