@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from tree_sitter import Tree
+from tree_sitter import Node, Tree
 
 from lsp.context.imports import ImportedNames, imported_names
 from lsp.context.index import (
@@ -78,7 +78,7 @@ class OutlineItem:
     idle: bool = False  # imported or defined (or a method of an imported instance), not used elsewhere in the file yet
     doc: str = ""    # the first short doc line, shown for the best-ranked items only
     words: frozenset[str] = frozenset()  # the name's words, lower case (``parse_url`` -> parse, url)
-    local_to: tuple[int, int] | None = None  # a nested function: the lines of the function it is local to
+    local_to: tuple[int, int] | None = None  # seen only in these lines: a nested function, a name a function imports
     owner: str = ""  # a method of a type the document uses, or of its own (Go): the type's name; a module's alias
     type_only: bool = False  # names a type and nothing else (TypeScript's interfaces and type aliases)
     container_name: str = ""  # for members, their class's name (``container`` may name its bases too)
@@ -259,6 +259,7 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     uses = _uses(text)
     import_lines = _import_lines(text, imports)
     nested = nested_imports(tree, spec) if spec.local_import_types else []
+    local_imports = _local_import_scopes(nested, source, language_id, imports)
     if nested:
         imports = (*imports, *(source[node.start_byte:node.end_byte].decode("utf-8", "replace") for node in nested))
         import_lines.update(n for node in nested for n in range(node.start_point[0], node.end_point[0] + 1))
@@ -296,9 +297,25 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     if index is not None:
         external, external_holders = _external_items(uses, idle, bases, receivers, declared, imports, path,
                                                      language_id, index, MAX_ITEMS - len(items))
-        items += external
+        items += [replace(item, local_to=local_imports[item.name]) if item.name in local_imports else item
+                  for item in external]
         holders.update(external_holders)
     return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
+
+
+def _local_import_scopes(nested: Sequence[Node], source: bytes, language_id: str,
+                         imports: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Names only one function imports (none at the top level) -> that function's lines: a name imported
+    inside a function is seen only there."""
+    top = imported_names(language_id, imports).names
+    scopes: dict[str, tuple[int, int] | None] = {}
+    for node in nested:
+        function = enclosing_function(node)
+        span = (function.start_point[0], function.end_point[0]) if function is not None else None
+        statement = source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+        for name in imported_names(language_id, [statement]).names.keys() - top.keys():
+            scopes[name] = span if scopes.get(name, span) == span else None
+    return {name: span for name, span in scopes.items() if span is not None}
 
 
 def _carried_over(previous: OutlineFacts, items: Sequence[OutlineItem], text: str,

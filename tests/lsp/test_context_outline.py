@@ -133,12 +133,14 @@ def _rich_markup_workspace(tmp_path: Path) -> tuple[Document, int, WorkspaceInde
     return doc, offset, index
 
 
-def test_a_python_import_inside_the_function_is_the_first_outline_candidate(tmp_path: Path) -> None:
+def test_a_python_import_inside_the_function_is_the_first_outline_candidate_there_only(tmp_path: Path) -> None:
     doc, offset, index = _rich_markup_workspace(tmp_path)
     facts = outline_facts(doc, index)
     assert facts is not None
     first = rank_outline(facts, outline_plan(doc, offset, index)[0])[0]
     assert (first.name, Path(first.path).name, first.idle) == ("render", "markup.py", True)
+    in_init = doc.text.index("self.text = text")
+    assert "render" not in [item.name for item in rank_outline(facts, outline_plan(doc, in_init, index)[0])]
 
 
 def test_a_python_import_inside_the_function_picks_the_definition_it_names(tmp_path: Path) -> None:
