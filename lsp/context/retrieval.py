@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -220,6 +220,23 @@ def _path_facts(path: str) -> _PathFacts:
     return _PathFacts(stem, str(p.parent), penalty)
 
 
+def _lines_matching(pattern: re.Pattern[str], text: str, names: Sequence[str]) -> Iterator[re.Match[str]]:
+    """``pattern``'s matches at the starts of the lines that contain one of ``names``, in text order.
+
+    Scanning every line of a 160 KB file with a definition pattern costs about 6.5 ms, and this runs
+    on the event loop; finding the names first (``str.find``) leaves only their lines to try.
+    """
+    starts: set[int] = set()
+    for name in names:
+        at = text.find(name)
+        while at >= 0:
+            starts.add(text.rfind("\n", 0, at) + 1)
+            at = text.find(name, at + len(name))
+    for start in sorted(starts):
+        if (match := pattern.match(text, start)) is not None:
+            yield match
+
+
 class DefinitionFinder:
     """Finds and ranks definitions for the names used near the cursor."""
 
@@ -260,7 +277,7 @@ class DefinitionFinder:
         pattern = re.compile(spec.definition_pattern.replace("{names}", alternation), re.MULTILINE)
         text = self.doc.text
         tries = 0
-        for match in pattern.finditer(text):
+        for match in _lines_matching(pattern, text, missing):
             if tries >= 16:
                 break
             if time.perf_counter() > deadline:

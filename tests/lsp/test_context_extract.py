@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from lsp.context.extract import (
     related_definitions,
 )
 from lsp.context.index import WorkspaceIndex
+from lsp.context.languages import spec_for
+from lsp.context.retrieval import _lines_matching
 from lsp.documents import Document
 
 CURSOR = "<|>"
@@ -300,6 +303,21 @@ def test_definitions_hidden_by_a_broken_tree_are_recovered(language_id: str, pat
     assert header not in ctx.prefix
     assert header not in ctx.suffix
     assert header in ctx.prompt()
+
+
+@pytest.mark.parametrize("language_id", ["python", "typescript", "go"])
+def test_the_recovery_search_finds_what_a_scan_of_every_line_finds(language_id: str) -> None:
+    """Only the lines naming what is missing are tried: the same matches, in the same order."""
+    spec = spec_for(language_id)
+    assert spec is not None
+    text = Path(__file__).read_text("utf-8") + "".join(
+        f"def mount{i}(x):\n    return mount{i + 1}(x)\nexport class Mount{i} {{}}\nfunc (m *Mount) mount{i}() {{}}\n"
+        f"  static mount{i}(prefix: string): void {{}}\nconst mount{i} = (x) => x\n" for i in range(40))
+    names = ["mount3", "Mount7", "mount", "filler", "x"]
+    pattern = re.compile(spec.definition_pattern.replace("{names}", "|".join(names)), re.MULTILINE)
+    expected = [m.span() for m in pattern.finditer(text)]
+    assert expected  # the case is not empty
+    assert [m.span() for m in _lines_matching(pattern, text, names)] == expected
 
 
 def test_snippets_reset_when_the_scope_changes(tmp_path: Path) -> None:
