@@ -19,6 +19,11 @@
    the last keystroke gets a non-empty suggestion. Run with debounce 0 (every keystroke starts a
    stream: the cancellation path) and with the default 75 ms.
 3. Backend down: empty answer within 100 ms (debounce 0 and the default 75 ms).
+4. The first keystroke after a pause: 0.5 s after an edit the server updates the index and the outline
+   facts of the 5,000-line file in a worker thread (100-200 ms); a keystroke that lands meanwhile
+   shares the interpreter with it. Each round types, pauses 0.5 s plus 0-140 ms, types again and
+   times that request (overhead as in part 1). No target: what a user who pauses to think sees.
+   With `--compare-with DIR`, the other checkout's server takes every other round.
 """
 
 from __future__ import annotations
@@ -336,8 +341,43 @@ async def bench_down(debounce_ms: int) -> bool:
     return ok
 
 
+async def bench_after_pause(backend: ScriptedBackend, rounds: int, compare_with: Path | None = None) -> None:
+    """Part 4: the keystroke that lands while the index update of the pause before it runs."""
+    backend.completion = Reply(chunks=["compute_total(records)"])
+    roots = {"this tree": ROOT} | ({f"{compare_with}": compare_with} if compare_with is not None else {})
+    sessions = {name: Session() for name in roots}
+    text = big_python_file()
+    for name, session in sessions.items():
+        await session.start(backend.url, debounce_ms=0, root=roots[name])
+        session.open(text)
+    await asyncio.sleep(1.5)  # the open's own index update is over
+    overheads: dict[str, list[float]] = {name: [] for name in sessions}
+    for i in range(rounds):
+        for name, session in sessions.items():
+            await session.inline(session.type("a"))
+            await asyncio.sleep(0.5 + (i % 8) * 0.02)  # the server starts its update 0.5 s after the edit
+            pos = session.type("b")
+            t0 = time.perf_counter()
+            items = await session.inline(pos)
+            elapsed = time.perf_counter() - t0
+            timings = (await session.stats()).lastTimings
+            if items:
+                overheads[name].append((elapsed - getattr(timings, "backend", 0.0)) * 1000)
+            await asyncio.sleep(0.8)  # this keystroke's own update (0.5 s later) is over before the next round
+    for session in sessions.values():
+        await session.stop()
+    print(f"4. the first keystroke after a 0.5-0.64 s pause, while the pause's index update runs in a worker "
+          f"thread (5,000-line file, {rounds} rounds{', servers taking turns' if compare_with else ''})")
+    for name, samples in overheads.items():
+        print(f"   [{name}] client round trip minus backend time: p50 {percentile(samples, 50):.2f} ms  "
+              f"p95 {percentile(samples, 95):.2f} ms  max {max(samples, default=0.0):.2f} ms")
+
+
 async def main_async(iterations: int, part: int | None, compare_with: Path | None) -> int:
     with ScriptedBackend() as backend:
+        if part == 4:
+            await bench_after_pause(backend, max(8, iterations // 10), compare_with)
+            return 0
         results = [await bench_overhead(backend, iterations, compare_with)]
         if part == 1:
             print("target met" if all(results) else "TARGET MISSED")
@@ -345,6 +385,7 @@ async def main_async(iterations: int, part: int | None, compare_with: Path | Non
         results.append(await bench_exclusion(backend, iterations))
         results.append(await bench_burst(backend, 0))
         results.append(await bench_burst(backend, 75))
+        await bench_after_pause(backend, 40)
     results.append(await bench_down(0))
     results.append(await bench_down(75))
     print("all targets met" if all(results) else "SOME TARGETS MISSED")
@@ -355,9 +396,9 @@ def main() -> int:
     """Run the benchmarks and print the numbers."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=200)
-    parser.add_argument("--part", type=int, choices=[1], help="run only this part")
+    parser.add_argument("--part", type=int, choices=[1, 4], help="run only this part (4: --iterations / 10 rounds)")
     parser.add_argument("--compare-with", type=Path, metavar="DIR",
-                        help="part 1 also runs the server of this checkout, requests alternating")
+                        help="parts 1 and 4 also run the server of this checkout, requests alternating")
     args = parser.parse_args()
     return asyncio.run(main_async(args.iterations, args.part, args.compare_with))
 
