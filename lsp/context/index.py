@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import threading
@@ -38,6 +39,7 @@ from lsp.context.nodes import (
     is_method,
     outer_node,
     python_docstring,
+    query_chunks,
 )
 
 if TYPE_CHECKING:
@@ -106,32 +108,43 @@ def scan_definitions(spec: LanguageSpec, tree: Tree, *, byte_range: tuple[int, i
     """Definitions in a tree (unrendered), in source order."""
     cursor = QueryCursor(spec.queries["definitions"])
     cursor.set_max_start_depth(_MAX_DEPTH)
-    if byte_range is not None:
-        cursor.set_byte_range(*byte_range)
     out: list[RawDefinition] = []
     seen: set[int] = set()
-    for _, captures in cursor.matches(tree.root_node):
-        names = captures.get("name")
-        if not names:
-            continue
-        for capture, nodes in captures.items():
-            if not capture.startswith("definition."):
-                continue
-            node = nodes[0]
-            kind = capture.split(".", 1)[1]
-            if node.id in seen:
-                if kind != "constant":  # `const f = () => ...` is a function, not a constant
-                    out = [d if d.node.id != node.id else d.__class__(d.name, kind, d.node, d.outer, d.container)
-                           for d in out]
-                continue
-            seen.add(node.id)
-            container = enclosing_container(node)
-            if kind == "function" and is_method(node):
-                kind = "method"
-            name_text = names[0].text.decode("utf-8", "replace") if names[0].text is not None else ""
-            out.append(RawDefinition(name_text, kind, node, outer_node(node), container))
+    chunks = query_chunks(tree, byte_range)
+    for n, (chunk_start, chunk_end) in enumerate(chunks):
+        cursor.set_byte_range(chunk_start, chunk_end)
+        # a node is taken in the piece it starts in (the first and last pieces: all they meet)
+        starts = (chunk_start if n else -1, chunk_end if n < len(chunks) - 1 else math.inf)
+        for _, captures in cursor.matches(tree.root_node):
+            _add_definitions(captures, starts, out, seen)
     out.sort(key=lambda d: d.node.start_byte)
     return out
+
+
+def _add_definitions(captures: dict[str, list[Node]], starts: tuple[float, float], out: list[RawDefinition],
+                     seen: set[int]) -> None:
+    """One match's definitions whose node starts within ``starts`` (from, before)."""
+    names = captures.get("name")
+    if not names:
+        return
+    for capture, nodes in captures.items():
+        if not capture.startswith("definition."):
+            continue
+        node = nodes[0]
+        if not starts[0] <= node.start_byte < starts[1]:
+            continue
+        kind = capture.split(".", 1)[1]
+        if node.id in seen:
+            if kind != "constant":  # `const f = () => ...` is a function, not a constant
+                out[:] = [d if d.node.id != node.id else d.__class__(d.name, kind, d.node, d.outer, d.container)
+                          for d in out]
+            continue
+        seen.add(node.id)
+        container = enclosing_container(node)
+        if kind == "function" and is_method(node):
+            kind = "method"
+        name_text = names[0].text.decode("utf-8", "replace") if names[0].text is not None else ""
+        out.append(RawDefinition(name_text, kind, node, outer_node(node), container))
 
 
 def _line_indent(source: bytes, byte: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ from tree_sitter import Node, QueryCursor, Tree
 from lsp.context.cache import ImportStatements
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Scope
-from lsp.context.nodes import definition_name, is_method, is_named_scope, outer_node
+from lsp.context.nodes import definition_name, is_method, is_named_scope, outer_node, query_chunks
 
 if TYPE_CHECKING:
     from lsp.documents import Document
@@ -106,6 +107,7 @@ def imports_of(doc: Document) -> tuple[str, ...]:
     return texts
 
 
+_TOP_LEVEL_DEPTH = 2  # what imports_of reads: a module's statements and those one level in (TypeScript's exports)
 _BEFORE_IMPORT = re.compile(r"[ \t]*(?:from[ \t]+[.\w]+[ \t]+)?")  # what a line holds before an ``import``
 
 
@@ -137,17 +139,33 @@ def function_imports(doc: Document, scopes: Sequence[Scope]) -> tuple[str, ...]:
 
 
 def nested_imports(tree: Tree, spec: LanguageSpec) -> list[Node]:
-    """Import statements below the top level, in source order: Python's ``from .markup import render``
-    inside the function that calls ``render`` (a whole-tree query: for a worker thread)."""
-    top = {node.start_byte for node in _import_nodes(tree, spec)}
-    return [node for node in _import_nodes(tree, spec, nested=True) if node.start_byte not in top]
+    """Import statements below the top level (deeper than :func:`imports_of` looks), in source order:
+    Python's ``from .markup import render`` inside the function that calls ``render``.
+
+    A whole-tree query, for a worker thread: run piece by piece (:func:`query_chunks`).
+    """
+    found: list[Node] = []
+    chunks = query_chunks(tree)
+    for n, (start, end) in enumerate(chunks):
+        low, high = (start if n else -1), (end if n < len(chunks) - 1 else math.inf)
+        found += [node for node in _import_nodes(tree, spec, (start, end), nested=True)
+                  if low <= node.start_byte < high and _depth(node) > _TOP_LEVEL_DEPTH]
+    return found
+
+
+def _depth(node: Node) -> int:
+    depth = 0
+    parent = node.parent
+    while parent is not None:
+        depth, parent = depth + 1, parent.parent
+    return depth
 
 
 def _import_nodes(tree: Tree, spec: LanguageSpec, byte_range: tuple[int, int] | None = None,
                   nested: bool = False) -> list[Node]:
     cursor = QueryCursor(spec.queries["imports"])
     if not nested:
-        cursor.set_max_start_depth(2)
+        cursor.set_max_start_depth(_TOP_LEVEL_DEPTH)
     if byte_range is not None:
         cursor.set_byte_range(*byte_range)
     nodes = cursor.captures(tree.root_node).get("import", [])

@@ -195,3 +195,49 @@ async def test_a_document_opened_while_its_file_is_indexed_keeps_its_newer_entri
     await building
     assert [d.name for d in index.lookup("in_editor")] == ["in_editor"]
     assert index.lookup("on_disk") == []
+
+
+_CHUNKED_SOURCES = {
+    "python": "".join(f"@cache\ndef helper_{i}(x):\n    def inner(y):\n        return y\n    return inner(x)\n\n\n"
+                      f"class Box{i}(Base):\n    '''A box.'''\n\n    def open(self) -> None:\n"
+                      f"        from .lids import lift\n        lift(self)\n\n\n" for i in range(60)),
+    "typescript": "".join(f"export function helper{i}(x: number): number {{\n  return x;\n}}\n\n"
+                          f"export const arrow{i} = (y: string) => y;\n\n"
+                          f"export class Box{i} extends Base {{\n  open(): void {{\n    this.lift();\n  }}\n}}\n\n"
+                          for i in range(60)),
+    "go": "package box\n\n" + "".join(f"func helper{i}(x int) int {{\n\treturn x\n}}\n\n"
+                                     f"type Box{i} struct {{\n\tlid int\n}}\n\n"
+                                     f"func (b *Box{i}) Open() {{\n\tb.lid = {i}\n}}\n\n" for i in range(60)),
+}
+
+
+@pytest.mark.parametrize("language_id", sorted(_CHUNKED_SOURCES))
+def test_definitions_scanned_piece_by_piece_are_those_of_one_query(language_id: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker thread queries a large tree in pieces (the event loop waits while a query runs): pieces
+    cut anywhere, even inside a definition, find every definition once, as one query over the tree does."""
+    import lsp.context.nodes as nodes
+    from lsp.context.index import scan_definitions
+    from lsp.context.languages import spec_for
+    from lsp.context.syntax import nested_imports
+
+    spec = spec_for(language_id)
+    assert spec is not None
+    tree = spec.parser().parse(_CHUNKED_SOURCES[language_id].encode())
+
+    def scanned() -> list[tuple[str, str, int, int | None]]:
+        return [(d.name, d.kind, d.outer.start_byte, d.container.start_byte if d.container else None)
+                for d in scan_definitions(spec, tree)]
+
+    def nested() -> list[int]:
+        return [node.start_byte for node in nested_imports(tree, spec)]
+
+    monkeypatch.setattr(nodes, "QUERY_CHUNK_BYTES", 10**9)
+    whole, whole_nested = scanned(), nested()
+    assert len(whole) >= 180  # the case has what it claims (60 x 3 and more)
+    assert len(whole_nested) == (60 if language_id == "python" else 0)
+    for size in (97, 1000):
+        monkeypatch.setattr(nodes, "QUERY_CHUNK_BYTES", size)
+        assert len(nodes.query_chunks(tree)) > 1
+        assert scanned() == whole
+        assert nested() == whole_nested
