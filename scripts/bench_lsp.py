@@ -187,8 +187,8 @@ def overhead_targets_met(p50: float, p95: float) -> bool:
     return p50 <= 3 and p95 <= 10
 
 
-async def bench_overhead(backend: ScriptedBackend, iterations: int, compare_with: Path | None = None) -> bool:
-    """Part 1: this checkout's server (and, with ``compare_with``, another's, requests alternating)."""
+async def _open_big_file(backend: ScriptedBackend, compare_with: Path | None) -> dict[str, Session]:
+    """This checkout's server (and, with ``compare_with``, another's), debounce 0, the 5,000-line file open."""
     backend.completion = Reply(chunks=["compute_total(records)"])
     roots = {"this tree": ROOT} | ({f"{compare_with}": compare_with} if compare_with is not None else {})
     sessions = {name: Session() for name in roots}
@@ -196,6 +196,12 @@ async def bench_overhead(backend: ScriptedBackend, iterations: int, compare_with
     for name, session in sessions.items():
         await session.start(backend.url, debounce_ms=0, root=roots[name])
         session.open(text)
+    return sessions
+
+
+async def bench_overhead(backend: ScriptedBackend, iterations: int, compare_with: Path | None = None) -> bool:
+    """Part 1: this checkout's server (and, with ``compare_with``, another's, requests alternating)."""
+    sessions = await _open_big_file(backend, compare_with)
     samples: dict[str, dict[str, list[float]]] = {
         name: {"overhead": [], "total": [], "server": [], "change": [], **{stage: [] for stage in STAGES}}
         for name in sessions}
@@ -345,13 +351,7 @@ async def bench_down(debounce_ms: int) -> bool:
 
 async def bench_after_pause(backend: ScriptedBackend, rounds: int, compare_with: Path | None = None) -> None:
     """Part 4: the keystroke that lands while the index update of the pause before it runs."""
-    backend.completion = Reply(chunks=["compute_total(records)"])
-    roots = {"this tree": ROOT} | ({f"{compare_with}": compare_with} if compare_with is not None else {})
-    sessions = {name: Session() for name in roots}
-    text = big_python_file()
-    for name, session in sessions.items():
-        await session.start(backend.url, debounce_ms=0, root=roots[name])
-        session.open(text)
+    sessions = await _open_big_file(backend, compare_with)
     await asyncio.sleep(1.5)  # the open's own index update is over
     overheads: dict[str, list[float]] = {name: [] for name in sessions}
     round_trips: dict[str, list[float]] = {name: [] for name in sessions}
