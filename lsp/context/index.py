@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import re
 import threading
@@ -34,6 +33,7 @@ from lsp.context.languages import LanguageSpec, spec_for, supported_extensions
 from lsp.context.nodes import (
     COMMENT_TYPES,
     WRAPPER_TYPES,
+    QueryChunk,
     container_name,
     enclosing_container,
     is_method,
@@ -110,20 +110,17 @@ def scan_definitions(spec: LanguageSpec, tree: Tree, *, byte_range: tuple[int, i
     cursor.set_max_start_depth(_MAX_DEPTH)
     out: list[RawDefinition] = []
     seen: set[int] = set()
-    chunks = query_chunks(tree, byte_range)
-    for n, (chunk_start, chunk_end) in enumerate(chunks):
-        cursor.set_byte_range(chunk_start, chunk_end)
-        # a node is taken in the piece it starts in (the first and last pieces: all they meet)
-        starts = (chunk_start if n else -1, chunk_end if n < len(chunks) - 1 else math.inf)
+    for chunk in query_chunks(tree, byte_range):
+        cursor.set_byte_range(chunk.start, chunk.end)
         for _, captures in cursor.matches(tree.root_node):
-            _add_definitions(captures, starts, out, seen)
+            _add_definitions(captures, chunk, out, seen)
     out.sort(key=lambda d: d.node.start_byte)
     return out
 
 
-def _add_definitions(captures: dict[str, list[Node]], starts: tuple[float, float], out: list[RawDefinition],
+def _add_definitions(captures: dict[str, list[Node]], chunk: QueryChunk, out: list[RawDefinition],
                      seen: set[int]) -> None:
-    """One match's definitions whose node starts within ``starts`` (from, before)."""
+    """One match's definitions that ``chunk`` answers for."""
     names = captures.get("name")
     if not names:
         return
@@ -131,7 +128,7 @@ def _add_definitions(captures: dict[str, list[Node]], starts: tuple[float, float
         if not capture.startswith("definition."):
             continue
         node = nodes[0]
-        if not starts[0] <= node.start_byte < starts[1]:
+        if not chunk.keeps(node):
             continue
         kind = capture.split(".", 1)[1]
         if node.id in seen:

@@ -8,6 +8,9 @@ a `Scope`, and a Python docstring. Which node types are definitions comes from t
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 from tree_sitter import Node, Tree
 
 from lsp.context.languages import LanguageSpec
@@ -154,12 +157,29 @@ def python_docstring(body: Node | None) -> Node | None:
 QUERY_CHUNK_BYTES = 16_384  # a query over this much text holds the interpreter for about a millisecond
 
 
-def query_chunks(tree: Tree, byte_range: tuple[int, int] | None = None) -> list[tuple[int, int]]:
-    """``byte_range`` (default: the whole tree) cut into pieces of :data:`QUERY_CHUNK_BYTES`.
+@dataclass(frozen=True)
+class QueryChunk:
+    """A byte range to query, and the node starts it answers for (the first and last chunks: all they meet)."""
+
+    start: int
+    end: int
+    keeps_from: float
+    keeps_before: float
+
+    def keeps(self, node: Node) -> bool:
+        """Whether a match's node belongs to this chunk (each node to exactly one chunk)."""
+        return self.keeps_from <= node.start_byte < self.keeps_before
+
+
+def query_chunks(tree: Tree, byte_range: tuple[int, int] | None = None) -> list[QueryChunk]:
+    """``byte_range`` (default: the whole tree) cut into chunks of :data:`QUERY_CHUNK_BYTES`.
 
     A tree-sitter query runs in one native call that keeps the interpreter to itself (5 ms over a
-    5,000-line file): in a worker thread, that is how long the event loop waits. Queried piece by
-    piece, each match still comes back in the piece where its node starts; the caller keeps it there.
+    5,000-line file): in a worker thread, that is how long the event loop waits. Queried chunk by
+    chunk, a match comes back in every chunk its nodes meet; keep it in the one its node starts in.
     """
     start, end = byte_range if byte_range is not None else (0, tree.root_node.end_byte)
-    return [(at, min(at + QUERY_CHUNK_BYTES, end)) for at in range(start, end, QUERY_CHUNK_BYTES)] or [(start, end)]
+    bounds = [(at, min(at + QUERY_CHUNK_BYTES, end)) for at in range(start, end, QUERY_CHUNK_BYTES)] or [(start, end)]
+    last = len(bounds) - 1
+    return [QueryChunk(low, high, low if n else -math.inf, high if n < last else math.inf)
+            for n, (low, high) in enumerate(bounds)]

@@ -259,10 +259,10 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     uses = _uses(text)
     import_lines = _import_lines(text, imports)
     nested = nested_imports(tree, spec) if spec.local_import_types else []
-    local_imports = _local_import_scopes(nested, source, language_id, imports)
-    if nested:
-        imports = (*imports, *(source[node.start_byte:node.end_byte].decode("utf-8", "replace") for node in nested))
-        import_lines.update(n for node in nested for n in range(node.start_point[0], node.end_point[0] + 1))
+    nested_texts = [source[node.start_byte:node.end_byte].decode("utf-8", "replace") for node in nested]
+    local_imports = _local_import_scopes(nested, nested_texts, language_id, imports)
+    imports = (*imports, *nested_texts)
+    import_lines.update(n for node in nested for n in range(node.start_point[0], node.end_point[0] + 1))
 
     def idle(name: str, line: int | None) -> bool:
         """No use of the name besides its own definition line and the import statements."""
@@ -303,16 +303,15 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
 
 
-def _local_import_scopes(nested: Sequence[Node], source: bytes, language_id: str,
+def _local_import_scopes(nested: Sequence[Node], texts: Sequence[str], language_id: str,
                          imports: Sequence[str]) -> dict[str, tuple[int, int]]:
     """Names only one function imports (none at the top level) -> that function's lines: a name imported
-    inside a function is seen only there."""
+    inside a function is seen only there. ``texts``: the statements of the ``nested`` import nodes."""
     top = imported_names(language_id, imports).names
     scopes: dict[str, tuple[int, int] | None] = {}
-    for node in nested:
+    for node, statement in zip(nested, texts, strict=True):
         function = enclosing_function(node)
         span = (function.start_point[0], function.end_point[0]) if function is not None else None
-        statement = source[node.start_byte:node.end_byte].decode("utf-8", "replace")
         for name in imported_names(language_id, [statement]).names.keys() - top.keys():
             scopes[name] = span if scopes.get(name, span) == span else None
     return {name: span for name, span in scopes.items() if span is not None}

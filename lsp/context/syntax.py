@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -120,22 +119,25 @@ def function_imports(doc: Document, scopes: Sequence[Scope]) -> tuple[str, ...]:
     spec = doc.language
     if spec is None or not spec.local_import_types or doc.tree is None:
         return ()
-    statements: dict[int, str] = {}
-    for function in (scope for scope in scopes if scope.kind in {"function", "method"}):
-        text, end = doc.text, function.body_end
-        at = text.find("import", function.body_start, end)
-        while at >= 0:
-            line_start = text.rfind("\n", 0, at) + 1
-            found, at = at, text.find("import", at + 6, end)
-            if not _BEFORE_IMPORT.fullmatch(text, line_start, found):
-                continue
-            point = doc.point_at(found)
-            node: Node | None = doc.tree.root_node.descendant_for_point_range(point, point)
-            while node is not None and node.type not in spec.local_import_types:
-                node = node.parent
-            if node is not None:
-                statements.setdefault(node.start_byte, doc.node_text(node).strip())
-    return tuple(statements[start] for start in sorted(statements))
+    functions = [scope for scope in scopes if scope.kind in {"function", "method"}]
+    if not functions:
+        return ()
+    outermost = functions[-1]  # its body holds the inner functions' bodies
+    statements: list[str] = []
+    text, end = doc.text, outermost.body_end
+    at = text.find("import", outermost.body_start, end)
+    while at >= 0:
+        line_start = text.rfind("\n", 0, at) + 1
+        found, at = at, text.find("import", at + 6, end)
+        if not _BEFORE_IMPORT.fullmatch(text, line_start, found):
+            continue
+        point = doc.point_at(found)
+        node: Node | None = doc.tree.root_node.descendant_for_point_range(point, point)
+        while node is not None and node.type not in spec.local_import_types:
+            node = node.parent
+        if node is not None:
+            statements.append(doc.node_text(node).strip())
+    return tuple(dict.fromkeys(statements))
 
 
 def nested_imports(tree: Tree, spec: LanguageSpec) -> list[Node]:
@@ -144,13 +146,9 @@ def nested_imports(tree: Tree, spec: LanguageSpec) -> list[Node]:
 
     A whole-tree query, for a worker thread: run piece by piece (:func:`query_chunks`).
     """
-    found: list[Node] = []
-    chunks = query_chunks(tree)
-    for n, (start, end) in enumerate(chunks):
-        low, high = (start if n else -1), (end if n < len(chunks) - 1 else math.inf)
-        found += [node for node in _import_nodes(tree, spec, (start, end), nested=True)
-                  if low <= node.start_byte < high and _depth(node) > _TOP_LEVEL_DEPTH]
-    return found
+    return [node for chunk in query_chunks(tree)
+            for node in _import_nodes(tree, spec, (chunk.start, chunk.end), nested=True)
+            if chunk.keeps(node) and _depth(node) > _TOP_LEVEL_DEPTH]
 
 
 def _depth(node: Node) -> int:
