@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 STATS_METHOD = "teampilot/stats"
-_WORD_BEFORE = re.compile(r"[\w$]*$")
+_WORD_BEFORE = re.compile(r"(?<![\w$])[\w$]*$")  # (starts only at a word's start: linear on a long line)
 _INDEX_DELAY_S = 0.5
 _REINDEX_DELAY_S = 1.0
 # benchmarks only (scripts/bench_lsp.py): "1" turns content exclusion and secret masking off

@@ -13,26 +13,30 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+# The quantifiers after a name are possessive (`*+`, `++`: what follows a name is never a word character, so
+# giving one back cannot help) and a match starts only at a name's first character: each pattern stays
+# linear in a long run of word characters (a hex literal), where backtracking took seconds. A type annotation
+# before `=` is read up to 160 characters, so a long line of `key:` pairs (a minified object) stays linear too.
 _ECMASCRIPT = (
     # `client: QueryClient`, `#cache?: QueryCache<T>`, `readonly x: Foo`
-    re.compile(r"#?([A-Za-z_$][\w$]*)[ \t]*[?!]?[ \t]*:[ \t]*(?:readonly[ \t]+)?(?:[\w$]+\.)*([A-Z][\w$]*)"),
+    re.compile(r"(?<![\w$])#?([A-Za-z_$][\w$]*+)[ \t]*+[?!]?[ \t]*+:[ \t]*+(?:readonly[ \t]+)?(?:[\w$]++\.)*([A-Z][\w$]*)"),
     # `const x = new Foo(`, `this.#x = new ns.Foo(`, `this.#x = config.x || new Foo()`
-    re.compile(r"#?([A-Za-z_$][\w$]*)[ \t]*(?::[^=;\n]*)?=[ \t]*(?:[^;\n=]*?(?:\|\||\?\?)[ \t]*)?"
+    re.compile(r"(?<![\w$])#?([A-Za-z_$][\w$]*+)[ \t]*+(?::[^=;\n]{0,160}+)?=[ \t]*(?:[^;\n=]{0,160}?(?:\|\||\?\?)[ \t]*)?"
                r"new[ \t]+(?:[\w$]+\.)*([A-Za-z_$][\w$]*)"),
 )
 _PYTHON = (
     # `ctx: Context`, `ctx: "Context"`, `self.x: t.Optional[Foo]`
-    re.compile(r"\b(\w+)[ \t]*:[ \t]*[\"']?(?:\w+\.)*(?:Optional\[)?[\"']?(?:\w+\.)*([A-Z]\w*)"),
+    re.compile(r"\b(\w++)[ \t]*+:[ \t]*[\"']?(?:\w+\.)*(?:Optional\[)?[\"']?(?:\w+\.)*([A-Z]\w*)"),
     # `self.session = Session(`, `x: Foo = mod.Foo(`
-    re.compile(r"\b(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:\w+\.)*([A-Z]\w*)[ \t]*\("),
+    re.compile(r"\b(\w++)[ \t]*+(?::[^=\n]{0,160}+)?=[ \t]*(?:\w+\.)*([A-Z]\w*)[ \t]*\("),
 )
 _GO = (
     # parameters, receivers, struct fields, `var x T`: `req *Request)`, `conn net.Conn`
-    re.compile(r"\b([A-Za-z_]\w*)[ \t]+\*?(?:\w+\.)?([A-Za-z_]\w*)[ \t]*(?=[,){]|//|$)", re.MULTILINE),
+    re.compile(r"\b([A-Za-z_]\w*+)[ \t]+\*?(?:\w++\.)?([A-Za-z_]\w*+)[ \t]*(?=[,){]|//|$)", re.MULTILINE),
     # `b := &Builder{`, `x = pkg.T{`
-    re.compile(r"\b([A-Za-z_]\w*)(?:[ \t]*,[ \t]*\w+)?[ \t]*:?=[ \t]*&?(?:\w+\.)?([A-Za-z_]\w*)\{"),
+    re.compile(r"\b([A-Za-z_]\w*+)(?:[ \t]*,[ \t]*\w++)?[ \t]*:?=[ \t]*&?(?:\w++\.)?([A-Za-z_]\w*+)\{"),
     # `s, err := NewServer(`: Go's constructor convention
-    re.compile(r"\b([A-Za-z_]\w*)(?:[ \t]*,[ \t]*\w+)?[ \t]*:?=[ \t]*(?:\w+\.)?[Nn]ew([A-Z]\w*)\("),
+    re.compile(r"\b([A-Za-z_]\w*+)(?:[ \t]*,[ \t]*\w++)?[ \t]*:?=[ \t]*(?:\w++\.)?[Nn]ew([A-Z]\w*)\("),
 )
 _PATTERNS = {"python": _PYTHON, "go": _GO, "typescript": _ECMASCRIPT, "typescriptreact": _ECMASCRIPT,
              "javascript": _ECMASCRIPT, "javascriptreact": _ECMASCRIPT}

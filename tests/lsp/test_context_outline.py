@@ -592,6 +592,12 @@ def test_declared_types(language_id: str, text: str, expected: dict[str, set[str
     assert found == expected
 
 
+def test_declared_types_start_at_a_names_first_character() -> None:
+    """A name is read only from its start: ``9A:BC`` in a MAC address string declares no ``A`` of type ``BC``."""
+    text = 'const mac = "12:34:56:78:9A:BC"\nconst cache: QueryCache = build()\n'
+    assert declared_types(text, "typescript") == {"cache": {"QueryCache"}}
+
+
 _QUERY_CACHE = (
     "export class QueryCache extends Subscribable<QueryCacheListener> {\n"
     "  build(client: QueryClient, options: QueryOptions): Query {\n    return new Query(client, options)\n  }\n"
