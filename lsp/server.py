@@ -404,14 +404,14 @@ class TeampilotServer(LanguageServer):
                 doc = self.documents.get(uri)
                 if doc is None:
                     return
+                snapshot = DocumentSnapshot.of(doc)
                 if self.index is not None:
-                    snapshot = DocumentSnapshot.of(doc)
                     try:
                         await asyncio.to_thread(self.index.update_snapshot, snapshot)
                     except Exception:
                         logger.exception("index update failed for %s", uri)
                     self.index_updates += 1
-                await refresh_outline_facts(doc, self.index)
+                await refresh_outline_facts(doc, self.index, snapshot)
                 again = uri in self._index_again
                 if not again and self.documents.get(uri) is doc and time.monotonic() - doc.edited_at >= _INDEX_DELAY_S:
                     refresh_definitions(doc)  # still no newer edit: the next keystroke finds them fresh

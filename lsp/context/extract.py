@@ -56,7 +56,7 @@ from lsp.context.syntax import (
 from lsp.exclusion import SecretMasker
 
 if TYPE_CHECKING:
-    from lsp.context.index import WorkspaceIndex
+    from lsp.context.index import DocumentSnapshot, WorkspaceIndex
     from lsp.context.window_index import WindowIndex
     from lsp.documents import Document
 
@@ -389,11 +389,13 @@ def outline_facts(doc: Document, index: WorkspaceIndex | None,
     return cache.outline
 
 
-async def refresh_outline_facts(doc: Document, index: WorkspaceIndex | None) -> None:
+async def refresh_outline_facts(doc: Document, index: WorkspaceIndex | None,
+                                snapshot: DocumentSnapshot | None = None) -> None:
     """Recompute the document's outline facts in a worker thread (after an edit settles).
 
     The tree is snapshotted here, on the caller's thread; the scan, rendering and index lookups run
-    off it. Completions meanwhile use the previous version's facts.
+    off it. Completions meanwhile use the previous version's facts. A ``snapshot`` of the current
+    version (the index update's) lends its tree and its definitions, scanned once for both.
     """
     cache = doc.context
     spec, tree, version = doc.language, doc.tree, doc.version
@@ -402,9 +404,20 @@ async def refresh_outline_facts(doc: Document, index: WorkspaceIndex | None) -> 
         return
     cache.outline_computing = version
     epoch = cache.epoch
+    reuse = snapshot if snapshot is not None and snapshot.version == version else None
+    if reuse is not None and reuse.tree is not None:
+        source, snapshot_tree = reuse.source, reuse.tree
+    else:
+        reuse, source, snapshot_tree = None, doc.source, tree.copy()
+    imports, previous = imports_of(doc), cache.outline
+
+    def compute() -> OutlineFacts:
+        scanned = reuse.definitions if reuse is not None else None  # (when not scanned yet: here, off the loop)
+        return compute_outline_facts(spec, doc.language_id, doc.path, version, source, snapshot_tree, imports, index,
+                                     previous, scanned)
+
     try:
-        facts = await asyncio.to_thread(compute_outline_facts, spec, doc.language_id, doc.path, version, doc.source,
-                                        tree.copy(), imports_of(doc), index, cache.outline)
+        facts = await asyncio.to_thread(compute)
     finally:
         if cache.epoch == epoch and cache.outline_computing == version:
             cache.outline_computing = None

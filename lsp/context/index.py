@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -331,6 +332,14 @@ class DocumentSnapshot:
         return cls(doc.path, doc.version, doc.language, doc.source, doc.text,
                    doc.tree.copy() if doc.tree is not None else None)
 
+    @functools.cached_property
+    def definitions(self) -> list[RawDefinition]:
+        """The snapshot's definitions, unrendered: scanned once, on first use (in a worker thread: the
+        index update's, then the outline facts' reuse them)."""
+        if self.tree is None or self.language is None:
+            return []
+        return scan_definitions(self.language, self.tree)
+
 
 class _LazyDefinition:
     """A definition of an open document, rendered from its tree snapshot on first use."""
@@ -593,7 +602,7 @@ class WorkspaceIndex:
             if self._doc_versions.get(doc.path) == doc.version and doc.path in self._by_path:
                 return
         definitions: list[Definition | _LazyDefinition] = [
-            _LazyDefinition(doc.language, doc.source, raw, doc.path) for raw in scan_definitions(doc.language, doc.tree)]
+            _LazyDefinition(doc.language, doc.source, raw, doc.path) for raw in doc.definitions]
         if doc.tree.root_node.has_error:
             # a half-typed line can hide the rest of the file from the parser: keep what it hides
             found = {d.qualified_name for d in definitions}
@@ -633,11 +642,13 @@ class WorkspaceIndex:
         return len(missing)
 
     # -- queries --
-    def lookup(self, name: str) -> list[Definition]:
-        """Definitions named ``name`` (or qualified ``Class.member``), in a stable order."""
+    def lookup(self, name: str, *, outside: str = "") -> list[Definition]:
+        """Definitions named ``name`` (or qualified ``Class.member``), in a stable order; none of file
+        ``outside`` (left unrendered: an open document's definitions are new at each version)."""
         with self._lock:
             found = list(self._by_name.get(name, ()))
-        rendered = [d.render() if isinstance(d, _LazyDefinition) else d for d in found if self._allowed(d.path)]
+        rendered = [d.render() if isinstance(d, _LazyDefinition) else d for d in found
+                    if d.path != outside and self._allowed(d.path)]
         return sorted(rendered, key=lambda d: (d.path, d.start_line))
 
     def definitions_in(self, path: str) -> list[Definition]:

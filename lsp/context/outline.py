@@ -185,7 +185,7 @@ def _uses(text: str) -> dict[str, tuple[int, ...]]:
 def _external(name: str, members_of: Collection[str], imported: ImportedNames, own_path: str, language_id: str,
               index: WorkspaceIndex) -> list[Definition]:
     """Definitions in other files that the file's use of ``name`` most likely means."""
-    found = [d for d in index.lookup(name) if d.name == name and d.path != own_path and d.kind in OUTLINE_KINDS
+    found = [d for d in index.lookup(name, outside=own_path) if d.name == name and d.kind in OUTLINE_KINDS
              and not _is_test_entry_point(d.name, d.kind, d.path)]
     if language_id == "go":
         found = [d for d in found if _go_visible(d, own_path, imported)]
@@ -249,11 +249,13 @@ def _import_lines(text: str, imports: Sequence[str]) -> set[int]:
 
 def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, version: int, source: bytes,
                           tree: Tree, imports: Sequence[str], index: WorkspaceIndex | None,
-                          previous: OutlineFacts | None = None) -> OutlineFacts:
+                          previous: OutlineFacts | None = None,
+                          scanned: Sequence[RawDefinition] | None = None) -> OutlineFacts:
     """The outline candidates of one document version (a snapshot: ``tree`` must not change meanwhile).
 
     When the text does not parse (a block's opening line deleted, half typed), the ``previous``
     version's definitions the parser no longer sees are kept, at their header line's new place.
+    ``scanned``: the tree's definitions when already scanned (:func:`scan_definitions`).
     """
     text = source.decode("utf-8", errors="replace")
     uses = _uses(text)
@@ -270,7 +272,7 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
 
     items: list[OutlineItem] = []
     bases: dict[str, list[str]] = {}
-    raws = scan_definitions(spec, tree)
+    raws = scan_definitions(spec, tree) if scanned is None else scanned
     overloads = _overload_declarations(raws, source)
     for raw in raws:
         if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads or _is_test_entry_point(raw.name, raw.kind, path):
@@ -413,7 +415,7 @@ def _holders(declared: Mapping[str, set[str]], names: set[str], imported: Import
     holders = {name: (path, types) for name, types in declared.items() if name in names}
     stems = set(imported.modules.values())
     for name in sorted(names & imported.names.keys() - holders.keys()):
-        found = [d for d in index.lookup(name) if d.name == name and d.kind == "constant" and d.path != path]
+        found = [d for d in index.lookup(name, outside=path) if d.name == name and d.kind == "constant"]
         found = [d for d in found if stems & set(module_names(d.path))] if len(found) > 1 else found
         for definition in found[:1]:
             if types := declared_types(definition.text, language_id, {name}):

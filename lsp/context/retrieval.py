@@ -363,8 +363,8 @@ class DefinitionFinder:
             if not self.visible[0] <= definition.start_line <= self.visible[1]:
                 found.append(_Candidate((self.doc.path, definition.start_line, definition.name), base + 6, definition))
         if self.index is not None:
-            for definition in self.index.lookup(used.name):
-                if definition.path == self.doc.path or definition.name != used.name:
+            for definition in self.index.lookup(used.name, outside=self.doc.path):
+                if definition.name != used.name:
                     continue
                 if (bare_call and definition.kind == "method") or \
                         (used.is_receiver and definition.kind in _CALLABLE_KINDS):

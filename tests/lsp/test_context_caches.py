@@ -11,7 +11,10 @@ import random
 import pytest
 from lsprotocol import types
 
-from lsp.context import retrieval
+from lsp.context import index as index_module
+from lsp.context import outline, retrieval
+from lsp.context.extract import refresh_outline_facts
+from lsp.context.index import DocumentSnapshot
 from lsp.context.retrieval import DefinitionFinder, refresh_definitions
 from lsp.context.syntax import imports_of
 from lsp.documents import Document
@@ -131,3 +134,33 @@ def test_a_refresh_while_the_user_pauses_spares_the_next_keystroke_the_scan(monk
     assert own() is refreshed
     clock[0] += retrieval.RESCAN_AFTER_SECONDS  # out of date for that long while typing: scanned again
     assert own() is not refreshed
+
+
+async def test_outline_facts_scan_an_index_snapshot_once_and_only_for_its_own_version(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    scans: list[int] = []
+    scan = outline.scan_definitions
+
+    def counted(*args: object, **kwargs: object) -> object:
+        scans.append(1)
+        return scan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outline, "scan_definitions", counted)
+    monkeypatch.setattr(index_module, "scan_definitions", counted)
+    doc = Document("file:///w/m.py", "python", 1, PYTHON)
+    snapshot = DocumentSnapshot.of(doc)
+    assert "load" in {raw.name for raw in snapshot.definitions}  # the index update's scan
+    await refresh_outline_facts(doc, None, snapshot)
+    facts = doc.context.outline
+    assert facts is not None
+    assert facts.version == 1
+    assert {item.name for item in facts.items} >= {"load", "Store", "get"}
+    assert len(scans) == 1
+
+    _change(doc, len(doc.text), len(doc.text), "\ndef typed():\n    pass\n")  # typed while the index updated
+    await refresh_outline_facts(doc, None, snapshot)
+    facts = doc.context.outline
+    assert facts is not None
+    assert facts.version == 2
+    assert "typed" in {item.name for item in facts.items}  # the new text, not the snapshot's
+    assert len(scans) == 2

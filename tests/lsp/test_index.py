@@ -120,6 +120,17 @@ async def test_build_does_not_block_the_event_loop(tmp_path: Path) -> None:
     assert ticks > 5, "the loop kept running while files were parsed"
 
 
+def test_lookup_outside_a_file_leaves_its_definitions_out(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def shared():\n    pass\n")
+    (tmp_path / "b.py").write_text("def shared():\n    return 1\n")
+    index = WorkspaceIndex([tmp_path])
+    index.build_sync()
+    own = str(tmp_path / "b.py")
+    index.update_document(Document((tmp_path / "b.py").as_uri(), "python", 2, "def shared():\n    return 2\n"))
+    assert sorted(d.path for d in index.lookup("shared")) == [str(tmp_path / "a.py"), own]
+    assert [d.path for d in index.lookup("shared", outside=own)] == [str(tmp_path / "a.py")]
+
+
 def test_update_document_and_remove(workspace: Path) -> None:
     index = WorkspaceIndex([workspace])
     index.build_sync()
