@@ -100,6 +100,11 @@ class OutlineFacts:
     bases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # class name -> its base classes' names
     holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # type name -> variables holding one
 
+    @functools.cached_property
+    def signals(self) -> ScoringIndex:
+        """The items indexed for scoring (built on first use: the worker thread computing the facts builds it)."""
+        return ScoringIndex(self)
+
 
 # ---- computing the facts (off the event loop) -------------------------------------------------
 def _doc_line(definition: Definition, language_id: str) -> str:
@@ -302,7 +307,9 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         items += [replace(item, local_to=local_imports[item.name]) if item.name in local_imports else item
                   for item in external]
         holders.update(external_holders)
-    return OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
+    facts = OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
+    facts.signals.static_scores(WEIGHTS)  # here, off the event loop
+    return facts
 
 
 def _local_import_scopes(nested: Sequence[Node], texts: Sequence[str], language_id: str,
@@ -616,32 +623,6 @@ class RankWeights:
 WEIGHTS = RankWeights()
 
 
-def _score(item: OutlineItem, uses: tuple[int, ...], query: OutlineQuery, owner_near: bool = False,
-           weights: RankWeights = WEIGHTS, neighbours: set[int] | frozenset[int] = frozenset()) -> float:
-    """Higher is better: the weighted signals of :class:`RankWeights`."""
-    w = weights
-    score = w.idle * item.idle + w.word * len(item.words & query.words)
-    score += (w.own_type_near if item.own else w.owner_near) * owner_near
-    score += w.similar * (item.name in query.similar)
-    if neighbours:
-        score += w.follows * math.log2(1 + len(neighbours.intersection(uses)))  # (a line is in ``uses`` once)
-    if item.container_name and item.container_name in query.classes:
-        score += w.own_class
-    if item.kind in _TYPE_KINDS:
-        score += w.type_kind + w.type_only * item.type_only
-    if uses:
-        score += w.in_scope * _used_in(uses, query.scope) + w.frequency * math.log2(1 + len(uses))
-        at = bisect.bisect_left(uses, query.cursor_line)
-        nearest = min((abs(uses[i] - query.cursor_line) for i in (at - 1, at) if 0 <= i < len(uses)), default=10**6)
-        score += w.near * (nearest <= query.near_lines) + w.proximity / (1.0 + nearest / 50.0)
-    if item.own:
-        distance = abs(item.line - query.cursor_line)
-        score += w.own_distance / (1.0 + distance / 100.0) + w.own_close * (distance < 200)
-    else:
-        score += w.external + w.used_external * (bool(uses) and not item.owner)
-    return score
-
-
 def _used_in(uses: Sequence[int], lines: tuple[int, int]) -> bool:
     """Whether any of the (sorted) use lines falls within ``lines``."""
     at = bisect.bisect_left(uses, lines[0])
@@ -675,38 +656,130 @@ def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tupl
 
 def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = (),
                   weights: RankWeights = WEIGHTS) -> list[tuple[float, OutlineItem]]:
-    """The items the cursor may use, in the facts' order, each with its score."""
-    scored: list[tuple[float, OutlineItem]] = []
-    bases = {base for names in facts.bases.values() for base in names}
+    """The items the cursor may use, in the facts' order, each with its score: the weighted signals of
+    :class:`RankWeights`, higher is better.
+
+    The query-free part of each score is summed once per facts version (:class:`ScoringIndex`); a query
+    adds what the cursor changes: each sparse signal to the items its words, names and lines name, the
+    distance signals to the items that have uses or are the file's own.
+    """
+    w = weights
+    signals = facts.signals
+    items = facts.items
+    scores = list(signals.static_scores(w))
     near = (max(query.scope[0], query.cursor_line - query.near_lines), min(query.scope[1], query.cursor_line + 3))
-    cursor_bases = {base for name in query.classes for base in facts.bases.get(name, ())} - set(query.classes)
-    if cursor_bases:
-        query = replace(query, classes=tuple(sorted({*query.classes, *cursor_bases})))
-    neighbours = _neighbour_lines(facts.uses, query) if weights.follows else set()
+    classes = set(query.classes)
+    cursor_bases = {base for name in query.classes for base in facts.bases.get(name, ())} - classes
+    classes |= cursor_bases
+
+    def add(indices: Sequence[int], weight: float) -> None:
+        for i in indices:
+            scores[i] += weight
+
+    if w.word:
+        for word in query.words:
+            add(signals.by_word.get(word, ()), w.word)
+    if w.similar:
+        for name in query.similar:
+            add(signals.by_name.get(name, ()), w.similar)
+    if w.follows:
+        counts: dict[int, int] = defaultdict(int)  # per item: the neighbour lines among its uses
+        for line in _neighbour_lines(facts.uses, query):
+            for i in signals.by_line.get(line, ()):
+                counts[i] += 1
+        for i, count in counts.items():
+            scores[i] += w.follows * math.log2(1 + count)
+    if w.own_class:
+        for name in classes:
+            add(signals.by_container.get(name, ()), w.own_class)
 
     @functools.cache
     def owner_used_in(owner: str, lines: tuple[int, int]) -> bool:
         """Whether the type, or a variable holding one, is used within ``lines``."""
         return any(_used_in(facts.uses.get(name, ()), lines) for name in (owner, *facts.holders.get(owner, ())))
 
-    for item in facts.items:
-        if item.own and query.visible[0] <= item.line <= query.visible[1]:
+    bases = {base for names in facts.bases.values() for base in names}
+    for owner, indices in signals.by_owner.items():
+        if owner_used_in(owner, near):
+            for i in indices:
+                scores[i] += w.own_type_near if items[i].own else w.owner_near
+        elif owner not in bases:  # (a base's methods, the cursor's base's too, are owned by a base: never far)
+            far = w.owner_scope if owner_used_in(owner, query.scope) else w.owner_far
+            add([i for i in indices if not items[i].idle and not items[i].own], far)
+    if w.base_member:
+        for name in cursor_bases:
+            add([i for i in signals.by_container.get(name, ()) if not items[i].own], w.base_member)
+
+    cursor = query.cursor_line
+    for i in signals.with_uses:
+        uses = signals.uses[i]
+        at = bisect.bisect_left(uses, cursor)
+        nearest = min(uses[at] - cursor if at < len(uses) else 10**6, cursor - uses[at - 1] if at else 10**6)
+        scores[i] += w.near * (nearest <= query.near_lines) + w.proximity / (1.0 + nearest / 50.0)
+        if w.in_scope and _used_in(uses, query.scope):
+            scores[i] += w.in_scope
+    for i in signals.own:
+        distance = abs(items[i].line - cursor)
+        scores[i] += w.own_distance / (1.0 + distance / 100.0) + w.own_close * (distance < 200)
+
+    visible = query.visible
+    scored: list[tuple[float, OutlineItem]] = []
+    for i, item in enumerate(items):
+        if item.own and visible[0] <= item.line <= visible[1]:
             continue
-        if (item.path, item.line) in skip:
+        if skip and (item.path, item.line) in skip:
             continue
-        if item.local_to is not None and not item.local_to[0] <= query.cursor_line <= item.local_to[1]:
+        if item.local_to is not None and not item.local_to[0] <= cursor <= item.local_to[1]:
             continue  # a nested function is called only where it is visible
-        uses = facts.uses.get(item.name, ())
-        if item.own and (at := bisect.bisect_left(uses, item.line)) < len(uses) and uses[at] == item.line:
-            uses = uses[:at] + uses[at + 1:]  # the definition's own header line uses its name: that is not a use
-        owner_near = bool(item.owner) and owner_used_in(item.owner, near)
-        score = _score(item, uses, query, owner_near, weights, neighbours)
-        if item.owner and not owner_near and item.owner not in bases and not item.idle and not item.own:
-            score += weights.owner_scope if owner_used_in(item.owner, query.scope) else weights.owner_far
-        elif not item.own and item.container_name in cursor_bases:
-            score += weights.base_member
-        scored.append((score, item))
+        scored.append((scores[i], item))
     return scored
+
+
+class ScoringIndex:
+    """A facts version's items indexed for scoring (built once, in the worker thread that computed the
+    facts): each item's uses, which items each word, name, class, type and use line concerns, and per
+    weights the query-free part of each score."""
+
+    def __init__(self, facts: OutlineFacts) -> None:
+        by_word: dict[str, list[int]] = defaultdict(list)
+        by_name: dict[str, list[int]] = defaultdict(list)
+        by_container: dict[str, list[int]] = defaultdict(list)
+        by_owner: dict[str, list[int]] = defaultdict(list)
+        by_line: dict[int, list[int]] = defaultdict(list)
+        self.uses: list[tuple[int, ...]] = []
+        for i, item in enumerate(facts.items):
+            uses = facts.uses.get(item.name, ())
+            if item.own and (at := bisect.bisect_left(uses, item.line)) < len(uses) and uses[at] == item.line:
+                uses = uses[:at] + uses[at + 1:]  # the definition's own header line uses its name: that is not a use
+            self.uses.append(uses)
+            for word in item.words:
+                by_word[word].append(i)
+            by_name[item.name].append(i)
+            if item.container_name:
+                by_container[item.container_name].append(i)
+            if item.owner:
+                by_owner[item.owner].append(i)
+            for line in uses:
+                by_line[line].append(i)
+        self.by_word, self.by_name, self.by_container = dict(by_word), dict(by_name), dict(by_container)
+        self.by_owner, self.by_line = dict(by_owner), dict(by_line)
+        self.with_uses = [i for i, uses in enumerate(self.uses) if uses]
+        self.own = [i for i, item in enumerate(facts.items) if item.own]
+        self._items = facts.items
+        self._static: dict[RankWeights, tuple[float, ...]] = {}
+
+    def static_scores(self, weights: RankWeights) -> tuple[float, ...]:
+        """Per item, the signals no query changes: idle, kind, how often the file uses it, another file's."""
+        found = self._static.get(weights)
+        if found is None:
+            w = weights
+            found = self._static[weights] = tuple(
+                w.idle * item.idle
+                + (w.type_kind + w.type_only * item.type_only if item.kind in _TYPE_KINDS else 0.0)
+                + (w.frequency * math.log2(1 + len(uses)) if uses else 0.0)
+                + (0.0 if item.own else w.external + w.used_external * (bool(uses) and not item.owner))
+                for item, uses in zip(self._items, self.uses, strict=True))
+        return found
 
 
 @functools.lru_cache(maxsize=16_384)

@@ -7,10 +7,15 @@ typed yet, as in ``scripts/eval_context.py``'s whole-line mode.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import lsp
 from lsp.context.extract import (
     BLANK_LINE_SNIPPET_SHARE,
     OUTLINE_SHARE,
@@ -28,7 +33,10 @@ from lsp.context.outline import (
     MAX_MEMBERS,
     WEIGHTS,
     OutlineFacts,
+    OutlineItem,
     OutlineQuery,
+    RankWeights,
+    _neighbour_lines,
     compact_header,
     compute_outline_facts,
     outline_snippets,
@@ -892,3 +900,94 @@ def test_tests_only_the_runner_calls_are_not_candidates(tmp_path: Path, name: st
     names = {item.name for item in facts.items}
     assert not names & tests
     assert callable_ <= names
+
+
+def _reference_scores(facts: OutlineFacts, query: OutlineQuery,
+                      weights: RankWeights) -> list[tuple[float, OutlineItem]]:
+    """Each item's score computed on its own, signal after signal, as :class:`RankWeights` defines them."""
+    w = weights
+    bases = {base for names in facts.bases.values() for base in names}
+    near = (max(query.scope[0], query.cursor_line - query.near_lines), min(query.scope[1], query.cursor_line + 3))
+    cursor_bases = {b for name in query.classes for b in facts.bases.get(name, ())} - set(query.classes)
+    classes = {*query.classes, *cursor_bases}
+    neighbours = _neighbour_lines(facts.uses, query)
+
+    def used_in(uses: tuple[int, ...], lines: tuple[int, int]) -> bool:
+        return any(lines[0] <= n <= lines[1] for n in uses)
+
+    def owner_used_in(owner: str, lines: tuple[int, int]) -> bool:
+        return any(used_in(facts.uses.get(n, ()), lines) for n in (owner, *facts.holders.get(owner, ())))
+
+    scored = []
+    for item in facts.items:
+        if (item.own and query.visible[0] <= item.line <= query.visible[1]) or \
+                (item.local_to is not None and not item.local_to[0] <= query.cursor_line <= item.local_to[1]):
+            continue
+        uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
+        owner_near = bool(item.owner) and owner_used_in(item.owner, near)
+        score = w.idle * item.idle + w.word * len(item.words & query.words)
+        score += (w.own_type_near if item.own else w.owner_near) * owner_near + w.similar * (item.name in query.similar)
+        score += w.follows * math.log2(1 + len(neighbours & set(uses)))
+        score += w.own_class * (bool(item.container_name) and item.container_name in classes)
+        if item.kind in {"class", "interface", "struct", "type"}:
+            score += w.type_kind + w.type_only * item.type_only
+        if uses:
+            nearest = min(abs(n - query.cursor_line) for n in uses)
+            score += w.in_scope * used_in(uses, query.scope) + w.frequency * math.log2(1 + len(uses))
+            score += w.near * (nearest <= query.near_lines) + w.proximity / (1.0 + nearest / 50.0)
+        if item.own:
+            distance = abs(item.line - query.cursor_line)
+            score += w.own_distance / (1.0 + distance / 100.0) + w.own_close * (distance < 200)
+        else:
+            score += w.external + w.used_external * (bool(uses) and not item.owner)
+        if item.owner and not owner_near and item.owner not in bases and not item.idle and not item.own:
+            score += w.owner_scope if owner_used_in(item.owner, query.scope) else w.owner_far
+        elif not item.own and item.container_name in cursor_bases:
+            score += w.base_member
+        scored.append((score, item))
+    return scored
+
+
+_REMOVABLE = (
+    "class Removable:\n    def schedule_gc(self) -> None:\n        pass\n\n    def clear_gc_timeout(self) -> None:\n"
+    "        pass\n\n\nclass Cache:\n    def find(self, key: str) -> 'Query':\n        return Query(key)\n"
+)
+_QUERY = (
+    "from .removable import Cache, Removable\n\n\nclass Query(Removable):\n"
+    "    def __init__(self, key: str, cache: Cache) -> None:\n        self.key = key\n        self.cache = cache\n"
+    + "".join(f"\n    def step_{n}(self) -> int:\n        return {n}\n" for n in range(12))
+    + "\n    def fetch(self) -> None:\n        found = self.cache.find(self.key)\n        self.schedule_gc()\n"
+    "        return found\n"
+)
+
+
+@pytest.mark.parametrize("name", ["server.py", "query.py"])
+def test_scores_summed_from_the_scoring_index_are_each_items_own_sum(name: str, tmp_path: Path) -> None:
+    """Real code (the language server's module, its workspace the ``lsp`` package) and a class whose base class
+    lies in another file, cursors all over the file, random weights (every signal counts): the indexed scoring
+    gives each item the score summed for it alone."""
+    if name == "server.py":
+        package = Path(lsp.__file__).parent
+    else:
+        package = tmp_path / "pkg"
+        _workspace(tmp_path, {"pkg/removable.py": _REMOVABLE, "pkg/query.py": _QUERY})
+    index = WorkspaceIndex([package])
+    index.build_sync()
+    text = (package / name).read_text()
+    doc = Document((package / name).as_uri(), "python", 1, text)
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert facts.bases
+    assert any(item.owner for item in facts.items)  # the signals the sparse paths add all occur
+    assert any(not item.own for item in facts.items)
+    rng = random.Random(3)
+    line_starts = [0, *(n + 1 for n, char in enumerate(text) if char == "\n")]
+    for _ in range(12):
+        weights = RankWeights(**{f.name: rng.choice((-3.0, -0.5, 0.5, 2.0, 5.0))
+                                 for f in dataclasses.fields(RankWeights)})
+        query, _ = outline_plan(doc, line_starts[rng.randrange(len(line_starts) - 1)] + 4, index)
+        query = replace(query, similar=frozenset(rng.sample(sorted(facts.uses), 8)))
+        found = score_outline(facts, query, weights=weights)
+        expected = _reference_scores(facts, query, weights)
+        assert [item for _, item in found] == [item for _, item in expected]
+        assert [score for score, _ in found] == pytest.approx([score for score, _ in expected], abs=1e-9)
