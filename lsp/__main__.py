@@ -43,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
     # reach, else each full collection walks it all (about 50 ms on the event loop, mid-keystroke).
     gc.collect()
     gc.freeze()
-    # After each pause in typing a worker thread updates the index and the outline facts (100-200 ms on
+    # After each pause in typing a worker thread updates the index and the outline facts (50-80 ms on
     # a large file); a keystroke then shares the interpreter with it, and at Python's default 5 ms
     # interval every await of its request (the message, each chunk of the backend's answer) waits a slice.
     sys.setswitchinterval(SWITCH_INTERVAL_S)

@@ -379,7 +379,7 @@ def outline_facts(doc: Document, index: WorkspaceIndex | None,
     version's facts, whose definitions are carried over while the text does not parse.
 
     For tools and tests. The server never calls it: a completion uses the facts a worker thread
-    computed (:func:`refresh_outline_facts`), or none yet (60-160 ms for a 5,000-line file).
+    computed (:func:`refresh_outline_facts`), or none yet (30-80 ms for a 5,000-line file).
     """
     cache = doc.context
     if cache.outline is None and cache.outline_computing is None and doc.language is not None and \

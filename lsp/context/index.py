@@ -184,7 +184,7 @@ def _header_end(node: Node, body: Node) -> int:
     return colon.end_byte if colon is not None else body.start_byte
 
 
-def _doc_comment(source: bytes, outer: Node) -> str:
+def doc_comment(source: bytes, outer: Node) -> str:
     """Leading comment block directly above a definition (JSDoc, ///, //, /* */)."""
     lines: list[str] = []
     prev = outer.prev_sibling
@@ -242,7 +242,7 @@ def render_definition(spec: LanguageSpec, source: bytes, raw: RawDefinition, pat
     if lead.strip():
         text = _dedent(lead, indent) + text
     if not indented:
-        comment = _doc_comment(source, raw.outer)
+        comment = doc_comment(source, raw.outer)
         if comment:
             text = f"{comment}\n{text}"
     if header.count("\n") >= 40:

@@ -31,13 +31,14 @@ from lsp.context.imports import ImportedNames, imported_names
 from lsp.context.index import (
     Definition,
     RawDefinition,
+    doc_comment,
     module_names,
     render_definition,
     scan_definitions,
 )
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet, estimate_tokens
-from lsp.context.nodes import enclosing_function
+from lsp.context.nodes import container_name, enclosing_function
 from lsp.context.receivers import declared_types
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
 from lsp.context.syntax import nested_imports
@@ -99,6 +100,8 @@ class OutlineFacts:
     uses: Mapping[str, tuple[int, ...]]
     bases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # class name -> its base classes' names
     holders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # type name -> variables holding one
+    path: str = ""
+    rendered: Mapping[tuple[object, ...], _Rendered] = field(default_factory=dict, repr=False)  # for the next version
 
     @functools.cached_property
     def signals(self) -> ScoringIndex:
@@ -279,17 +282,19 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     bases: dict[str, list[str]] = {}
     raws = scan_definitions(spec, tree) if scanned is None else scanned
     overloads = _overload_declarations(raws, source)
+    rendered = previous.rendered if previous is not None and previous.path == path else {}
+    keys = _RenderKeys(spec, source, path)
+    kept: dict[tuple[object, ...], _Rendered] = {}
     for raw in raws:
         if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads or _is_test_entry_point(raw.name, raw.kind, path):
             continue
-        definition = render_definition(spec, source, raw, path)
+        key = keys.of(raw)
+        made = kept[key] = rendered.get(key) or _render_item(spec, source, raw, path, language_id)
         function = enclosing_function(raw.outer)
         local_to = (function.start_point[0], function.end_point[0]) if function is not None else None
-        owner = _go_receiver_type(definition) if language_id == "go" and raw.kind == "method" else ""
-        items.append(_item(raw.name, definition, language_id, True, idle(raw.name, raw.node.start_point[0]), local_to,
-                           owner))
-        if raw.kind in _CLASS_KINDS:
-            bases[raw.name] = _base_names(definition.header)  # the whole header: the item's may be cut
+        items.append(made.at(raw.outer.start_point[0], idle(raw.name, raw.node.start_point[0]), local_to))
+        if made.bases is not None:
+            bases[raw.name] = list(made.bases)
     if previous is not None and tree.root_node.has_error:
         carried = _carried_over(previous, items, text, idle)
         items += carried
@@ -307,9 +312,57 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
         items += [replace(item, local_to=local_imports[item.name]) if item.name in local_imports else item
                   for item in external]
         holders.update(external_holders)
-    facts = OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders)
+    facts = OutlineFacts(version, tuple(items), uses, {name: tuple(b) for name, b in bases.items() if b}, holders,
+                         path, kept)
     facts.signals.static_scores(WEIGHTS)  # here, off the event loop
     return facts
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """An own definition rendered as an outline item, to reuse while its text stays the same: the item as at
+    its first version (``line``, ``idle`` and ``local_to`` are set per version), and a class's base names."""
+
+    item: OutlineItem
+    bases: tuple[str, ...] | None
+
+    def at(self, line: int, idle: bool, local_to: tuple[int, int] | None) -> OutlineItem:
+        """The item as this version places it."""
+        return replace(self.item, line=line, idle=idle, local_to=local_to)
+
+
+def _render_item(spec: LanguageSpec, source: bytes, raw: RawDefinition, path: str, language_id: str) -> _Rendered:
+    definition = render_definition(spec, source, raw, path)
+    owner = _go_receiver_type(definition) if language_id == "go" and raw.kind == "method" else ""
+    bases = tuple(_base_names(definition.header)) if raw.kind in _CLASS_KINDS else None  # the whole header
+    return _Rendered(_item(raw.name, definition, language_id, True, False, None, owner), bases)
+
+
+class _RenderKeys:
+    """What an own definition's rendering reads, as a key: its text from its first line's start, its class's
+    first line and name, and (where doc comments lead a definition) the comment above it. An edit elsewhere
+    leaves the key, and so the rendering, as it was."""
+
+    def __init__(self, spec: LanguageSpec, source: bytes, path: str) -> None:
+        self._source = source
+        self._path = path
+        self._comments = not spec.indent_blocks
+        self._containers: dict[int, tuple[bytes, str]] = {}
+
+    def of(self, raw: RawDefinition) -> tuple[object, ...]:
+        """The key of one definition."""
+        source = self._source
+        start = source.rfind(b"\n", 0, raw.outer.start_byte) + 1
+        container: tuple[bytes, str] | None = None
+        if raw.container is not None:
+            container = self._containers.get(raw.container.id)
+            if container is None:
+                first = raw.container.start_byte
+                end = source.find(b"\n", first)
+                container = self._containers[raw.container.id] = (
+                    source[first:end if end >= 0 else raw.container.end_byte], container_name(raw.container))
+        comment = doc_comment(source, raw.outer) if self._comments else ""
+        return (self._path, raw.kind, raw.name, source[start:raw.node.end_byte], container, comment)
 
 
 def _local_import_scopes(nested: Sequence[Node], texts: Sequence[str], language_id: str,

@@ -6,6 +6,7 @@ on real-looking files: after each one the kept answer equals a full query of the
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -164,3 +165,62 @@ async def test_outline_facts_scan_an_index_snapshot_once_and_only_for_its_own_ve
     assert facts.version == 2
     assert "typed" in {item.name for item in facts.items}  # the new text, not the snapshot's
     assert len(scans) == 2
+
+
+TYPESCRIPT_CLASSES = '''import { a } from "./a";
+
+/** The cache of queries. */
+export class QueryCache {
+  /** Finds a query by its key. */
+  find(key: string): Query {
+    return a(key);
+  }
+
+  // Builds one.
+  build(key: string): Query {
+    return new Query(key);
+  }
+}
+
+export class Query {
+  constructor(public key: string) {}
+}
+'''
+
+
+@pytest.mark.parametrize(("language_id", "path", "source"), [
+    ("python", "/w/m.py", PYTHON), ("typescript", "/w/m.ts", TYPESCRIPT_CLASSES)])
+def test_outline_items_reused_from_the_previous_version_are_those_rendered_afresh(
+        language_id: str, path: str, source: str) -> None:
+    """Random edits (names, headers, doc comments and class names among them): the facts that reuse the
+    previous version's renderings equal the facts rendered afresh from the same previous version."""
+    rng = random.Random(11)
+    doc = Document("file://" + path, language_id, 1, source)
+    assert doc.language is not None
+    previous = None
+    reused = 0
+    # first the edits a reused rendering could miss: a class renamed around unchanged methods, a doc comment
+    # above an unchanged method edited, a decorator added; then random ones
+    scripted = [("class Store", "class Storage"), ("    def get", "    @cache\n    def get")] if language_id == "python" \
+        else [("class QueryCache", "class QueriesCache"), ("Finds a query", "Finds the query")]
+    for step in range(300):
+        if step < len(scripted):
+            old, new = scripted[step]
+            at = doc.text.index(old)
+            _change(doc, at, at + len(old), new)
+        elif rng.random() < 0.3:
+            start = rng.randrange(len(doc.text) + 1)
+            _change(doc, start, min(len(doc.text), start + rng.randint(1, 6)), "")
+        else:
+            start = rng.randrange(len(doc.text) + 1)
+            _change(doc, start, start, rng.choice([*PIECES[language_id], "x", "x", "Q", "/** Doc. */\n"]))
+        assert doc.tree is not None
+        args = (doc.language, language_id, doc.path, doc.version, doc.source, doc.tree.copy(), imports_of(doc), None)
+        facts = outline.compute_outline_facts(*args, previous)
+        fresh = outline.compute_outline_facts(*args, dataclasses.replace(previous, rendered={}) if previous else None)
+        assert facts.items == fresh.items, doc.text
+        assert facts.bases == fresh.bases, doc.text
+        kept = {id(made) for made in previous.rendered.values()} if previous is not None else set()
+        reused += any(id(made) in kept for made in facts.rendered.values())
+        previous = facts
+    assert reused > 20  # the renderings are reused, not only made again
