@@ -10,6 +10,7 @@ pygls by itself never answers a request whose params fail to deserialise, so
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import os
@@ -440,6 +441,9 @@ class TeampilotServer(LanguageServer):
         try:
             count = await self.index.build(progress)
             logger.info("indexed %s files", count)
+            # The index lives as long as the workspace: out of the collector's reach, a full collection
+            # (every ten pauses or so, on whichever thread trips it) walks only what changes.
+            gc.freeze()
         finally:
             if token is not None:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="indexed"))
