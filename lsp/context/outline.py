@@ -450,8 +450,8 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
     holders = _holders(declared, receiver_names | idle_imports, imported, path, language_id, index)
     held = _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
     # an instance imported and not used yet (`focusManager`): its methods are as likely next as an idle import
-    idle_types = {t for name, (_, types) in holders.items() if name in idle_imports for t in types} - \
-        {t for name, (_, types) in holders.items() if name not in idle_imports for t in types}
+    idle_types = {_bare(t) for name, (_, types) in holders.items() if name in idle_imports for t in types} - \
+        {_bare(t) for name, (_, types) in holders.items() if name not in idle_imports for t in types}
     items += [replace(item, idle=True) if item.owner in idle_types else item for item in held]
     known = {(i.path, i.line) for i in items}
     items += _module_member_items(receiver_names - holders.keys(), known, imported, path, language_id, index,
@@ -459,8 +459,13 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
     by_type: dict[str, set[str]] = defaultdict(set)
     for variable, (_, types) in holders.items():
         for type_name in types:
-            by_type[type_name].add(variable)
+            by_type[_bare(type_name)].add(variable)
     return items, {name: tuple(sorted(variables)) for name, variables in by_type.items() if name in typed}
+
+
+def _bare(type_name: str) -> str:
+    """A type's name without its package (``httptest.Server`` -> ``Server``): what its methods are owned by."""
+    return type_name.rpartition(".")[2]
 
 
 MAX_HELD_TYPES = 16      # types the file's variables hold whose methods become candidates (most used first)
@@ -495,15 +500,19 @@ def _held_type_items(holders: Mapping[str, tuple[str, set[str]]], typed: set[str
             declared_in.setdefault(type_name, source)
     items: list[OutlineItem] = []
     added = 0
-    for type_name in sorted(weight, key=lambda t: (-weight[t], t)):
+    for qualified in sorted(weight, key=lambda t: (-weight[t], t)):
         if added >= MAX_HELD_TYPES or len(items) >= limit:
             break
+        package, _, type_name = qualified.rpartition(".")
         if type_name in typed:
             continue
-        source = declared_in[type_name]
+        source = declared_in[qualified]
         found = [d for d in index.definitions_in(source) if d.name == type_name and d.kind in _TYPE_KINDS] \
             if source != path else []
-        found = found or _external(type_name, (), imported, path, language_id, index)
+        if not found:
+            found = _external(type_name, (package,) if package else (), imported, path, language_id, index)
+            if package:  # another package's type (Go's `httptest.Server`), never its namesake in the file's package
+                found = [d for d in found if os.path.dirname(d.path) != os.path.dirname(path)]
         members = [item for d in found[:1] for item in _type_member_items(type_name, d, language_id, index, path, uses)]
         if members:
             typed.add(type_name)

@@ -32,11 +32,11 @@ _PYTHON = (
 )
 _GO = (
     # parameters, receivers, struct fields, `var x T`: `req *Request)`, `conn net.Conn`
-    re.compile(r"\b([A-Za-z_]\w*+)[ \t]+\*?(?:\w++\.)?([A-Za-z_]\w*+)[ \t]*(?=[,){]|//|$)", re.MULTILINE),
+    re.compile(r"\b([A-Za-z_]\w*+)[ \t]+\*?((?:\w++\.)?[A-Za-z_]\w*+)[ \t]*(?=[,){]|//|$)", re.MULTILINE),
     # `b := &Builder{`, `x = pkg.T{`
-    re.compile(r"\b([A-Za-z_]\w*+)(?:[ \t]*,[ \t]*\w++)?[ \t]*:?=[ \t]*&?(?:\w++\.)?([A-Za-z_]\w*+)\{"),
+    re.compile(r"\b([A-Za-z_]\w*+)(?:[ \t]*,[ \t]*\w++)?[ \t]*:?=[ \t]*&?((?:\w++\.)?[A-Za-z_]\w*+)\{"),
     # `s, err := NewServer(`: Go's constructor convention
-    re.compile(r"\b([A-Za-z_]\w*+)(?:[ \t]*,[ \t]*\w++)?[ \t]*:?=[ \t]*(?:\w++\.)?[Nn]ew([A-Z]\w*)\("),
+    re.compile(r"\b([A-Za-z_]\w*+)(?:[ \t]*,[ \t]*\w++)?[ \t]*:?=[ \t]*((?:\w++\.)?)[Nn]ew([A-Z]\w*)\("),
 )
 _PATTERNS = {"python": _PYTHON, "go": _GO, "typescript": _ECMASCRIPT, "typescriptreact": _ECMASCRIPT,
              "javascript": _ECMASCRIPT, "javascriptreact": _ECMASCRIPT}
@@ -45,14 +45,18 @@ _PATTERNS = {"python": _PYTHON, "go": _GO, "typescript": _ECMASCRIPT, "typescrip
 def declared_types(text: str, language_id: str, names: set[str] | None = None) -> dict[str, set[str]]:
     """Variable (parameter, field) name -> the type names its declarations in ``text`` give it.
 
-    Only ``names`` are kept when given (for example the names the file uses as receivers).
+    Only ``names`` are kept when given (for example the names the file uses as receivers). A Go type of
+    another package keeps its package's name (``httptest.Server``): the file's package may hold a namesake.
     """
     found: dict[str, set[str]] = defaultdict(set)
     for pattern in _PATTERNS.get(language_id, ()):
         for match in pattern.finditer(text):
-            variable, type_name = match.group(1), match.group(2)
-            if variable != type_name and (names is None or variable in names):
+            variable, type_name = match.group(1), match.group(match.lastindex or 2)
+            if variable == type_name or (names is not None and variable not in names):
+                continue
+            if pattern is _GO[2]:  # `newServerTester(` may build the unexported `serverTester`
+                package = match.group(2)
+                found[variable] |= {package + type_name, package + type_name[0].lower() + type_name[1:]}
+            else:
                 found[variable].add(type_name)
-                if pattern is _GO[2]:  # `newServerTester(` may build the unexported `serverTester`
-                    found[variable].add(type_name[0].lower() + type_name[1:])
     return dict(found)

@@ -589,10 +589,13 @@ def test_methods_of_another_files_type_used_in_the_scope(tmp_path: Path) -> None
              "parser": {"OptionParser"}}, id="click"),
         pytest.param("go", (
             "func (c *Client) Do(req *Request) (*Response, error) {\n\tb := &strings.Builder{}\n"
-            "\tsrv, err := NewServer(addr)\n}\n\ntype Transport struct {\n\tconn   net.Conn\n"
-            "\tidleConnWait map[connectMethodKey]wantConnQueue // waiting getConns\n\tq wantConnQueue\n}\n"),
-            {"c": {"Client"}, "req": {"Request"}, "b": {"Builder"}, "srv": {"Server", "server"}, "conn": {"Conn"},
-             "q": {"wantConnQueue"}}, id="net-http"),
+            "\tsrv, err := NewServer(addr)\n\tts := httptest.NewServer(h)\n}\n\ntype Transport struct {\n"
+            "\tconn   net.Conn\n\tidleConnWait map[connectMethodKey]wantConnQueue // waiting getConns\n"
+            "\tq wantConnQueue\n}\n"),
+            # another package's type keeps its package: net/http has a `Server` of its own
+            {"c": {"Client"}, "req": {"Request"}, "b": {"strings.Builder"}, "srv": {"Server", "server"},
+             "ts": {"httptest.Server", "httptest.server"}, "conn": {"net.Conn"}, "q": {"wantConnQueue"}},
+            id="net-http"),
     ],
 )
 def test_declared_types(language_id: str, text: str, expected: dict[str, set[str]]) -> None:
@@ -829,6 +832,32 @@ def test_methods_of_the_files_own_type_that_a_variable_near_the_cursor_holds(tmp
     names = _ranked_names(doc, offset, None)
     assert max(names.index("writePreface"), names.index("sync")) < min(
         names.index(f"helper{n}") for n in range(150) if f"helper{n}" in names)
+
+
+def test_a_go_variable_of_another_packages_type_gets_that_types_methods_not_its_namesakes(tmp_path: Path) -> None:
+    """net/http's ``fs_test.go``: ``ts := httptest.NewServer(...)``, then ``ts.Client()``. net/http has a
+    ``Server`` of its own, in the test's own package; the methods of httptest's are the ones ``ts`` has."""
+    index = _workspace(tmp_path, {
+        "http/server.go": ("package http\n\ntype Server struct {\n\tAddr string\n}\n\n"
+                           "func (s *Server) ListenAndServe() error {\n\treturn nil\n}\n"),
+        "http/httptest/server.go": (
+            "package httptest\n\ntype Server struct {\n\tURL string\n}\n\n"
+            "func NewServer(handler http.Handler) *Server {\n\treturn &Server{}\n}\n\n"
+            "// Client returns an HTTP client configured for making requests to the server.\n"
+            "func (s *Server) Client() *http.Client {\n\treturn nil\n}\n\n"
+            "func (s *Server) Close() {\n}\n"),
+    })
+    helpers = "".join(f"\nfunc helper{n}(t *testing.T) {{\n\tt.Helper()\n}}\n" for n in range(20))
+    doc, offset = _open(tmp_path / "http", "fs_test.go", (
+        "package http_test\n\nimport (\n\t\"net/http/httptest\"\n\t\"testing\"\n)\n" + helpers +
+        "\nfunc TestFileServer(t *testing.T) {\n\tts := httptest.NewServer(nil)\n\tdefer ts.Close()\n\t<|>\n}\n"),
+        "go")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    owned = {(item.name, item.path) for item in facts.items if item.owner == "Server"}
+    assert ("Client", str(tmp_path / "http" / "httptest" / "server.go")) in owned
+    assert all(name != "ListenAndServe" for name, _ in owned)
+    assert "// func (s *Server) Client() *http.Client" in _outline_text(doc, offset, index)
 
 
 def test_a_prefix_window_denser_than_the_text_before_the_cursor_still_fits_the_budget(tmp_path: Path) -> None:
