@@ -835,8 +835,8 @@ def test_methods_of_the_files_own_type_that_a_variable_near_the_cursor_holds(tmp
 
 
 def test_a_go_variable_of_another_packages_type_gets_that_types_methods_not_its_namesakes(tmp_path: Path) -> None:
-    """net/http's ``fs_test.go``: ``ts := httptest.NewServer(...)``, then ``ts.Client()``. net/http has a
-    ``Server`` of its own, in the test's own package; the methods of httptest's are the ones ``ts`` has."""
+    """net/http's tests (``request_test.go``: ``server := httptest.NewServer(mux)``, then ``server.Close()``).
+    net/http has a ``Server`` of its own, in the test's own folder; httptest's methods are the ones it has."""
     index = _workspace(tmp_path, {
         "http/server.go": ("package http\n\ntype Server struct {\n\tAddr string\n}\n\n"
                            "func (s *Server) ListenAndServe() error {\n\treturn nil\n}\n"),
