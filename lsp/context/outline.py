@@ -283,7 +283,7 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     raws = scan_definitions(spec, tree) if scanned is None else scanned
     overloads = _overload_declarations(raws, source)
     rendered = previous.rendered if previous is not None and previous.path == path else {}
-    keys = _RenderKeys(spec, source, path)
+    keys = _RenderKeys(spec, source)
     kept: dict[tuple[object, ...], _Rendered] = {}
     for raw in raws:
         if raw.kind not in OUTLINE_KINDS or raw.node.id in overloads or _is_test_entry_point(raw.name, raw.kind, path):
@@ -343,9 +343,8 @@ class _RenderKeys:
     first line and name, and (where doc comments lead a definition) the comment above it. An edit elsewhere
     leaves the key, and so the rendering, as it was."""
 
-    def __init__(self, spec: LanguageSpec, source: bytes, path: str) -> None:
+    def __init__(self, spec: LanguageSpec, source: bytes) -> None:
         self._source = source
-        self._path = path
         self._comments = not spec.indent_blocks
         self._containers: dict[int, tuple[bytes, str]] = {}
 
@@ -362,7 +361,7 @@ class _RenderKeys:
                 container = self._containers[raw.container.id] = (
                     source[first:end if end >= 0 else raw.container.end_byte], container_name(raw.container))
         comment = doc_comment(source, raw.outer) if self._comments else ""
-        return (self._path, raw.kind, raw.name, source[start:raw.node.end_byte], container, comment)
+        return (raw.kind, raw.name, source[start:raw.node.end_byte], container, comment)
 
 
 def _local_import_scopes(nested: Sequence[Node], texts: Sequence[str], language_id: str,
@@ -760,12 +759,11 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
         """Whether the type, or a variable holding one, is used within ``lines``."""
         return any(_used_in(facts.uses.get(name, ()), lines) for name in (owner, *facts.holders.get(owner, ())))
 
-    bases = {base for names in facts.bases.values() for base in names}
     for owner, indices in signals.by_owner.items():
         if owner_used_in(owner, near):
             for i in indices:
                 scores[i] += w.own_type_near if items[i].own else w.owner_near
-        elif owner not in bases:  # (a base's methods, the cursor's base's too, are owned by a base: never far)
+        elif owner not in signals.bases:  # (a base's methods, the cursor's base's too, are owned by a base: never far)
             far = w.owner_scope if owner_used_in(owner, query.scope) else w.owner_far
             add([i for i in indices if not items[i].idle and not items[i].own], far)
     if w.base_member:
@@ -827,6 +825,7 @@ class ScoringIndex:
         self.by_owner, self.by_line = dict(by_owner), dict(by_line)
         self.with_uses = [i for i, uses in enumerate(self.uses) if uses]
         self.own = [i for i, item in enumerate(facts.items) if item.own]
+        self.bases = {base for names in facts.bases.values() for base in names}  # every class's base classes
         self._items = facts.items
         self._static: dict[RankWeights, tuple[float, ...]] = {}
 
