@@ -210,6 +210,9 @@ def _external(name: str, members_of: Collection[str], imported: ImportedNames, o
         picked += [d for d in found if os.path.dirname(d.path) == own_dir]
     if not picked and name in imported.names:
         picked = [d for d in found if d.kind != "method"]
+    # a function before methods: a name the file calls bare can mean only the function (Go's `Error(w, ...)`
+    # beside a package full of `Error() string` methods), while a method's type, when known, brings it anyway
+    picked.sort(key=lambda d: d.kind == "method")
     return picked[:2]
 
 

@@ -860,6 +860,26 @@ def test_a_go_variable_of_another_packages_type_gets_that_types_methods_not_its_
     assert "// func (s *Server) Client() *http.Client" in _outline_text(doc, offset, index)
 
 
+def test_a_go_function_called_bare_is_offered_before_the_packages_methods_of_its_name(tmp_path: Path) -> None:
+    """net/http's ``serve_test.go`` calls ``Error(w, "bye", StatusUnauthorized)``: server.go's function. The
+    package's many ``Error() string`` methods share the name; only the function can be called bare."""
+    methods = "".join(f"type err{n} struct{{}}\n\nfunc (e err{n}) Error() string {{\n\treturn \"\"\n}}\n\n"
+                      for n in range(3))
+    index = _workspace(tmp_path, {
+        "http/errors.go": "package http\n\n" + methods,
+        "http/server.go": ("package http\n\n// Error replies to the request with the error message and code.\n"
+                           "func Error(w ResponseWriter, error string, code int) {\n}\n"),
+    })
+    doc, offset = _open(tmp_path / "http", "serve_test.go", (
+        "package http\n\nfunc TestAuth(t *testing.T) {\n\thandler := func(w ResponseWriter, r *Request) {\n"
+        "\t\tError(w, \"bye\", 401)\n\t}\n\tif handler == nil {\n\t\tt.Error(\"no handler\")\n\t}\n\t<|>\n}\n"), "go")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    errors = [(item.kind, item.path) for item in facts.items if item.name == "Error"]
+    assert ("function", str(tmp_path / "http" / "server.go")) in errors
+    assert "// func Error(w ResponseWriter, error string, code int)" in _outline_text(doc, offset, index)
+
+
 def test_a_prefix_window_denser_than_the_text_before_the_cursor_still_fits_the_budget(tmp_path: Path) -> None:
     """The windows are cut in characters at the density of the 6,000 characters before the cursor;
     here that is prose (many characters per token), and the prefix window reaches further up, into
