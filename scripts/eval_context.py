@@ -25,6 +25,10 @@ blanked line, are replaced by the blanked document's windows, as the server's up
 and after the site by the file's text again, so that other files' sites see every file as it is on
 disk, as they would in a real workspace.
 
+Each site's context build is timed as the server runs it once its update after the edit is done: the
+outline facts and the document's definitions are that update's (computed off the event loop), not
+part of the timing.
+
 In whole-line mode a scripted answer (the true line plus the next two lines of the file) is
 post-processed as the server does; it must come out as exactly the true line.
 
@@ -53,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lsp.context.extract import build_completion_context, outline_facts
 from lsp.context.index import DocumentSnapshot, WorkspaceIndex, iter_source_files
 from lsp.context.model import CodeContext, estimate_tokens
+from lsp.context.retrieval import refresh_definitions
 from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
 from lsp.indentation import indent_unit
@@ -178,7 +183,8 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
 
 
 def blanked_document(site: Site, language_id: str, blanked: str, index: WorkspaceIndex) -> Document:
-    """The document with the site's text blanked, and its outline facts as the server would hold them.
+    """The document with the site's text blanked, and its outline facts and definitions as the server would
+    hold them.
 
     The server computes them off the event loop after each edit, passing the previous version's facts:
     while the text does not parse, their definitions are carried over. Blanking a line that opens a
@@ -192,6 +198,7 @@ def blanked_document(site: Site, language_id: str, blanked: str, index: Workspac
         before = Document(site.path.as_uri(), language_id, 0, site.path.read_text("utf-8", errors="replace"))
         previous = outline_facts(before, index)
     outline_facts(doc, index, previous)
+    refresh_definitions(doc, DocumentSnapshot.of(doc))  # the same update's scan, kept for the keystrokes
     return doc
 
 

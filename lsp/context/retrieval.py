@@ -30,7 +30,7 @@ from lsp.context.nodes import container_name
 from lsp.context.syntax import imports_of
 
 if TYPE_CHECKING:
-    from lsp.context.index import WorkspaceIndex
+    from lsp.context.index import DocumentSnapshot, WorkspaceIndex
     from lsp.documents import Document
 
 MAX_NAMES = 24
@@ -166,21 +166,34 @@ def _doc_definitions(doc: Document) -> DocDefinitions | None:
     return _scan(doc, doc.language, doc.tree, now)
 
 
-def refresh_definitions(doc: Document) -> None:
+def refresh_definitions(doc: Document, snapshot: DocumentSnapshot | None = None) -> None:
     """Rescan the document's definitions if its text changed since the last scan. The server calls
     it once edits settle, so the first keystroke after a pause does not pay for the scan (tens of ms
-    on a file of thousands of lines)."""
+    on a file of thousands of lines).
+
+    A ``snapshot`` of the current text (the index update's) lends its tree and the definitions a worker
+    thread scanned: then nothing is scanned here, on the event loop.
+    """
     cached = doc.context.definitions
-    if doc.language is not None and doc.tree is not None and (cached is None or cached.source is not doc.source):
+    if doc.language is None or doc.tree is None or (cached is not None and cached.source is doc.source):
+        return
+    if snapshot is not None and snapshot.source is doc.source and snapshot.tree is not None:
+        _keep(doc, snapshot.tree, snapshot.definitions, time.monotonic())
+    else:
         _scan(doc, doc.language, doc.tree, time.monotonic())
 
 
 def _scan(doc: Document, spec: LanguageSpec, tree: Tree, now: float) -> DocDefinitions:
     snapshot = tree.copy()
+    return _keep(doc, snapshot, scan_definitions(spec, snapshot), now)
+
+
+def _keep(doc: Document, tree: Tree, definitions: Sequence[RawDefinition], now: float) -> DocDefinitions:
+    """Keep ``definitions``, scanned from ``tree`` (a copy no one edits) at the document's current text."""
     by_name: dict[str, list[RawDefinition]] = {}
-    for raw in scan_definitions(spec, snapshot):
+    for raw in definitions:
         by_name.setdefault(raw.name, []).append(raw)
-    fresh = DocDefinitions(doc.version, now, doc.source, snapshot, by_name)
+    fresh = DocDefinitions(doc.version, now, doc.source, tree, by_name)
     doc.context.definitions = fresh
     return fresh
 

@@ -137,6 +137,33 @@ def test_a_refresh_while_the_user_pauses_spares_the_next_keystroke_the_scan(monk
     assert own() is not refreshed
 
 
+def test_a_refresh_takes_an_index_snapshots_definitions_and_scans_nothing_on_the_loop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server refreshes the definitions on the event loop once edits settle; its index update's
+    snapshot has scanned them in a worker already. Only a snapshot of the current text lends them."""
+    doc = Document("file:///w/m.py", "python", 1, PYTHON)
+    _change(doc, len(doc.text), len(doc.text), "\ndef typed():\n    pass\n")
+    snapshot = DocumentSnapshot.of(doc)
+    assert "typed" in {raw.name for raw in snapshot.definitions}  # what the worker thread does
+    scans: list[int] = []
+    real_scan = retrieval.scan_definitions
+    monkeypatch.setattr(retrieval, "scan_definitions", lambda spec, tree: scans.append(1) or real_scan(spec, tree))
+    refresh_definitions(doc, snapshot)
+    refreshed = doc.context.definitions
+    assert refreshed is not None
+    assert scans == []
+    assert refreshed.source is doc.source
+    assert [raw.node.start_point for raw in refreshed.by_name["typed"]] == \
+        [raw.node.start_point for raw in snapshot.definitions if raw.name == "typed"]
+    assert DefinitionFinder(doc, None, (), (0, 0), []).own is refreshed
+    _change(doc, len(doc.text), len(doc.text), "\ndef later():\n    pass\n")  # typed after the snapshot
+    refresh_definitions(doc, snapshot)
+    assert scans == [1]
+    rescanned = doc.context.definitions
+    assert rescanned is not None
+    assert "later" in rescanned.by_name
+
+
 async def test_outline_facts_scan_an_index_snapshot_once_and_only_for_its_own_version(
         monkeypatch: pytest.MonkeyPatch) -> None:
     scans: list[int] = []

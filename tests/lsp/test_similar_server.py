@@ -10,8 +10,11 @@ import pytest
 from lsprotocol import types
 from pygls.uris import from_fs_path
 from pytest_lsp import LanguageClient
+from tree_sitter import Tree
 
-from lsp.context.index import DocumentSnapshot, WorkspaceIndex
+from lsp.context import retrieval
+from lsp.context.index import DocumentSnapshot, RawDefinition, WorkspaceIndex
+from lsp.context.languages import LanguageSpec
 from lsp.context.window_index import WindowIndex
 from lsp.server import create_server
 from tests.lsp.conftest import Editor, options, until
@@ -89,3 +92,28 @@ async def test_index_updates_run_in_a_worker_thread_one_per_document(tmp_path: P
     assert index.lookup("version_2") == []
     assert index.windows is not None
     assert index.windows.search("version_4()")[0].text.startswith("def version_4")
+
+
+async def test_an_index_update_leaves_the_documents_definitions_fresh_without_a_scan_on_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The update's snapshot is scanned in a worker; the keystrokes' definition lookups take that scan
+    (no edit since), right after the open too, so the first completion scans nothing on the loop."""
+    server = create_server()
+    server.index = WorkspaceIndex([tmp_path], windows=WindowIndex())
+    loop_scans: list[str] = []
+    real_scan = retrieval.scan_definitions
+
+    def scan(spec: LanguageSpec, tree: Tree) -> list[RawDefinition]:
+        loop_scans.append(threading.current_thread().name)
+        return real_scan(spec, tree)
+
+    monkeypatch.setattr(retrieval, "scan_definitions", scan)
+    uri = (tmp_path / "session.py").as_uri()
+    doc = server.documents.open(uri, "python", 1, "def opened():\n    pass\n")
+    server.update_index(uri)
+    assert await until(lambda: not server._index_updates, 5)
+    kept = doc.context.definitions
+    assert kept is not None
+    assert kept.source is doc.source
+    assert list(kept.by_name) == ["opened"]
+    assert loop_scans == []
