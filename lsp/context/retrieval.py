@@ -233,6 +233,14 @@ def _path_facts(path: str) -> _PathFacts:
     return _PathFacts(stem, str(p.parent), penalty)
 
 
+@functools.lru_cache(maxsize=32)
+def definition_line_pattern(template: str) -> re.Pattern[str]:
+    """A language's ``definition_pattern`` for any name, compiled once (2 ms for TypeScript's, which
+    compiled per search was a third of a context build in a broken tree): keep the matches whose name
+    group holds a name you want."""
+    return re.compile(template.replace("{names}", r"[\w$]+"), re.MULTILINE)
+
+
 def _lines_matching(pattern: re.Pattern[str], text: str, names: Sequence[str]) -> Iterator[re.Match[str]]:
     """``pattern``'s matches at the starts of the lines that contain one of ``names``, in text order.
 
@@ -286,8 +294,7 @@ class DefinitionFinder:
                    if n not in self.by_name and n not in own.searched and re.fullmatch(r"[\w$]+", n)][:12]
         if not missing:
             return
-        alternation = "|".join(re.escape(n) for n in missing)
-        pattern = re.compile(spec.definition_pattern.replace("{names}", alternation), re.MULTILINE)
+        pattern, wanted = definition_line_pattern(spec.definition_pattern), set(missing)
         text = self.doc.text
         tries = 0
         for match in _lines_matching(pattern, text, missing):
@@ -299,7 +306,7 @@ class DefinitionFinder:
             if group is None:
                 continue
             name = match.group(group)
-            if name in own.recovered:
+            if name not in wanted or name in own.recovered:
                 continue
             tries += 1
             definition = self._parse_alone(spec, match.start(), name, wrap=group == "m")

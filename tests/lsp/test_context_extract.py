@@ -18,7 +18,7 @@ from lsp.context.extract import (
 )
 from lsp.context.index import WorkspaceIndex
 from lsp.context.languages import spec_for
-from lsp.context.retrieval import _lines_matching
+from lsp.context.retrieval import _lines_matching, definition_line_pattern
 from lsp.documents import Document
 
 CURSOR = "<|>"
@@ -318,6 +318,32 @@ def test_the_recovery_search_finds_what_a_scan_of_every_line_finds(language_id: 
     expected = [m.span() for m in pattern.finditer(text)]
     assert expected  # the case is not empty
     assert [m.span() for m in _lines_matching(pattern, text, names)] == expected
+
+
+@pytest.mark.parametrize("language_id", ["python", "typescript", "go", "java", "c", "cpp"])
+def test_the_any_name_definition_pattern_finds_the_lines_an_alternation_of_the_names_finds(language_id: str) -> None:
+    """Recovery compiles each language's pattern once, for any name, and keeps the wanted names' matches:
+    the same definition lines as the pattern compiled for those names alone. Except one false find of
+    the alternation: in C, ``struct Mount7 *mount7(int x)`` defines ``mount7``, not the struct."""
+    spec = spec_for(language_id)
+    assert spec is not None
+    text = Path(__file__).read_text("utf-8") + "".join(
+        f"def mount{i}(x):\n    return mount{i + 1}(x)\nexport class Mount{i} {{}}\nfunc (m *Mount) mount{i}() {{}}\n"
+        f"  static mount{i}(prefix: string): void {{}}\nconst mount{i} = (x) => x\n"
+        f"public static Mount{i} mount{i}(Mount{i} m, List<Mount> all) {{\nstruct Mount{i} *mount{i}(int x)\n"
+        f"static int mount{i}(struct Mount *m, int (*cb)(int))\n" for i in range(40))
+    names = ["mount3", "Mount7", "mount", "filler", "x", "m"]
+
+    def found(pattern: re.Pattern[str]) -> list[tuple[int, str]]:
+        return [(m.start(), name) for m in pattern.finditer(text)
+                for name in [next((v for g, v in m.groupdict().items() if g in "ncm" and v), "")] if name in names]
+
+    alternation = re.compile(spec.definition_pattern.replace("{names}", "|".join(names)), re.MULTILINE)
+    expected = found(alternation)
+    assert expected  # the case is not empty
+    if language_id in {"c", "cpp"}:
+        expected.remove((text.rindex("struct Mount7 *mount7"), "Mount7"))
+    assert found(definition_line_pattern(spec.definition_pattern)) == expected
 
 
 def test_snippets_reset_when_the_scope_changes(tmp_path: Path) -> None:
