@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from tree_sitter import Tree
 
+from lsp.context.imports import imported_names
 from lsp.context.index import (
     Definition,
     RawDefinition,
@@ -265,6 +266,7 @@ class DefinitionFinder:
                  visible: tuple[int, int], scope_nodes_names: Sequence[str]) -> None:
         self.doc = doc
         self.index = index
+        self.imports = imports
         self.hints = _module_hints(imports)
         self.visible = visible           # line range already shown in the windows (inclusive)
         self.class_names = {n for n in scope_nodes_names if n}
@@ -290,8 +292,9 @@ class DefinitionFinder:
         own = self.own
         if spec is None or not spec.definition_pattern or own is None or not own.tree.root_node.has_error:
             return
-        missing = [n for n in dict.fromkeys(names)
-                   if n not in self.by_name and n not in own.searched and re.fullmatch(r"[\w$]+", n)][:12]
+        imported = imported_names(self.doc.language_id, self.imports).names  # (defined elsewhere: `expect`, `test`)
+        missing = [n for n in dict.fromkeys(names) if n not in self.by_name and n not in own.searched
+                   and n not in imported and re.fullmatch(r"[\w$]+", n)][:12]
         if not missing:
             return
         pattern, wanted = definition_line_pattern(spec.definition_pattern), set(missing)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from lsp.context import retrieval
 from lsp.context.extract import (
     PREFIX_LINE_QUANTUM,
     CodeContext,
@@ -17,7 +18,7 @@ from lsp.context.extract import (
     related_definitions,
 )
 from lsp.context.index import WorkspaceIndex
-from lsp.context.languages import spec_for
+from lsp.context.languages import LanguageSpec, spec_for
 from lsp.context.retrieval import _lines_matching, definition_line_pattern
 from lsp.documents import Document
 
@@ -303,6 +304,29 @@ def test_definitions_hidden_by_a_broken_tree_are_recovered(language_id: str, pat
     assert header not in ctx.prefix
     assert header not in ctx.suffix
     assert header in ctx.prompt()
+
+
+def test_the_recovery_search_skips_the_names_the_file_imports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zod's tests: every ``expect(`` and ``test(`` at a line's start looks like a method's header to the
+    pattern, and each costs a parse to reject; the file imports them, so it defines neither."""
+    cases = "".join(f'test("case {i}", () => {{\n  expect(parse({i})).toEqual({i});\n}});\n\n' for i in range(30))
+    source = ('import { expect, test } from "vitest";\n\n' + cases + 'test("broken", () => {\n  expect(check(<|>\n'
+              "});\n\n" + "".join(f"function filler{i}(): number {{\n  return {i};\n}}\n\n" for i in range(150))
+              + "function check(value: unknown): boolean {\n  return value !== undefined;\n}\n")
+    doc, offset = _doc(source, "typescript", "/w/checks.test.ts")
+    assert doc.tree is not None
+    assert doc.tree.root_node.has_error
+    tried: list[str] = []
+    parse_alone = retrieval.DefinitionFinder._parse_alone
+
+    def spy(self: retrieval.DefinitionFinder, spec: LanguageSpec, start: int, name: str, *, wrap: bool) -> object:
+        tried.append(name)
+        return parse_alone(self, spec, start, name, wrap=wrap)
+
+    monkeypatch.setattr(retrieval.DefinitionFinder, "_parse_alone", spy)
+    ctx = build_completion_context(doc, offset, None)
+    assert "function check(value: unknown): boolean" in ctx.prompt()
+    assert not {"expect", "test"} & set(tried)
 
 
 @pytest.mark.parametrize("language_id", ["python", "typescript", "go"])
