@@ -73,8 +73,9 @@ GO_OUTLINE = """\
 ])
 def test_the_estimate_is_close_to_the_real_count(text: str, llama3_tokens: int) -> None:
     """Fitted never to undercount whole prompts (thousands of characters, checked by
-    scripts/eval_context.py); a few lines alone may come out a little under."""
-    assert llama3_tokens * 0.97 <= estimate_tokens(text) <= llama3_tokens * 1.1
+    scripts/eval_context.py), it overcounts them by about 12 % at the median; a few lines alone may
+    come out a little under."""
+    assert llama3_tokens * 0.97 <= estimate_tokens(text) <= llama3_tokens * 1.15
 
 
 def test_a_fixed_characters_per_token_ratio_gets_go_wrong_both_ways() -> None:
