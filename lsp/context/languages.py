@@ -115,7 +115,9 @@ _JS_MODS = r"(?:(?:public|private|protected|static|async|readonly|abstract|overr
 _JS_PATTERN = (
     r"^[ \t]*(?:export[ \t]+)?(?:default[ \t]+)?(?:declare[ \t]+)?(?:async[ \t]+)?"
     r"(?:function\*?|class|interface|type|enum|abstract[ \t]+class|namespace)[ \t]+(?P<n>{names})\b"
-    r"|^[ \t]*(?:export[ \t]+)?(?:const|let|var)[ \t]+(?P<c>{names})[ \t]*(?::[^=\n]*)?="
+    # a module's constants only, at the line's start: a function's locals are no definitions (the tree's scan
+    # has none of them), and recovering them took a parse each and room in the prompt
+    r"|^(?:export[ \t]+)?(?:const|let|var)[ \t]+(?P<c>{names})[ \t]*(?::[^=\n]*)?="
     r"|^[ \t]*" + _JS_MODS + r"[#*]?(?P<m>{names})[ \t]*(?:<[^\n]*>)?\([^;\n]*$"
 )
 _JAVA_MODS = r"(?:(?:public|private|protected|static|final|abstract|synchronized|native|default|sealed)[ \t]+)*"

@@ -329,6 +329,32 @@ def test_the_recovery_search_skips_the_names_the_file_imports(monkeypatch: pytes
     assert not {"expect", "test"} & set(tried)
 
 
+def test_the_recovery_search_finds_a_modules_constants_not_a_functions_locals(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken tree's scan offers a module's constants and never a function's locals; recovery, which
+    cuts a line out and parses it alone, must not turn a local (``const ctx = ...``) into a definition."""
+    source = ("export function check(input: unknown) {\n  const ctx = { issues: [] };\n  validate(ctx, {<|>\n}\n\n"
+              + "".join(f"export function filler{i}(): number {{\n  return {i};\n}}\n\n" for i in range(150))
+              + "export const LIMIT = { max: 10 };\n")
+    doc, _ = _doc(source, "typescript", "/w/check.ts")
+    assert doc.tree is not None
+    assert doc.tree.root_node.has_error
+    tried: list[str] = []
+    parse_alone = retrieval.DefinitionFinder._parse_alone
+
+    def spy(self: retrieval.DefinitionFinder, spec: LanguageSpec, start: int, name: str, *, wrap: bool) -> object:
+        tried.append(name)
+        return parse_alone(self, spec, start, name, wrap=wrap)
+
+    monkeypatch.setattr(retrieval.DefinitionFinder, "_parse_alone", spy)
+    finder = retrieval.DefinitionFinder(doc, None, (), (0, 0), [])
+    finder.recover(["ctx", "LIMIT", "validate"], float("inf"))
+    assert "LIMIT" not in finder.by_name  # the unclosed `{` hides the rest of the file from the parser
+    assert [d.name for d in finder.recovered["LIMIT"]] == ["LIMIT"]
+    assert "ctx" not in tried
+    assert "ctx" not in finder.recovered
+
+
 @pytest.mark.parametrize("language_id", ["python", "typescript", "go"])
 def test_the_recovery_search_finds_what_a_scan_of_every_line_finds(language_id: str) -> None:
     """Only the lines naming what is missing are tried: the same matches, in the same order."""
