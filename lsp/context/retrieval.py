@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -276,6 +276,11 @@ class DefinitionFinder:
         # Java/C++ methods call their siblings without `this.`
         self.implicit_this = doc.language is not None and doc.language.implicit_this
 
+    @functools.cached_property
+    def imported(self) -> Mapping[str, str]:
+        """The names the file imports: defined elsewhere (``expect``, ``test``), so never searched for here."""
+        return imported_names(self.doc.language_id, self.imports).names
+
     @property
     def recovered(self) -> dict[str, list[Definition]]:
         """Definitions found by text search that the tree did not show."""
@@ -292,9 +297,8 @@ class DefinitionFinder:
         own = self.own
         if spec is None or not spec.definition_pattern or own is None or not own.tree.root_node.has_error:
             return
-        imported = imported_names(self.doc.language_id, self.imports).names  # (defined elsewhere: `expect`, `test`)
         missing = [n for n in dict.fromkeys(names) if n not in self.by_name and n not in own.searched
-                   and n not in imported and re.fullmatch(r"[\w$]+", n)][:12]
+                   and n not in self.imported and re.fullmatch(r"[\w$]+", n)][:12]
         if not missing:
             return
         pattern, wanted = definition_line_pattern(spec.definition_pattern), set(missing)
