@@ -33,6 +33,7 @@ from lsp.context.outline import (
     OutlineFacts,
     OutlineQuery,
     compute_outline_facts,
+    namesake_calls,
     outline_snippets,
     query_words,
     rank_outline,
@@ -457,7 +458,11 @@ def _outline_query(req: _Request) -> OutlineQuery:
     near = doc.text[doc.line_start(max(scope_lines[0], req.cursor_line - WORDS_LINES_ABOVE)):
                     doc.line_end(min(doc.line_count - 1, req.cursor_line + WORDS_LINES_BELOW))]
     words = query_words(near, [s.name for s in req.scopes[:1]])
+    function = req.scopes[0] if req.scopes and req.scopes[0].kind in {"function", "method"} else None
+    calls = namesake_calls(req.index, function.name, doc.path, (doc.line_of(function.start), req.cursor_line)) \
+        if req.index is not None and function is not None and function.name else ()
     return OutlineQuery(req.cursor_line, scope_lines, req.visible, classes, words=words, similar=req.similar_names,
+                        namesake_calls=calls,
                         before=_names_on(doc, _next_code_line(doc, req.cursor_line, -1)),
                         after=_names_on(doc, _next_code_line(doc, req.cursor_line, 1)))
 

@@ -39,6 +39,7 @@ from lsp.context.outline import (
     _neighbour_lines,
     compact_header,
     compute_outline_facts,
+    namesake_calls,
     outline_snippets,
     query_words,
     rank_outline,
@@ -316,6 +317,29 @@ def test_ranking_prefers_what_similar_code_in_the_workspace_calls(tmp_path: Path
     names = _ranked_names(doc, offset, index)
     # both imported and not used yet; pkg/writer.py, the code most like these lines, flushes next
     assert names.index("flush_buffer") < names.index("reset_buffer")
+
+
+_RESPONSE = ("class Response:\n    def close(self) -> None:\n        self.raw.release_conn()\n\n"
+             "    def __enter__(self) -> Self:\n        return self\n\n"
+             "    def __exit__(self, *args: Any) -> None:\n        self.close()\n")
+
+
+def test_ranking_prefers_what_other_definitions_of_the_functions_name_call(tmp_path: Path) -> None:
+    # requests: Response.__exit__ (models.py) calls self.close(); Session.__exit__ is being written, and
+    # Session.close is 400 lines below it, after mount
+    index = _workspace(tmp_path, {"requests/models.py": _RESPONSE})
+    methods = "".join(f"    def request_{n}(self, url: str) -> str:\n        return url\n\n" for n in range(130))
+    session = ("class Session:\n    def __enter__(self) -> Self:\n        return self\n\n"
+               "    def __exit__(self, *args: Any) -> None:\n        self.flush_log()\n        <|>\n\n" + methods +
+               "    def mount(self, prefix: str, adapter: object) -> None:\n        self.adapters[prefix] = adapter\n\n"
+               "    def close(self) -> None:\n        for adapter in self.adapters.values():\n            adapter.close()\n")
+    doc, offset = _open(tmp_path / "requests", "sessions.py", session, "python")
+    index.update_document(doc)
+    header_line = doc.line_of(doc.text.index("    def __exit__"))
+    calls = dict(namesake_calls(index, "__exit__", doc.path, (header_line, doc.line_of(offset))))
+    assert calls == {"close": 1.0}  # the definition being written (`flush_log`) is left out
+    names = _ranked_names(doc, offset, index)
+    assert names.index("close") < names.index("mount")
 
 
 def test_interfaces_and_type_aliases_rank_after_what_a_statement_can_call(tmp_path: Path) -> None:
