@@ -343,15 +343,15 @@ def main() -> None:
             line += f"; trimmed exactly {sum(tally.trimmed)}/{len(tally.trimmed)} = {exact:.1%} (target 98%)"
         print(line)
     print()
-    for (language, mode, category), (sites, hits) in sorted(totals.items()):
-        recall = hits / sites if sites else 0.0
+    for (language, mode, category), (counted, hit) in sorted(totals.items()):
+        recall = hit / counted if counted else 0.0
         target = TARGETS.get((mode, category))
         if target is None:
-            print(f"{language:<11}{mode:<12}{category:<12} {hits}/{sites} = {recall:.1%} "
+            print(f"{language:<11}{mode:<12}{category:<12} {hit}/{counted} = {recall:.1%} "
                   "(no target: a same-named callable reached the prompt)")
             continue
         verdict = "ok" if recall >= target else "BELOW TARGET"
-        print(f"{language:<11}{mode:<12}{category:<12} {hits}/{sites} = {recall:.1%} (target {target:.0%}) {verdict}")
+        print(f"{language:<11}{mode:<12}{category:<12} {hit}/{counted} = {recall:.1%} (target {target:.0%}) {verdict}")
 
 
 if __name__ == "__main__":

@@ -123,9 +123,9 @@ def _module_matches(module: str, def_path: Path, importer: Path) -> bool:
         rest = module.lstrip(".")
         target = base.joinpath(*rest.split(".")) if rest else base
         return def_path in {target.with_suffix(".py"), target / "__init__.py"}
-    parts = module.split(".")
-    return def_path.with_suffix("").parts[-len(parts):] == tuple(parts) or (
-        def_path.name == "__init__.py" and def_path.parent.parts[-len(parts):] == tuple(parts))
+    dotted = tuple(module.split("."))
+    return def_path.with_suffix("").parts[-len(dotted):] == dotted or (
+        def_path.name == "__init__.py" and def_path.parent.parts[-len(dotted):] == dotted)
 
 
 def resolve(index: WorkspaceIndex, doc_text: str, path: Path, name: str, receiver: str,
