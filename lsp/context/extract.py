@@ -449,7 +449,9 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
 
 
 def _outline_query(req: _Request) -> OutlineQuery:
-    """What the outline ranking needs to know about the cursor: scope, windows, classes, nearby words."""
+    """What the outline ranking needs to know about the cursor: scope, windows, classes, nearby words, and what
+    the other definitions of the enclosing function's name call (one index lookup: the outline is ranked once
+    per scope and facts version, not per keystroke)."""
     scope = req.scope
     doc = req.doc
     scope_lines = (doc.line_of(scope.start), doc.line_of(scope.end)) if scope is not None else \
