@@ -61,7 +61,9 @@ _TYPE_ARGUMENTS = re.compile(r"<[^<>]*>")
 _TYPE_KINDS = frozenset({"class", "interface", "struct", "type"})
 MAX_MEMBERS = 100        # methods of one type: those the document names first, then public before private
 MAX_TYPES = 24           # other files' types whose methods are candidates (bases, then the most used)
-_MEMBER = re.compile(r"(?<![\w$])([\w$]++)\s*+(?:\.|::|->)\s*+([\w$]+)")  # linear in a long word (see receivers.py)
+# a receiver and its member; the member, looked ahead at, may be the next pair's receiver (`context.client.get`).
+# Linear in a long word (see receivers.py)
+_MEMBER = re.compile(r"(?<![\w$])([\w$]++)\s*+(?:\.|::|->)\s*+(?=([\w$]+))")
 _GO_TEST_ENTRY = re.compile(r"(?:Test|Benchmark|Example|Fuzz)(?![a-z])")
 _PYTHON_TEST_FILE = re.compile(r"(?:^test_.*|.*_test)\.py$")
 
@@ -429,8 +431,8 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
                     declared: Mapping[str, set[str]], imports: Sequence[str], path: str, language_id: str,
                     index: WorkspaceIndex, limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
     """Other files' definitions the document names (most used first), with the methods of its types and bases,
-    of the types its variables (and the instances it imports but does not use yet) hold, and the members of the
-    modules it uses by alias.
+    of the types its variables (and the instances it imports but does not use yet) hold, or the fields of those
+    types that it reaches through them, and the members of the modules it uses by alias.
 
     Also returns, per type whose methods are items, the variables that hold one (``cache`` for ``QueryCache``).
     """
@@ -451,6 +453,7 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
     receiver_names = {r for names in receivers.values() for r in names}
     idle_imports = {name for name in imported.names if idle(name, None)}
     holders = _holders(declared, receiver_names | idle_imports, imported, path, language_id, index)
+    holders.update(_field_holders(holders, receivers, receiver_names, imported, path, language_id, index))
     held = _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
     # an instance imported and not used yet (`focusManager`): its methods are as likely next as an idle import
     idle_types = {_bare(t) for name, (_, types) in holders.items() if name in idle_imports for t in types} - \
@@ -506,22 +509,49 @@ def _held_type_items(holders: Mapping[str, tuple[str, set[str]]], typed: set[str
     for qualified in sorted(weight, key=lambda t: (-weight[t], t)):
         if added >= MAX_HELD_TYPES or len(items) >= limit:
             break
-        package, _, type_name = qualified.rpartition(".")
+        type_name = _bare(qualified)
         if type_name in typed:
             continue
-        source = declared_in[qualified]
-        found = [d for d in index.definitions_in(source) if d.name == type_name and d.kind in _TYPE_KINDS] \
-            if source != path else []
-        if not found:
-            found = _external(type_name, (package,) if package else (), imported, path, language_id, index)
-            if package:  # another package's type (Go's `httptest.Server`), never its namesake in the file's package
-                found = [d for d in found if os.path.dirname(d.path) != os.path.dirname(path)]
-        members = [item for d in found[:1] for item in _type_member_items(type_name, d, language_id, index, path, uses)]
+        found = _type_definition(qualified, declared_in[qualified], imported, path, language_id, index)
+        members = [item for d in found for item in _type_member_items(type_name, d, language_id, index, path, uses)]
         if members:
             typed.add(type_name)
             items += members
             added += 1
     return items
+
+
+def _type_definition(qualified: str, source: str, imported: ImportedNames, path: str, language_id: str,
+                     index: WorkspaceIndex) -> list[Definition]:
+    """The definition (at most one) of the type ``qualified`` that a declaration in ``source`` names: ``source``'s
+    own first, else the one the document's imports and the workspace point to."""
+    package, _, type_name = qualified.rpartition(".")
+    found = [d for d in index.definitions_in(source) if d.name == type_name and d.kind in _TYPE_KINDS] \
+        if source != path else []
+    if not found:
+        found = _external(type_name, (package,) if package else (), imported, path, language_id, index)
+        if package:  # another package's type (Go's `httptest.Server`), never its namesake in the file's package
+            found = [d for d in found if os.path.dirname(d.path) != os.path.dirname(path)]
+    return found[:1]
+
+
+def _field_holders(holders: Mapping[str, tuple[str, set[str]]], receivers: Mapping[str, set[str]],
+                   fields: set[str], imported: ImportedNames, path: str, language_id: str,
+                   index: WorkspaceIndex) -> dict[str, tuple[str, set[str]]]:
+    """Fields (of ``fields``) reached through a variable of a known type -> (the file declaring the field, its
+    type names): ``context.client.getQueryData(...)``, where ``context`` holds a ``QueryFunctionContext``
+    whose definition declares ``client: QueryClient``."""
+    found: dict[str, tuple[str, set[str]]] = {}
+    for name in sorted(fields - holders.keys()):
+        parents = sorted(receivers.get(name, set()) & holders.keys())
+        definitions = (definition for parent in parents for qualified in sorted(holders[parent][1])
+                       for definition in _type_definition(qualified, holders[parent][0], imported, path,
+                                                          language_id, index))
+        for definition in definitions:
+            if types := declared_types(definition.text, language_id, {name}).get(name):
+                found[name] = (definition.path, types)
+                break
+    return found
 
 
 def _module_member_items(aliases: set[str], known: set[tuple[str, int]], imported: ImportedNames, path: str,

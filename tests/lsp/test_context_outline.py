@@ -701,6 +701,35 @@ def test_methods_of_an_imported_instance_not_used_yet(tmp_path: Path) -> None:
     assert "//   clearTimeout(timeoutId: ManagedTimerId | undefined): void\n" in outline
 
 
+def test_methods_of_the_type_a_field_of_a_held_type_declares(tmp_path: Path) -> None:
+    # query-core's streamedQuery.ts: `context.client.getQueryData(...)`, where `context` is a
+    # QueryFunctionContext, whose definition in types.ts declares `client: QueryClient`
+    index = _workspace(tmp_path, {
+        "src/types.ts": (
+            "export type QueryFunctionContext<\n  TQueryKey extends QueryKey = QueryKey,\n  TPageParam = never,\n"
+            "> = [TPageParam] extends [never]\n  ? {\n      client: QueryClient\n      queryKey: TQueryKey\n"
+            "      signal: AbortSignal\n    }\n  : {\n      client: QueryClient\n      pageParam: TPageParam\n    }\n"),
+        "src/queryClient.ts": (
+            "export class QueryClient {\n"
+            "  getQueryData<TData>(queryKey: QueryKey): TData | undefined {\n    return undefined\n  }\n"
+            "  setQueryData<TData>(queryKey: QueryKey, updater: TData): TData | undefined {\n    return updater\n  }\n"
+            "}\n")})
+    filler = "".join(f"\nexport function helper{n}(value: number): number {{\n  return value\n}}\n"
+                     for n in range(60))
+    doc, offset = _open(tmp_path / "src", "streamedQuery.ts", (
+        "import type { QueryFunctionContext } from './types'\n" + filler +
+        "\nexport function streamedQuery<TQueryKey extends QueryKey>(\n"
+        "  streamFn: (context: QueryFunctionContext<TQueryKey>) => AsyncIterable<unknown>,\n) {\n"
+        "  return async (context: QueryFunctionContext<TQueryKey>) => {\n"
+        "    for await (const chunk of streamFn(context)) {\n"
+        "      context.client.setQueryData(context.queryKey, chunk)\n    }\n    <|>\n  }\n}\n"), "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert {i.name for i in facts.items if i.owner == "QueryClient"} == {"getQueryData", "setQueryData"}
+    assert facts.holders["QueryClient"] == ("client",)
+    assert "//   getQueryData<TData>(queryKey: QueryKey): TData | undefined\n" in _outline_text(doc, offset, index)
+
+
 def test_members_of_a_module_used_by_alias(tmp_path: Path) -> None:
     # zod v4: `import * as util from "./util.js"`, util.stringifyPrimitive not used in the file yet
     index = _workspace(tmp_path, {"core/util.ts": (
