@@ -40,7 +40,7 @@ from lsp.context.index import (
 from lsp.context.languages import LanguageSpec
 from lsp.context.model import Snippet, estimate_tokens
 from lsp.context.nodes import container_name, enclosing_function
-from lsp.context.receivers import declared_types
+from lsp.context.receivers import declarations, declared_types
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
 from lsp.context.syntax import nested_imports
 from lsp.words import identifier_words
@@ -310,10 +310,11 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     for match in _MEMBER.finditer(text):
         receivers[match.group(2)].add(match.group(1))
     # (a scan of the whole text: tens of milliseconds for a large Go file, so once)
-    declared = declared_types(text, language_id, {r for names in receivers.values() for r in names})
+    receiver_names = {r for names in receivers.values() for r in names}
+    declared, taken = declarations(text, language_id, receiver_names)
     holders = _own_type_holders(items, declared)
     if index is not None:
-        external, external_holders = _external_items(uses, idle, bases, receivers, declared, imports, path,
+        external, external_holders = _external_items(uses, idle, bases, receivers, declared, taken, imports, path,
                                                      language_id, index, MAX_ITEMS - len(items))
         items += [replace(item, local_to=local_imports[item.name]) if item.name in local_imports else item
                   for item in external]
@@ -428,8 +429,9 @@ def _own_type_holders(items: Sequence[OutlineItem], declared: Mapping[str, set[s
 
 def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, int | None], bool],
                     bases: Mapping[str, Sequence[str]], receivers: Mapping[str, set[str]],
-                    declared: Mapping[str, set[str]], imports: Sequence[str], path: str, language_id: str,
-                    index: WorkspaceIndex, limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
+                    declared: Mapping[str, set[str]], taken: Mapping[str, tuple[set[str], str]],
+                    imports: Sequence[str], path: str, language_id: str, index: WorkspaceIndex,
+                    limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
     """Other files' definitions the document names (most used first), with the methods of its types and bases,
     of the types its variables (and the instances it imports but does not use yet) hold, or the fields of those
     types that it reaches through them, and the members of the modules it uses by alias.
@@ -438,22 +440,23 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
     """
     imported = imported_names(language_id, imports)
     base_names = sorted({b for names in bases.values() for b in names})
-    items = [item for base in base_names
-             for definition in _external(base, receivers.get(base, ()), imported, path, language_id, index)
-             for item in _type_member_items(base, definition, language_id, index, path, uses)]
-    typed = set(base_names)
+    base_definitions = [definition for base in base_names
+                        for definition in _external(base, receivers.get(base, ()), imported, path, language_id, index)]
+    items = [item for definition in base_definitions
+             for item in _type_member_items(definition.name, definition, language_id, index, path, uses)]
+    typed = {(definition.path, definition.name) for definition in base_definitions}  # types whose methods are items
     for name in sorted(uses, key=lambda n: -len(uses[n])):
         if len(items) >= limit:
             break
         for definition in _external(name, receivers.get(name, ()), imported, path, language_id, index):
             items.append(_item(name, definition, language_id, False, name in imported.names and idle(name, None)))
-            if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and name not in typed:
-                typed.add(name)
+            if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and (definition.path, name) not in typed:
+                typed.add((definition.path, name))
                 items += _type_member_items(name, definition, language_id, index, path, uses)
     receiver_names = {r for names in receivers.values() for r in names}
     idle_imports = {name for name in imported.names if idle(name, None)}
     holders = _holders(declared, receiver_names | idle_imports, imported, path, language_id, index)
-    holders.update(_field_holders(holders, receivers, receiver_names, imported, path, language_id, index))
+    holders.update(_field_holders(holders, receivers, receiver_names, taken, imported, path, language_id, index))
     held = _held_type_items(holders, typed, uses, imported, path, language_id, index, limit - len(items))
     # an instance imported and not used yet (`focusManager`): its methods are as likely next as an idle import
     idle_types = {_bare(t) for name, (_, types) in holders.items() if name in idle_imports for t in types} - \
@@ -466,7 +469,8 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
     for variable, (_, types) in holders.items():
         for type_name in types:
             by_type[_bare(type_name)].add(variable)
-    return items, {name: tuple(sorted(variables)) for name, variables in by_type.items() if name in typed}
+    typed_names = {name for _, name in typed}
+    return items, {name: tuple(sorted(variables)) for name, variables in by_type.items() if name in typed_names}
 
 
 def _bare(type_name: str) -> str:
@@ -494,10 +498,12 @@ def _holders(declared: Mapping[str, set[str]], names: set[str], imported: Import
     return holders
 
 
-def _held_type_items(holders: Mapping[str, tuple[str, set[str]]], typed: set[str],
+def _held_type_items(holders: Mapping[str, tuple[str, set[str]]], typed: set[tuple[str, str]],
                      uses: Mapping[str, tuple[int, ...]], imported: ImportedNames, path: str, language_id: str,
                      index: WorkspaceIndex, limit: int) -> list[OutlineItem]:
-    """The methods of the other files' types that the document's variables hold (``typed`` is updated)."""
+    """The methods of the other files' types that the document's variables hold, but for ``typed``'s (path, name),
+    which is updated. (A type's namesake in another package is another type: Go's ``Server`` and
+    ``httptest.Server``.)"""
     declared_in: dict[str, str] = {}
     weight: dict[str, int] = defaultdict(int)
     for variable, (source, types) in holders.items():
@@ -510,12 +516,11 @@ def _held_type_items(holders: Mapping[str, tuple[str, set[str]]], typed: set[str
         if added >= MAX_HELD_TYPES or len(items) >= limit:
             break
         type_name = _bare(qualified)
-        if type_name in typed:
-            continue
-        found = _type_definition(qualified, declared_in[qualified], imported, path, language_id, index)
+        found = [d for d in _type_definition(qualified, declared_in[qualified], imported, path, language_id, index)
+                 if (d.path, type_name) not in typed]
         members = [item for d in found for item in _type_member_items(type_name, d, language_id, index, path, uses)]
         if members:
-            typed.add(type_name)
+            typed.add((found[0].path, type_name))
             items += members
             added += 1
     return items
@@ -536,20 +541,26 @@ def _type_definition(qualified: str, source: str, imported: ImportedNames, path:
 
 
 def _field_holders(holders: Mapping[str, tuple[str, set[str]]], receivers: Mapping[str, set[str]],
-                   fields: set[str], imported: ImportedNames, path: str, language_id: str,
-                   index: WorkspaceIndex) -> dict[str, tuple[str, set[str]]]:
-    """Fields (of ``fields``) reached through a variable of a known type -> (the file declaring the field, its
-    type names): ``context.client.getQueryData(...)``, where ``context`` holds a ``QueryFunctionContext``
-    whose definition declares ``client: QueryClient``."""
-    found: dict[str, tuple[str, set[str]]] = {}
+                   fields: set[str], taken: Mapping[str, tuple[set[str], str]], imported: ImportedNames, path: str,
+                   language_id: str, index: WorkspaceIndex) -> dict[str, tuple[str, set[str]]]:
+    """Fields (of ``fields``) reached through a variable of a known type, and variables ``taken`` from a field of
+    a built value -> (the file declaring the field, its type names). ``context.client.getQueryData(...)``, where
+    ``context`` holds a ``QueryFunctionContext`` whose definition declares ``client: QueryClient``; Go's
+    ``ts := newClientServerTest(t, h).ts``, where ``clientServerTest`` declares ``ts *httptest.Server``."""
+    through: dict[str, list[tuple[str, set[str], str]]] = defaultdict(list)  # name -> (source, types, member)
     for name in sorted(fields - holders.keys()):
-        parents = sorted(receivers.get(name, set()) & holders.keys())
-        definitions = (definition for parent in parents for qualified in sorted(holders[parent][1])
-                       for definition in _type_definition(qualified, holders[parent][0], imported, path,
-                                                          language_id, index))
-        for definition in definitions:
-            if types := declared_types(definition.text, language_id, {name}).get(name):
-                found[name] = (definition.path, types)
+        through[name] += [(holders[parent][0], holders[parent][1], name)
+                          for parent in sorted(receivers.get(name, set()) & holders.keys())]
+    for name, (types, member) in sorted(taken.items()):
+        if name not in holders:
+            through[name].append((path, types, member))
+    found: dict[str, tuple[str, set[str]]] = {}
+    for name, ways in through.items():
+        definitions = ((definition, member) for source, types, member in ways for qualified in sorted(types)
+                       for definition in _type_definition(qualified, source, imported, path, language_id, index))
+        for definition, member in definitions:
+            if member_types := declared_types(definition.text, language_id, {member}).get(member):
+                found[name] = (definition.path, member_types)
                 break
     return found
 

@@ -45,7 +45,7 @@ from lsp.context.outline import (
     rank_outline,
     score_outline,
 )
-from lsp.context.receivers import declared_types
+from lsp.context.receivers import declarations, declared_types
 from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
 
@@ -627,6 +627,20 @@ def test_declared_types(language_id: str, text: str, expected: dict[str, set[str
     assert found == expected
 
 
+def test_declared_fields_of_values_a_constructor_builds() -> None:
+    """net/http's tests take the test server out of what ``newClientServerTest`` built, whose handler
+    argument often spans lines; a plain constructor call still declares the type it builds."""
+    text = ("\tts := newClientServerTest(t, mode, StripPrefix(\"/test\", FileServer(Dir(\".\")))).ts\n"
+            "\tcst := newClientServerTest(t, mode, HandlerFunc(func(w ResponseWriter, r *Request) {\n"
+            "\t\tw.Header().Set(\"Content-Type\", \"text/plain\")\n\t})).ts // the server\n"
+            "\tsrv, err := NewServer(addr)\n\tst := newServerTester(t, handler).\n\t\tsync()\n")
+    built = {"ClientServerTest", "clientServerTest"}
+    types, fields = declarations(text, "go", {"ts", "cst", "srv", "st"})
+    assert fields == {"ts": (built, "ts"), "cst": (built, "ts")}
+    assert types == {"srv": {"Server", "server"}, "st": {"ServerTester", "serverTester"}}
+    assert declarations(text, "python")[1] == {}
+
+
 def test_declared_types_start_at_a_names_first_character() -> None:
     """A name is read only from its start: ``9A:BC`` in a MAC address string declares no ``A`` of type ``BC``."""
     text = 'const mac = "12:34:56:78:9A:BC"\nconst cache: QueryCache = build()\n'
@@ -911,6 +925,35 @@ def test_a_go_variable_of_another_packages_type_gets_that_types_methods_not_its_
     assert ("Client", str(tmp_path / "http" / "httptest" / "server.go")) in owned
     assert all(name != "ListenAndServe" for name, _ in owned)
     assert "// func (s *Server) Client() *http.Client" in _outline_text(doc, offset, index)
+
+
+def test_a_go_variable_taken_from_a_field_of_a_built_value_gets_the_fields_types_methods(tmp_path: Path) -> None:
+    """net/http's tests: ``ts := newClientServerTest(t, mode, h).ts``, then ``ts.Client()``. The variable
+    holds the field ``ts *httptest.Server`` that ``clientServerTest`` declares, not a ``clientServerTest``;
+    net/http's own ``Server``, which the file names too, is another type."""
+    index = _workspace(tmp_path, {
+        "http/server.go": ("package http\n\ntype Server struct {\n\tAddr string\n}\n\n"
+                           "func (s *Server) ListenAndServe() error {\n\treturn nil\n}\n"),
+        "http/clientserver_test.go": (
+            "package http_test\n\ntype clientServerTest struct {\n\tt  testing.TB\n\tts *httptest.Server\n"
+            "\ttr *Transport\n}\n\nfunc newClientServerTest(t testing.TB, mode testMode, h Handler) *clientServerTest "
+            "{\n\treturn &clientServerTest{t: t}\n}\n\nfunc (cst *clientServerTest) close() {\n}\n"),
+        "http/httptest/server.go": (
+            "package httptest\n\ntype Server struct {\n\tURL string\n}\n\n"
+            "func (s *Server) Client() *http.Client {\n\treturn nil\n}\n\nfunc (s *Server) Close() {\n}\n"),
+    })
+    helpers = "".join(f"\nfunc helper{n}(t *testing.T) {{\n\tt.Helper()\n}}\n" for n in range(20))
+    doc, offset = _open(tmp_path / "http", "fs_test.go", (
+        "package http_test\n\nimport (\n\t\"net/http/httptest\"\n\t\"testing\"\n)\n" + helpers +
+        "\nfunc testServeFile(t *testing.T, mode testMode) {\n"
+        "\tts := newClientServerTest(t, mode, StripPrefix(\"/test\", FileServer(Dir(\".\")))).ts\n"
+        "\tres, err := ts.Client().Get(ts.URL)\n\tsrv := &Server{Addr: ts.URL}\n\tgo srv.ListenAndServe()\n\t<|>\n}\n"), "go")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert facts.holders.get("Server") == ("srv", "ts")
+    assert {item.name for item in facts.items if item.owner == "Server"} == {"Client", "Close", "ListenAndServe"}
+    assert all(item.owner != "clientServerTest" for item in facts.items)
+    assert "// func (s *Server) Close()" in _outline_text(doc, offset, index)
 
 
 def test_a_go_function_called_bare_is_offered_before_the_packages_methods_of_its_name(tmp_path: Path) -> None:
