@@ -61,9 +61,9 @@ _TYPE_ARGUMENTS = re.compile(r"<[^<>]*>")
 _TYPE_KINDS = frozenset({"class", "interface", "struct", "type"})
 MAX_MEMBERS = 100        # methods of one type: those the document names first, then public before private
 MAX_TYPES = 24           # other files' types whose methods are candidates (bases, then the most used)
-# a receiver and its member; the member, looked ahead at, may be the next pair's receiver (`context.client.get`).
-# Linear in a long word (see receivers.py)
-_MEMBER = re.compile(r"(?<![\w$])([\w$]++)\s*+(?:\.|::|->)\s*+(?=([\w$]+))")
+# a receiver and its member (`a.b`, `a?.b`, `a!.b`, `a::b`, `a->b`); the member, looked ahead at, may be the next
+# pair's receiver (`context.client.get`). Linear in a long word (see receivers.py)
+_MEMBER = re.compile(r"(?<![\w$])([\w$]++)\s*+(?:[?!]?\.|::|->)\s*+(?=([\w$]+))")
 _GO_TEST_ENTRY = re.compile(r"(?:Test|Benchmark|Example|Fuzz)(?![a-z])")
 _PYTHON_TEST_FILE = re.compile(r"(?:^test_.*|.*_test)\.py$")
 

@@ -744,6 +744,20 @@ def test_methods_of_the_type_a_field_of_a_held_type_declares(tmp_path: Path) -> 
     assert "//   getQueryData<TData>(queryKey: QueryKey): TData | undefined\n" in _outline_text(doc, offset, index)
 
 
+def test_a_variable_reached_through_optional_chaining_holds_its_type(tmp_path: Path) -> None:
+    # query-core's query.ts: `this.#retryer?.cancel(options)`, where `#retryer?: Retryer<TData>`
+    index = _workspace(tmp_path, {"src/retryer.ts": (
+        "export class Retryer<TData = unknown> {\n  cancel(cancelOptions?: CancelOptions): void {\n    return\n  }\n"
+        "  continue(): Promise<unknown> {\n    return Promise.resolve()\n  }\n}\n")})
+    doc, _ = _open(tmp_path / "src", "query.ts", (
+        "import type { Retryer } from './retryer'\n\nexport class Query<TData> {\n  #retryer?: Retryer<TData>\n\n"
+        "  cancel(options?: CancelOptions): Promise<void> {\n    this.#retryer?.cancel(options)\n    <|>\n  }\n}\n"),
+        "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert facts.holders.get("Retryer") == ("retryer",)
+
+
 def test_members_of_a_module_used_by_alias(tmp_path: Path) -> None:
     # zod v4: `import * as util from "./util.js"`, util.stringifyPrimitive not used in the file yet
     index = _workspace(tmp_path, {"core/util.ts": (
