@@ -40,9 +40,11 @@ _GO = (
 )
 # `s, err := NewServer(`: Go's constructor convention (see _go_constructions)
 _GO_NEW = re.compile(r"\b([A-Za-z_]\w*+)(?:[ \t]*,[ \t]*\w++)?[ \t]*:?=[ \t]*((?:\w++\.)?)[Nn]ew([A-Z]\w*)\(")
-_PARENTHESIS = re.compile(r"[()]")
+# a parenthesis, or a string or rune literal skipped whole (its parentheses are not the call's)
+_PARENTHESIS = re.compile(r"""[()]|"(?:[^"\\\n]|\\.)*+"|`[^`]*+`|'(?:[^'\\\n]|\\.)*+'""")
 _FIELD_TAKEN = re.compile(r"\.([A-Za-z_]\w*+)[ \t]*(?://|$)", re.MULTILINE)
 MAX_CALL_CHARS = 8_000  # a constructor call's arguments (a handler's body) that are read for its closing parenthesis
+MAX_CALLS_CHARS = 400_000  # all calls' arguments read in one text (a few milliseconds); later calls' fields are not read
 _PATTERNS = {"python": _PYTHON, "go": _GO, "typescript": _ECMASCRIPT, "typescriptreact": _ECMASCRIPT,
              "javascript": _ECMASCRIPT, "javascriptreact": _ECMASCRIPT}
 
@@ -81,16 +83,19 @@ def _go_constructions(text: str, names: set[str] | None) -> Iterator[tuple[str, 
     """(variable, the types Go's constructor convention says its call builds, the field taken of the result or
     ""): ``s, err := NewServer(addr)`` -> (s, {Server, server}, ""); ``ts := newClientServerTest(t,
     HandlerFunc(func(...) {...})).ts`` -> (ts, {ClientServerTest, clientServerTest}, "ts"), over lines."""
+    budget = MAX_CALLS_CHARS
     for match in _GO_NEW.finditer(text):
         variable, package, type_name = match.groups()
         if names is not None and variable not in names:
             continue
         depth, end = 1, -1
-        for parenthesis in _PARENTHESIS.finditer(text, match.end(), match.end() + MAX_CALL_CHARS):
-            depth += 1 if parenthesis.group() == "(" else -1
-            if depth == 0:
-                end = parenthesis.end()
-                break
+        for token in _PARENTHESIS.finditer(text, match.end(), match.end() + min(MAX_CALL_CHARS, budget)):
+            if token.group() in "()":
+                depth += 1 if token.group() == "(" else -1
+                if depth == 0:
+                    end = token.end()
+                    break
+        budget -= (end if end >= 0 else match.end() + min(MAX_CALL_CHARS, budget)) - match.end()
         taken = _FIELD_TAKEN.match(text, end) if end >= 0 else None
         yield variable, {package + type_name, package + type_name[0].lower() + type_name[1:]}, \
             taken.group(1) if taken is not None else ""

@@ -629,10 +629,11 @@ def test_declared_types(language_id: str, text: str, expected: dict[str, set[str
 
 def test_declared_fields_of_values_a_constructor_builds() -> None:
     """net/http's tests take the test server out of what ``newClientServerTest`` built, whose handler
-    argument often spans lines; a plain constructor call still declares the type it builds."""
+    argument often spans lines (a parenthesis in a string is not the call's); a plain constructor call
+    still declares the type it builds."""
     text = ("\tts := newClientServerTest(t, mode, StripPrefix(\"/test\", FileServer(Dir(\".\")))).ts\n"
             "\tcst := newClientServerTest(t, mode, HandlerFunc(func(w ResponseWriter, r *Request) {\n"
-            "\t\tw.Header().Set(\"Content-Type\", \"text/plain\")\n\t})).ts // the server\n"
+            "\t\tw.Header().Set(\"Content-Type\", \"text/plain\")\n\t\tio.WriteString(w, \":(\")\n\t})).ts // the server\n"
             "\tsrv, err := NewServer(addr)\n\tst := newServerTester(t, handler).\n\t\tsync()\n")
     built = {"ClientServerTest", "clientServerTest"}
     types, fields = declarations(text, "go", {"ts", "cst", "srv", "st"})
