@@ -314,8 +314,8 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     declared, taken = declarations(text, language_id, receiver_names)
     holders = _own_type_holders(items, declared)
     if index is not None:
-        external, external_holders = _external_items(uses, idle, bases, receivers, declared, taken, imports, path,
-                                                     language_id, index, MAX_ITEMS - len(items))
+        external, external_holders = _external_items(uses, idle, bases, receivers, receiver_names, declared, taken,
+                                                     imports, path, language_id, index, MAX_ITEMS - len(items))
         items += [replace(item, local_to=local_imports[item.name]) if item.name in local_imports else item
                   for item in external]
         holders.update(external_holders)
@@ -428,7 +428,7 @@ def _own_type_holders(items: Sequence[OutlineItem], declared: Mapping[str, set[s
 
 
 def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, int | None], bool],
-                    bases: Mapping[str, Sequence[str]], receivers: Mapping[str, set[str]],
+                    bases: Mapping[str, Sequence[str]], receivers: Mapping[str, set[str]], receiver_names: set[str],
                     declared: Mapping[str, set[str]], taken: Mapping[str, tuple[set[str], str]],
                     imports: Sequence[str], path: str, language_id: str, index: WorkspaceIndex,
                     limit: int) -> tuple[list[OutlineItem], dict[str, tuple[str, ...]]]:
@@ -436,6 +436,7 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
     of the types its variables (and the instances it imports but does not use yet) hold, or the fields of those
     types that it reaches through them, and the members of the modules it uses by alias.
 
+    ``receivers``: per member name, the names it is reached through; ``receiver_names``: all of those.
     Also returns, per type whose methods are items, the variables that hold one (``cache`` for ``QueryCache``).
     """
     imported = imported_names(language_id, imports)
@@ -453,7 +454,6 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
             if definition.kind in _TYPE_KINDS and len(typed) < MAX_TYPES and (definition.path, name) not in typed:
                 typed.add((definition.path, name))
                 items += _type_member_items(name, definition, language_id, index, path, uses)
-    receiver_names = {r for names in receivers.values() for r in names}
     idle_imports = {name for name in imported.names if idle(name, None)}
     holders = _holders(declared, receiver_names | idle_imports, imported, path, language_id, index)
     holders.update(_field_holders(holders, receivers, receiver_names, taken, imported, path, language_id, index))

@@ -88,14 +88,23 @@ def _go_constructions(text: str, names: set[str] | None) -> Iterator[tuple[str, 
         variable, package, type_name = match.groups()
         if names is not None and variable not in names:
             continue
-        depth, end = 1, -1
-        for token in _PARENTHESIS.finditer(text, match.end(), match.end() + min(MAX_CALL_CHARS, budget)):
-            if token.group() in "()":
-                depth += 1 if token.group() == "(" else -1
-                if depth == 0:
-                    end = token.end()
-                    break
-        budget -= (end if end >= 0 else match.end() + min(MAX_CALL_CHARS, budget)) - match.end()
+        reach = min(MAX_CALL_CHARS, budget)
+        end = _closing_parenthesis(text, match.end(), match.end() + reach)
+        budget -= (end if end >= 0 else match.end() + reach) - match.end()
         taken = _FIELD_TAKEN.match(text, end) if end >= 0 else None
         yield variable, {package + type_name, package + type_name[0].lower() + type_name[1:]}, \
             taken.group(1) if taken is not None else ""
+
+
+def _closing_parenthesis(text: str, start: int, stop: int) -> int:
+    """The offset just after the parenthesis that closes one opened before ``start``, or -1 if none does
+    before ``stop``. Parentheses in string and rune literals do not count."""
+    depth = 1
+    for token in _PARENTHESIS.finditer(text, start, stop):
+        if token.group() == "(":
+            depth += 1
+        elif token.group() == ")":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return -1
