@@ -152,6 +152,31 @@ def test_a_python_import_inside_the_function_is_the_first_outline_candidate_ther
     assert "render" not in [item.name for item in rank_outline(facts, outline_plan(doc, in_init, index)[0])]
 
 
+def test_an_imported_function_not_used_yet_outranks_the_imports_used_next_to_the_cursor(tmp_path: Path) -> None:
+    """query-core's ``QueryClient.setQueryData``: ``functionalUpdate`` is imported for the line being written;
+    ``hashKey``, used just above, is already on screen."""
+    index = _workspace(tmp_path, {
+        "utils.ts": (
+            "export type Updater<TInput, TOutput> = TOutput | ((input: TInput) => TOutput)\n\n"
+            "export function functionalUpdate<TInput, TOutput>(\n  updater: Updater<TInput, TOutput>,\n"
+            "  input: TInput,\n): TOutput {\n  return typeof updater === 'function' ? updater(input) : updater\n}\n\n"
+            "export function hashKey(queryKey: readonly unknown[]): string {\n  return JSON.stringify(queryKey)\n}\n\n"
+            "export function noop(): void {}\n"),
+    })
+    doc, offset = _open(tmp_path, "queryClient.ts", (
+        "import { functionalUpdate, hashKey, noop } from './utils'\n"
+        "import type { Updater } from './utils'\n\n"
+        "export class QueryClient {\n  #data = new Map<string, unknown>()\n\n  unmount(): void {\n    noop()\n  }\n\n"
+        "  setQueryData(queryKey: readonly unknown[], updater: Updater<unknown, unknown>): unknown {\n"
+        "    const hash = hashKey(queryKey)\n    const prevData = this.#data.get(hash)\n"
+        "    <|>\n    this.#data.set(hash, data)\n    return data\n  }\n}\n"), "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    ranked = [item.name for item in rank_outline(facts, outline_plan(doc, offset, index)[0])]
+    assert ranked.index("functionalUpdate") < ranked.index("hashKey")
+    assert "// function functionalUpdate<TInput, TOutput>(" in _outline_text(doc, offset, index)
+
+
 def test_a_python_import_inside_the_function_picks_the_definition_it_names(tmp_path: Path) -> None:
     doc, offset, index = _rich_markup_workspace(tmp_path)
     prompt = ctx_text(doc, offset, index)
@@ -520,7 +545,7 @@ def test_methods_of_the_cursors_base_class_get_the_base_weight_and_only_they(tmp
     scores = {item.name: score for score, item in score_outline(facts, outline_plan(doc, offset, index)[0])}
     # otherwise alike: isFocused is a method of an instance imported and not used yet
     assert scores["hasListeners"] - scores["isFocused"] == pytest.approx(
-        WEIGHTS.base_member + WEIGHTS.own_class - WEIGHTS.idle)
+        WEIGHTS.base_member + WEIGHTS.own_class - WEIGHTS.idle - WEIGHTS.idle_import)
     assert WEIGHTS.base_member + WEIGHTS.own_class > 0
 
 
@@ -1085,7 +1110,7 @@ def _reference_scores(facts: OutlineFacts, query: OutlineQuery,
             continue
         uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
         owner_near = bool(item.owner) and owner_used_in(item.owner, near)
-        score = w.idle * item.idle + w.word * len(item.words & query.words)
+        score = w.idle * item.idle + w.idle_import * (item.idle and not item.own) + w.word * len(item.words & query.words)
         score += (w.own_type_near if item.own else w.owner_near) * owner_near + w.similar * (item.name in query.similar)
         score += w.follows * math.log2(1 + len(neighbours & set(uses)))
         score += w.own_class * (bool(item.container_name) and item.container_name in classes)
