@@ -25,6 +25,11 @@ blanked line, are replaced by the blanked document's windows, as the server's up
 and after the site by the file's text again, so that other files' sites see every file as it is on
 disk, as they would in a real workspace.
 
+What it makes easier than real use: the rest of the file is as it was written, imports included. A
+cross-file callee the file imports but uses only on the blanked line was imported ahead of the call,
+which suits a developer who writes imports first; one whose editor adds the import on accepting the
+completion has no such import yet. Those sites are counted apart ("imported ahead of their first use").
+
 Each site's context build is timed as the server runs it once its update after the edit is done: the
 outline facts and the document's definitions are that update's (computed off the event loop), not
 part of the timing.
@@ -45,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import statistics
 import sys
 import time
@@ -53,6 +59,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tree_sitter import Node
 
 from lsp.context.extract import build_completion_context, outline_facts
 from lsp.context.index import DocumentSnapshot, WorkspaceIndex, iter_source_files
@@ -83,6 +91,7 @@ class Tally:
     trimmed: list[bool] = field(default_factory=list)
     timings: list[float] = field(default_factory=list)
     in_window: int = 0
+    imported_ahead: list[tuple[bool, bool]] = field(default_factory=list)  # hit with / without those imports
 
 
 def _category(site: Site) -> str:
@@ -174,12 +183,116 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
                 continue  # visible in the windows: not what this measures
             hit = any(h in prompt for h in headers)
             tally.hits[category].append(hit)
+            if mode == "whole-line" and category == "cross-file" and _imported_ahead(doc, index, site):
+                unwritten = _without_line_imports(doc, offset, gone)
+                if unwritten is not None:
+                    tally.imported_ahead.append((hit, _hit_without_imports(site, doc, *unwritten, headers, index)))
             if verbose and not hit and site.target is not None:
                 line_start = blanked.rfind("\n", 0, offset) + 1
                 print(f"  MISS {mode} {category} {site.path.relative_to(root)}: "
                       f"{(blanked[line_start:offset] + gone).strip()!r} -> "
                       f"{Path(site.target.path).relative_to(root)}:{site.target.start_line + 1} {next(iter(headers))!r}")
     return tallies, ambiguous, index.file_count
+
+
+def _imported_ahead(doc: Document, index: WorkspaceIndex, site: Site) -> bool:
+    """Whether the file imports the callee (or an instance whose method it is) and uses it nowhere but on the
+    blanked line: the import was written before the call, which an editor's auto-import does not do."""
+    facts = outline_facts(doc, index)
+    return site.target is not None and facts is not None and any(
+        item.idle and (item.path, item.line) == (site.target.path, site.target.start_line) for item in facts.items)
+
+
+def _import_specifiers(doc: Document) -> list[tuple[Node, Node, str]]:
+    """Each name an import statement binds: (statement, specifier, local name). Python ``from`` imports and
+    ECMAScript named and default imports; module imports bind no callee's name."""
+    found: list[tuple[Node, Node, str]] = []
+    if doc.tree is None:
+        return found
+    stack = [doc.tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.type == "import_from_statement":
+            for spec in node.children_by_field_name("name"):
+                local = spec.child_by_field_name("alias") if spec.type == "aliased_import" else spec
+                found.append((node, spec, _text(local)))
+        elif node.type == "import_statement" and doc.language_id != "python":
+            clause = next((c for c in node.children if c.type == "import_clause"), None)
+            for part in clause.children if clause is not None else ():
+                if part.type == "identifier":
+                    found.append((node, part, _text(part)))
+                elif part.type == "named_imports":
+                    for spec in part.named_children:
+                        local = spec.child_by_field_name("alias") or spec.child_by_field_name("name")
+                        found.append((node, spec, _text(local)))
+        else:
+            stack.extend(node.named_children)
+    return found
+
+
+def _text(node: Node | None) -> str:
+    return node.text.decode("utf-8", errors="replace") if node is not None and node.text is not None else ""
+
+
+def _without_line_imports(doc: Document, offset: int, gone: str) -> tuple[str, int] | None:
+    """The blanked text without the imports of names the blanked line uses and nothing else does, and the
+    cursor offset in it: the file as it is before an editor's auto-import adds them with the completion."""
+    source = doc.text.encode("utf-8")
+    specifiers = _import_specifiers(doc)
+    statements = {(s.start_byte, s.end_byte) for s, _, _ in specifiers}
+    outside = bytearray(source)
+    for start, end in statements:
+        outside[start:end] = b" " * (end - start)
+    elsewhere = outside.decode("utf-8", errors="replace")
+    per_statement: dict[tuple[int, int], list[tuple[Node, bool]]] = defaultdict(list)
+    for statement, spec, local in specifiers:
+        word = re.compile(rf"(?<![\w$]){re.escape(local)}(?![\w$])")
+        unused = bool(local) and word.search(gone) is not None and word.search(elsewhere) is None
+        per_statement[(statement.start_byte, statement.end_byte)].append((spec, unused))
+    cuts: list[tuple[int, int]] = []
+    for (start, end), specs in per_statement.items():
+        if all(unused for _, unused in specs):
+            line_start = source.rfind(b"\n", 0, start) + 1
+            whole_line = not source[line_start:start].strip() and source[end:end + 1] == b"\n"
+            cuts.append((line_start, end + 1) if whole_line else (start, end))
+            continue
+        for spec, unused in specs:
+            if not unused:
+                continue
+            after = spec.next_sibling
+            if after is not None and after.type == ",":
+                cuts.append((spec.start_byte, after.next_sibling.start_byte if after.next_sibling else after.end_byte))
+            else:
+                before = spec.prev_sibling
+                cuts.append((before.start_byte if before is not None and before.type == "," else spec.start_byte,
+                             spec.end_byte))
+    if not cuts:
+        return None
+    cursor = len(doc.text[:offset].encode("utf-8"))
+    kept, shift, at = bytearray(), 0, 0
+    for start, end in sorted(set(cuts)):
+        if start < at:
+            continue
+        kept += source[at:start]
+        shift += (min(end, cursor) - start) if start < cursor else 0
+        at = end
+    kept += source[at:]
+    text = kept.decode("utf-8", errors="replace")
+    return text, len(bytes(kept[:cursor - shift]).decode("utf-8", errors="replace"))
+
+
+def _hit_without_imports(site: Site, doc: Document, text: str, offset: int, headers: set[str],
+                         index: WorkspaceIndex) -> bool:
+    """Whether the callee's header reaches the prompt built from ``text`` (the blanked file, its line's
+    imports not written yet)."""
+    unwritten = blanked_document(site, doc.language_id, text, index)
+    windows = index.windows
+    if windows is not None:
+        windows.update_document(doc.path, unwritten.version, text)
+    prompt = build_completion_context(unwritten, offset, index).prompt()
+    if windows is not None:
+        windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
+    return any(h in prompt for h in headers)
 
 
 def blanked_document(site: Site, language_id: str, blanked: str, index: WorkspaceIndex) -> Document:
@@ -315,6 +428,7 @@ def main() -> None:
             merged.prompt_tokens += tally.prompt_tokens
             merged.trimmed += tally.trimmed
             merged.timings += tally.timings
+            merged.imported_ahead += tally.imported_ahead
             for category, hits in sorted(tally.hits.items()):
                 totals[(language, mode, category)][0] += len(hits)
                 totals[(language, mode, category)][1] += sum(hits)
@@ -341,6 +455,10 @@ def main() -> None:
         if tally.trimmed:
             exact = sum(tally.trimmed) / len(tally.trimmed)
             line += f"; trimmed exactly {sum(tally.trimmed)}/{len(tally.trimmed)} = {exact:.1%} (target 98%)"
+        if tally.imported_ahead:
+            with_imports, without = (sum(hits) for hits in zip(*tally.imported_ahead, strict=True))
+            line += (f"; cross-file callees imported ahead of their first use {len(tally.imported_ahead)}, hit "
+                     f"{with_imports}; without those imports {without}")
         print(line)
     print()
     for (language, mode, category), (counted, hit) in sorted(totals.items()):
