@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 
 @dataclass(frozen=True)
 class ImportedNames:
-    """Names a file imports: ``names`` (local name -> imported name) and ``modules`` (alias -> module stem)."""
+    """Names a file imports: ``names`` (local name -> imported name), ``modules`` (alias -> module stem) and
+    ``sources`` (a name imported by name -> its module's stem)."""
 
     names: dict[str, str]
     modules: dict[str, str]
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 _PY_FROM = re.compile(r"^\s*from\s+([.\w]+)\s+import\s+\(?([^)]*)\)?", re.DOTALL)
@@ -53,10 +55,11 @@ def _split_names(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def _python(statement: str, names: dict[str, str], modules: dict[str, str]) -> None:
+def _python(statement: str, names: dict[str, str], modules: dict[str, str], sources: dict[str, str]) -> None:
     if m := _PY_FROM.match(statement):
         for local, imported in _split_names(m.group(2)):
             names[local] = imported
+            sources[local] = _stem(m.group(1))
             modules.setdefault(local, imported)  # `from pkg import module` names a module, too
         return
     if m := _PY_IMPORT.match(statement):
@@ -68,7 +71,7 @@ def _python(statement: str, names: dict[str, str], modules: dict[str, str]) -> N
             modules[alias] = _stem(words[0]) if alias != words[0].split(".")[0] or "." not in words[0] else alias
 
 
-def _ecmascript(statement: str, names: dict[str, str], modules: dict[str, str]) -> None:
+def _ecmascript(statement: str, names: dict[str, str], modules: dict[str, str], sources: dict[str, str]) -> None:
     m = _ES_FROM.match(statement) or _ES_REQUIRE.search(statement)
     if m is None:
         return
@@ -81,10 +84,12 @@ def _ecmascript(statement: str, names: dict[str, str], modules: dict[str, str]) 
     if braces := re.search(r"\{([^}]*)\}", clause):
         for local, imported in _split_names(braces.group(1)):
             names[local] = imported
+            sources[local] = stem
     default = re.match(r"\s*([\w$]+)\s*(?:,|$)", clause)
     if default is not None:
         names[default.group(1)] = default.group(1)
         modules[default.group(1)] = stem
+        sources[default.group(1)] = stem
 
 
 def _go(statement: str, modules: dict[str, str]) -> None:
@@ -100,11 +105,12 @@ def imported_names(language_id: str, statements: Sequence[str]) -> ImportedNames
     """What the import statements bring into scope (see the module docstring)."""
     names: dict[str, str] = {}
     modules: dict[str, str] = {}
+    sources: dict[str, str] = {}
     for statement in statements:
         if language_id == "python":
-            _python(statement, names, modules)
+            _python(statement, names, modules, sources)
         elif language_id == "go":
             _go(statement, modules)
         elif language_id in {"typescript", "typescriptreact", "javascript", "javascriptreact"}:
-            _ecmascript(statement, names, modules)
-    return ImportedNames(names, modules)
+            _ecmascript(statement, names, modules, sources)
+    return ImportedNames(names, modules, sources)

@@ -2,7 +2,9 @@
 
 The next line often calls something not typed yet. What it calls is nearly always a name the file
 already uses elsewhere: something it imports, a member of an imported module, a sibling of its Go
-package, or a helper far up or down the file. :func:`compute_outline_facts` collects those
+package, or a helper far up or down the file. Or it is what a module the file imports from also exports,
+not imported yet: an editor's auto-import adds it once the completion is taken.
+:func:`compute_outline_facts` collects those
 definitions once per document version (off the event loop: it scans and renders), with the lines
 where the file uses each name; :func:`outline_snippets` ranks them for a cursor in well under a
 millisecond and renders the best as one comment block per source file: signature plus the first
@@ -21,7 +23,7 @@ import itertools
 import math
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -86,6 +88,7 @@ class OutlineItem:
     owner: str = ""  # a method of a type the document uses, or of its own (Go): the type's name; a module's alias
     type_only: bool = False  # names a type and nothing else (TypeScript's interfaces and type aliases)
     container_name: str = ""  # for members, their class's name (``container`` may name its bases too)
+    mate: bool = False  # defined by a module the document imports other names from, and not imported yet
 
     def rendered(self, comment: str, with_doc: bool) -> str:
         """The header line, with its doc line as a trailing comment when asked and short enough."""
@@ -465,6 +468,9 @@ def _external_items(uses: Mapping[str, tuple[int, ...]], idle: Callable[[str, in
     known = {(i.path, i.line) for i in items}
     items += _module_member_items(receiver_names - holders.keys(), known, imported, path, language_id, index,
                                   limit - len(items))
+    known |= {(i.path, i.line) for i in items}
+    items += _module_mate_items(known, uses.keys() | imported.names.keys(), imported, path,
+                                language_id, index, limit - len(items))
     by_type: dict[str, set[str]] = defaultdict(set)
     for variable, (_, types) in holders.items():
         for type_name in types:
@@ -581,6 +587,37 @@ def _module_member_items(aliases: set[str], known: set[tuple[str, int]], importe
         if len(items) >= limit:
             break
     return items[:max(limit, 0)]
+
+
+def _module_mate_items(known: set[tuple[str, int]], named: Collection[str], imported: ImportedNames, path: str,
+                       language_id: str, index: WorkspaceIndex, limit: int) -> list[OutlineItem]:
+    """Top-level definitions of the modules the document imports names from, that it does not name (yet):
+    query-core's ``import { hashKey, noop } from './utils'`` makes ``functionalUpdate`` one. An editor's
+    auto-import adds a name to the imports only once its completion is taken. (A name the file uses is
+    another thing: a local variable, a parameter.)"""
+    from_modules = Counter(stem for stem in imported.sources.values() if stem)
+    items: list[OutlineItem] = []
+    in_workspace = (files for module, _ in from_modules.most_common()  # (not `typing`: no workspace file)
+                    if (files := _module_files(module, path, language_id, index)))
+    for files in itertools.islice(in_workspace, MAX_MODULES):
+        members = [d for file_path in files[:8] for d in index.definitions_in(file_path)
+                   if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known
+                   and d.name not in named and _importable(d, language_id)]
+        members.sort(key=lambda d: d.kind != "function")  # what a next line calls, before the types it names
+        items += [replace(_item(d.name, d, language_id, False, False), mate=True)
+                  for d in members[:MAX_MODULE_MEMBERS]]
+        if len(items) >= limit:
+            break
+    return items[:max(limit, 0)]
+
+
+def _importable(definition: Definition, language_id: str) -> bool:
+    """Whether another module would import the definition: exported (ECMAScript), not private (Python)."""
+    if language_id == "python":
+        return not definition.name.startswith("_")
+    text = definition.text
+    before = text[:max(text.find(definition.header.split("\n", 1)[0]), 0)]
+    return "export" in before.rsplit("\n", 1)[-1].split()
 
 
 def _module_files(module: str, own_path: str, language_id: str, index: WorkspaceIndex) -> list[str]:
@@ -740,6 +777,9 @@ class RankWeights:
     that call a name): at 6, ``eval_context.py`` whole-line +1 site on seed 7 (requests' ``Session.__exit__``:
     ``self.close()``) and +1 on seed 11, none lost. At 12, or with any one namesake's call counted in full,
     rich's ``__rich_console__`` namesakes push out a ``Pretty(...)`` site.
+    ``module_mate``: swept on the same sites and on the cross-file sites whose import the eval removes too
+    (``eval_context.py``'s "without those imports"), -30 (none) -> 0 gains 8 and 10 of those 47 and 52 sites on
+    seeds 7 and 11, and costs 1 other site on each; -2 gains 5 and 4, costing 0 and 1; +2 and +4 cost more.
     ``idle_import`` (swept alone): 0 -> 10 lifts outline recall +3 sites of 1,020 on seed 7 and +2 on seed 11,
     none lost; 16 and 30 the same. ``eval_context.py`` whole-line +2 sites on seed 7 (``functionalUpdate``, rich's
     ``Live(``) and +1 on seed 11 (``focusManager.isFocused()``).
@@ -747,6 +787,7 @@ class RankWeights:
 
     idle: float = 4.5            # imported or defined, not used yet: likely what comes next
     idle_import: float = 10.0    # more for another file's idle name: imported, not used yet
+    module_mate: float = 0.0     # defined by a module the file imports other names from, not imported yet
     own_class: float = -1.0      # a method of the cursor's class or its base: the file's own rank by distance already
     in_scope: float = 0.0        # used in the enclosing scope (`near` says it better: no weight left)
     near: float = 6.5            # used within ``near_lines`` of the cursor
@@ -926,7 +967,7 @@ class ScoringIndex:
         if found is None:
             w = weights
             found = self._static[weights] = tuple(
-                w.idle * item.idle + w.idle_import * (item.idle and not item.own)
+                w.idle * item.idle + w.idle_import * (item.idle and not item.own) + w.module_mate * item.mate
                 + (w.type_kind + w.type_only * item.type_only if item.kind in _TYPE_KINDS else 0.0)
                 + (w.frequency * math.log2(1 + len(uses)) if uses else 0.0)
                 + (0.0 if item.own else w.external + w.used_external * (bool(uses) and not item.owner))

@@ -85,25 +85,30 @@ def _outline_text(doc: Document, offset: int, index: WorkspaceIndex) -> str:
 
 
 @pytest.mark.parametrize(
-    ("language_id", "statements", "names", "modules"),
+    ("language_id", "statements", "names", "modules", "sources"),
     [
         pytest.param("python", ["from ._exceptions import InvalidURL, HTTPError as Error", "import typing",
                                 "from ._urls import (\n    URL,  # the type\n    QueryParams,\n)"],
                      {"InvalidURL": "InvalidURL", "Error": "HTTPError", "URL": "URL", "QueryParams": "QueryParams"},
-                     {"typing": "typing"}, id="httpx"),
+                     {"typing": "typing"},
+                     {"InvalidURL": "_exceptions", "Error": "_exceptions", "URL": "_urls", "QueryParams": "_urls"},
+                     id="httpx"),
         pytest.param("typescript", ['import * as core from "../core/index.js";',
-                                    'import { type $ZodType, clone as copy } from "./util.js";'],
-                     {"$ZodType": "$ZodType", "copy": "clone"}, {"core": "core"}, id="zod"),
+                                    'import { type $ZodType, clone as copy } from "./util.js";',
+                                    "import Ajv, { type Options } from 'ajv'"],
+                     {"$ZodType": "$ZodType", "copy": "clone", "Ajv": "Ajv"}, {"core": "core"},
+                     {"$ZodType": "util", "copy": "util", "Ajv": "ajv", "Options": "ajv"}, id="zod"),
         pytest.param("go", ['import (\n\t"bufio"\n\turlpkg "net/url"\n\t_ "embed"\n)', 'import "net/http/httptrace"'],
-                     {}, {"bufio": "bufio", "urlpkg": "url", "httptrace": "httptrace"}, id="net-http"),
+                     {}, {"bufio": "bufio", "urlpkg": "url", "httptrace": "httptrace"}, {}, id="net-http"),
     ],
 )
 def test_imported_names(language_id: str, statements: list[str], names: dict[str, str],
-                        modules: dict[str, str]) -> None:
+                        modules: dict[str, str], sources: dict[str, str]) -> None:
     found = imported_names(language_id, statements)
     assert {k: v for k, v in found.names.items() if k in names} == names
     for alias, stem in modules.items():
         assert found.modules[alias] == stem
+    assert found.sources == sources
 
 
 def test_python_import_used_nowhere_else_reaches_the_prompt(tmp_path: Path) -> None:
@@ -175,6 +180,49 @@ def test_an_imported_function_not_used_yet_outranks_the_imports_used_next_to_the
     ranked = [item.name for item in rank_outline(facts, outline_plan(doc, offset, index)[0])]
     assert ranked.index("functionalUpdate") < ranked.index("hashKey")
     assert "// function functionalUpdate<TInput, TOutput>(" in _outline_text(doc, offset, index)
+
+
+def test_what_a_module_the_file_imports_from_also_exports_is_a_candidate_before_its_import(tmp_path: Path) -> None:
+    """The same ``setQueryData``, written where an editor adds ``functionalUpdate`` to the imports only once its
+    completion is taken. What ``utils`` does not export, and an export named like the file's own variable, are not
+    candidates."""
+    index = _workspace(tmp_path, {
+        "utils.ts": (
+            "export type Updater<TInput, TOutput> = TOutput | ((input: TInput) => TOutput)\n\n"
+            "export function functionalUpdate<TInput, TOutput>(\n  updater: Updater<TInput, TOutput>,\n"
+            "  input: TInput,\n): TOutput {\n  return typeof updater === 'function' ? updater(input) : updater\n}\n\n"
+            "export function hashKey(queryKey: readonly unknown[]): string {\n  return JSON.stringify(queryKey)\n}\n\n"
+            "function sortKeys(value: object): object {\n  return value\n}\n\n"
+            "export const prevData = undefined\n"),
+    })
+    doc, offset = _open(tmp_path, "queryClient.ts", (
+        "import { hashKey } from './utils'\nimport type { Updater } from './utils'\n\n"
+        "export class QueryClient {\n  #data = new Map<string, unknown>()\n\n"
+        "  setQueryData(queryKey: readonly unknown[], updater: Updater<unknown, unknown>): unknown {\n"
+        "    const hash = hashKey(queryKey)\n    const prevData = this.#data.get(hash)\n"
+        "    <|>\n    this.#data.set(hash, data)\n    return data\n  }\n}\n"), "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert {item.name for item in facts.items if item.mate} == {"functionalUpdate"}
+    assert "// function functionalUpdate<TInput, TOutput>(" in _outline_text(doc, offset, index)
+
+
+def test_a_python_module_the_file_imports_from_offers_its_public_functions(tmp_path: Path) -> None:
+    # requests' models.py imports from .utils: what else utils defines comes once the completion is taken
+    index = _workspace(tmp_path, {
+        "requests/utils.py": (
+            "def super_len(o):\n    return len(o)\n\n\ndef to_key_val_list(value):\n    return list(value)\n\n\n"
+            "def _parse_content_type_header(header):\n    return header\n\n\nclass CaseInsensitiveDict(dict):\n"
+            "    def lower_items(self):\n        return self.items()\n"),
+    })
+    doc, offset = _open(tmp_path / "requests", "models.py", (
+        "from typing import Any\n\nfrom .utils import super_len\n\n\n"
+        "def prepare_body(data: Any) -> int:\n    length = super_len(data)\n    <|>\n    return length\n"), "python")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert {(item.name, Path(item.path).name) for item in facts.items if item.mate} == \
+        {("to_key_val_list", "utils.py"), ("CaseInsensitiveDict", "utils.py")}
+    assert "# def to_key_val_list(value):" in _outline_text(doc, offset, index)
 
 
 def test_a_python_import_inside_the_function_picks_the_definition_it_names(tmp_path: Path) -> None:
@@ -1110,7 +1158,8 @@ def _reference_scores(facts: OutlineFacts, query: OutlineQuery,
             continue
         uses = tuple(n for n in facts.uses.get(item.name, ()) if not (item.own and n == item.line))
         owner_near = bool(item.owner) and owner_used_in(item.owner, near)
-        score = w.idle * item.idle + w.idle_import * (item.idle and not item.own) + w.word * len(item.words & query.words)
+        score = w.idle * item.idle + w.idle_import * (item.idle and not item.own) + w.module_mate * item.mate
+        score += w.word * len(item.words & query.words)
         score += (w.own_type_near if item.own else w.owner_near) * owner_near + w.similar * (item.name in query.similar)
         score += w.follows * math.log2(1 + len(neighbours & set(uses)))
         score += w.own_class * (bool(item.container_name) and item.container_name in classes)
