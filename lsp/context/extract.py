@@ -37,6 +37,7 @@ from lsp.context.outline import (
     outline_snippets,
     query_words,
     rank_outline,
+    similar_items,
 )
 from lsp.context.retrieval import (
     IDENTIFIER,
@@ -431,8 +432,8 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
 
     On a blank line the outline also takes the snippet share that ``chosen`` left unused (the prefix
     window keeps the size it was planned with). Definitions ``chosen`` in full are left out. Ranked once
-    per scope and facts version (the prompt's start stays stable while typing there). Returns the
-    snippets and the facts' version.
+    per scope and facts version (the prompt's start stays stable while typing there), with the definitions
+    only the similar code names. Returns the snippets and the facts' version.
     """
     facts = req.doc.context.outline  # computed off the event loop after an open or an edit
     if facts is None or req.outline_cap <= 0:
@@ -440,7 +441,9 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
     if sticky is not None and sticky.outline_version == facts.version:
         return list(sticky.outline), facts.version
     shown = {req.definition_at[s] for s in chosen if s in req.definition_at}
-    ranked = rank_outline(facts, _outline_query(req), shown)
+    query = _outline_query(req)
+    ranked = rank_outline(facts, query, shown, extra=similar_items(facts, query.similar, req.index,
+                                                                  req.doc.language_id))
     indent = "    " if req.doc.language_id == "python" else "  "
     cap = req.outline_cap
     if req.blank_line:

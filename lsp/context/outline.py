@@ -2,11 +2,11 @@
 
 The next line often calls something not typed yet. What it calls is nearly always a name the file
 already uses elsewhere: something it imports, a member of an imported module, a sibling of its Go
-package, or a helper far up or down the file. Or it is what a module the file imports from also exports,
-not imported yet: an editor's auto-import adds it once the completion is taken.
-:func:`compute_outline_facts` collects those
-definitions once per document version (off the event loop: it scans and renders), with the lines
-where the file uses each name; :func:`outline_snippets` ranks them for a cursor in well under a
+package, or a helper far up or down the file. Or the file does not name it yet, as before an editor's
+auto-import adds it with the completion: what a module the file imports from also exports, or another
+file's definition that the workspace's code most like the cursor's names (:func:`similar_items`, per scope).
+:func:`compute_outline_facts` collects the rest once per document version (off the event loop: it scans
+and renders), with the lines where the file uses each name; :func:`outline_snippets` ranks them for a cursor in well under a
 millisecond and renders the best as one comment block per source file: signature plus the first
 short doc line, methods under their class's header line.
 
@@ -620,6 +620,29 @@ def _importable(definition: Definition, language_id: str) -> bool:
     return "export" in before.rsplit("\n", 1)[-1].split()
 
 
+MAX_SIMILAR_ITEMS = 40
+
+
+def similar_items(facts: OutlineFacts, names: Collection[str], index: WorkspaceIndex | None, language_id: str) -> \
+        list[OutlineItem]:
+    """Other files' top-level definitions of the names the similar code uses that the file neither names nor
+    has as candidates: what a file not importing them yet may call next (one lookup per name, once per scope)."""
+    if index is None:
+        return []
+    have = {item.name for item in facts.items}
+    items: list[OutlineItem] = []
+    for name in sorted(names):
+        if name in have or name in facts.uses:
+            continue
+        found = [d for d in index.lookup(name, outside=facts.path) if d.name == name and not d.container_header
+                 and d.kind in OUTLINE_KINDS and not _is_test_entry_point(d.name, d.kind, d.path)]
+        if len(found) == 1:
+            items.append(_item(name, found[0], language_id, False, False))
+            if len(items) >= MAX_SIMILAR_ITEMS:
+                break
+    return items
+
+
 def _module_files(module: str, own_path: str, language_id: str, index: WorkspaceIndex) -> list[str]:
     """The files module ``module`` names: ``util.ts``/``util.py``, or a package's (Go: every file of
     the folder; Python: ``util/__init__.py``)."""
@@ -780,6 +803,9 @@ class RankWeights:
     ``module_mate``: swept on the same sites and on the cross-file sites whose import the eval removes too
     (``eval_context.py``'s "without those imports"), -30 (none) -> 0 gains 8 and 10 of those 47 and 52 sites on
     seeds 7 and 11, and costs 1 other site on each; -2 gains 5 and 4, costing 0 and 1; +2 and +4 cost more.
+    ``similar_only`` (set by hand: ``fit_outline_ranking.py``'s cases hold no such items): at 0, such an item
+    scores ``similar`` + ``external`` and its words; ``eval_context.py`` whole-line +14 sites without the line's
+    imports over both seeds, +1 other site, none lost.
     ``idle_import`` (swept alone): 0 -> 10 lifts outline recall +3 sites of 1,020 on seed 7 and +2 on seed 11,
     none lost; 16 and 30 the same. ``eval_context.py`` whole-line +2 sites on seed 7 (``functionalUpdate``, rich's
     ``Live(``) and +1 on seed 11 (``focusManager.isFocused()``).
@@ -808,6 +834,7 @@ class RankWeights:
     similar: float = 2.5         # named in the workspace's code most similar to the lines before the cursor
     namesake_calls: float = 6.0  # called by another definition of the cursor's function's name (``__exit__``: close)
     follows: float = 2.5         # times log2(1 + uses elsewhere next to the names next to the cursor)
+    similar_only: float = 0.0    # a definition only the similar code names (on top of ``similar``)
 
 
 WEIGHTS = RankWeights()
@@ -837,9 +864,14 @@ def _neighbour_lines(uses: Mapping[str, tuple[int, ...]], query: OutlineQuery) -
 
 
 def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = (),
-                 weights: RankWeights = WEIGHTS) -> list[OutlineItem]:
-    """The outline items best first, without this file's definitions the windows show and ``skip``'s (path, line)."""
+                 weights: RankWeights = WEIGHTS, extra: Sequence[OutlineItem] = ()) -> list[OutlineItem]:
+    """The outline items best first, without this file's definitions the windows show and ``skip``'s (path, line).
+    ``extra``: other files' definitions only the similar code names (:func:`similar_items`)."""
     scored = score_outline(facts, query, skip, weights)
+    w = weights
+    scored += [(w.external + w.similar + w.similar_only + w.word * len(item.words & query.words)
+                + (w.type_kind + w.type_only * item.type_only if item.kind in _TYPE_KINDS else 0.0), item)
+               for item in extra if (item.path, item.line) not in skip]
     order = sorted(range(len(scored)), key=lambda n: -scored[n][0])  # stable: ties keep the facts' order
     return [scored[n][1] for n in order]
 

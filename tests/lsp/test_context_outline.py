@@ -392,6 +392,23 @@ def test_ranking_prefers_what_similar_code_in_the_workspace_calls(tmp_path: Path
     assert names.index("flush_buffer") < names.index("reset_buffer")
 
 
+def test_what_only_similar_code_calls_is_a_candidate_before_the_file_imports_it(tmp_path: Path) -> None:
+    index = _workspace(tmp_path, {
+        "pkg/buffers.py": "def reset_buffer(stream):\n    pass\n\n\ndef flush_buffer(stream):\n    pass\n",
+        "pkg/writer.py": (
+            "from .buffers import flush_buffer\n\n\ndef write_report(stream, rows):\n    write_header(stream, rows)\n"
+            "    for row in rows:\n        stream.write(row)\n    flush_buffer(stream)\n"),
+    }, windows=True)
+    doc, offset = _open(tmp_path / "pkg", "table.py", (
+        "def export_table(stream, rows):\n    write_header(stream, rows)\n    for row in rows:\n"
+        "        stream.write(row)\n    <|>\n"), "python")
+    index.update_document(doc)
+    outline = _outline_text(doc, offset, index)
+    # nothing imports buffers yet: writer.py, the code most like these lines, names flush_buffer
+    assert "# def flush_buffer(stream):" in outline
+    assert "reset_buffer" not in outline
+
+
 _RESPONSE = ("class Response:\n    def close(self) -> None:\n        self.raw.release_conn()\n\n"
              "    def __enter__(self) -> Self:\n        return self\n\n"
              "    def __exit__(self, *args: Any) -> None:\n        self.close()\n")
