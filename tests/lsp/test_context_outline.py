@@ -157,24 +157,31 @@ def test_a_python_import_inside_the_function_is_the_first_outline_candidate_ther
     assert "render" not in [item.name for item in rank_outline(facts, outline_plan(doc, in_init, index)[0])]
 
 
-def test_an_imported_function_not_used_yet_outranks_the_imports_used_next_to_the_cursor(tmp_path: Path) -> None:
-    """query-core's ``QueryClient.setQueryData``: ``functionalUpdate`` is imported for the line being written;
-    ``hashKey``, used just above, is already on screen."""
-    index = _workspace(tmp_path, {
-        "utils.ts": (
-            "export type Updater<TInput, TOutput> = TOutput | ((input: TInput) => TOutput)\n\n"
-            "export function functionalUpdate<TInput, TOutput>(\n  updater: Updater<TInput, TOutput>,\n"
-            "  input: TInput,\n): TOutput {\n  return typeof updater === 'function' ? updater(input) : updater\n}\n\n"
-            "export function hashKey(queryKey: readonly unknown[]): string {\n  return JSON.stringify(queryKey)\n}\n\n"
-            "export function noop(): void {}\n"),
-    })
+_QUERY_UTILS = (
+    "export type Updater<TInput, TOutput> = TOutput | ((input: TInput) => TOutput)\n\n"
+    "export function functionalUpdate<TInput, TOutput>(\n  updater: Updater<TInput, TOutput>,\n"
+    "  input: TInput,\n): TOutput {\n  return typeof updater === 'function' ? updater(input) : updater\n}\n\n"
+    "export function hashKey(queryKey: readonly unknown[]): string {\n  return JSON.stringify(queryKey)\n}\n\n"
+    "export function noop(): void {}\n\nfunction sortKeys(value: object): object {\n  return value\n}\n\n"
+    "export const prevData = undefined\n"
+)
+
+
+def _set_query_data(tmp_path: Path, imported: str) -> tuple[Document, int, WorkspaceIndex]:
+    """query-core's ``QueryClient.setQueryData``, importing ``imported`` from ``utils``, about to update the data."""
+    index = _workspace(tmp_path, {"utils.ts": _QUERY_UTILS})
     doc, offset = _open(tmp_path, "queryClient.ts", (
-        "import { functionalUpdate, hashKey, noop } from './utils'\n"
-        "import type { Updater } from './utils'\n\n"
+        f"import {{ {imported} }} from './utils'\nimport type {{ Updater }} from './utils'\n\n"
         "export class QueryClient {\n  #data = new Map<string, unknown>()\n\n  unmount(): void {\n    noop()\n  }\n\n"
         "  setQueryData(queryKey: readonly unknown[], updater: Updater<unknown, unknown>): unknown {\n"
         "    const hash = hashKey(queryKey)\n    const prevData = this.#data.get(hash)\n"
         "    <|>\n    this.#data.set(hash, data)\n    return data\n  }\n}\n"), "typescript")
+    return doc, offset, index
+
+
+def test_an_imported_function_not_used_yet_outranks_the_imports_used_next_to_the_cursor(tmp_path: Path) -> None:
+    # functionalUpdate is imported for the line being written; hashKey, used just above, is on screen already
+    doc, offset, index = _set_query_data(tmp_path, "functionalUpdate, hashKey, noop")
     facts = outline_facts(doc, index)
     assert facts is not None
     ranked = [item.name for item in rank_outline(facts, outline_plan(doc, offset, index)[0])]
@@ -183,24 +190,9 @@ def test_an_imported_function_not_used_yet_outranks_the_imports_used_next_to_the
 
 
 def test_what_a_module_the_file_imports_from_also_exports_is_a_candidate_before_its_import(tmp_path: Path) -> None:
-    """The same ``setQueryData``, written where an editor adds ``functionalUpdate`` to the imports only once its
-    completion is taken. What ``utils`` does not export, and an export named like the file's own variable, are not
-    candidates."""
-    index = _workspace(tmp_path, {
-        "utils.ts": (
-            "export type Updater<TInput, TOutput> = TOutput | ((input: TInput) => TOutput)\n\n"
-            "export function functionalUpdate<TInput, TOutput>(\n  updater: Updater<TInput, TOutput>,\n"
-            "  input: TInput,\n): TOutput {\n  return typeof updater === 'function' ? updater(input) : updater\n}\n\n"
-            "export function hashKey(queryKey: readonly unknown[]): string {\n  return JSON.stringify(queryKey)\n}\n\n"
-            "function sortKeys(value: object): object {\n  return value\n}\n\n"
-            "export const prevData = undefined\n"),
-    })
-    doc, offset = _open(tmp_path, "queryClient.ts", (
-        "import { hashKey } from './utils'\nimport type { Updater } from './utils'\n\n"
-        "export class QueryClient {\n  #data = new Map<string, unknown>()\n\n"
-        "  setQueryData(queryKey: readonly unknown[], updater: Updater<unknown, unknown>): unknown {\n"
-        "    const hash = hashKey(queryKey)\n    const prevData = this.#data.get(hash)\n"
-        "    <|>\n    this.#data.set(hash, data)\n    return data\n  }\n}\n"), "typescript")
+    """Where an editor adds ``functionalUpdate`` to the imports only once its completion is taken. What ``utils``
+    does not export, and an export named like the file's own variable, are not candidates."""
+    doc, offset, index = _set_query_data(tmp_path, "hashKey, noop")
     facts = outline_facts(doc, index)
     assert facts is not None
     assert {item.name for item in facts.items if item.mate} == {"functionalUpdate"}
