@@ -1,4 +1,5 @@
-"""Through the real server: an imported class not typed yet reaches the backend as an outline header."""
+"""Through the real server: another module's class not typed yet reaches the backend as an outline header,
+imported or not yet imported."""
 
 from __future__ import annotations
 
@@ -41,3 +42,24 @@ async def test_imported_class_reaches_the_prompt_before_its_name_is_typed(
     block = prompt.split("# Path: pkg/exceptions.py\n", 1)[1].split("# Path:", 1)[0]
     assert "# class InvalidURL(RequestException, ValueError):" in block
     assert len(prompt) <= 2048 * 3.5
+
+
+async def test_what_an_imported_module_also_defines_reaches_the_prompt_before_its_import(
+        editor: Editor, backend: ScriptedBackend, tmp_path: Path) -> None:
+    # the editor adds `InvalidURL` to the imports once the completion is taken: only MissingSchema is imported.
+    # Other exceptions lie between the two, so that the code most like these lines does not show InvalidURL
+    models = MODELS.replace("import InvalidURL, MissingSchema", "import MissingSchema")
+    others = "".join(f"class Error{n}(RequestException):\n    \"\"\"Error number {n}.\"\"\"\n\n\n" for n in range(40))
+    exceptions = EXCEPTIONS.replace("class MissingSchema", others + "class MissingSchema")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "exceptions.py").write_text(exceptions)
+    (tmp_path / "pkg" / "models.py").write_text(models + "\n")
+    backend.completion = Reply(chunks=['raise InvalidURL(f"Invalid URL {url!r}")'])
+    await editor.start_in(tmp_path, options(backend.url, debounceMs=0))
+    await editor.index_built()
+    uri = from_fs_path(str(tmp_path / "pkg" / "models.py")) or ""
+    editor.open(uri, models + "\n")
+    await editor.index_settled()
+    assert await editor.inline(uri, len(models)) == ['raise InvalidURL(f"Invalid URL {url!r}")']
+    prompt = backend.completion_requests()[-1].json["prompt"]
+    assert "# class InvalidURL(RequestException, ValueError):" in prompt.split("# Path: pkg/exceptions.py\n", 1)[1]
