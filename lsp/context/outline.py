@@ -4,11 +4,11 @@ The next line often calls something not typed yet. What it calls is nearly alway
 already uses elsewhere: something it imports, a member of an imported module, a sibling of its Go
 package, or a helper far up or down the file. Or the file does not name it yet, as before an editor's
 auto-import adds it with the completion: what a module the file imports from also exports, or another
-file's definition that the workspace's code most like the cursor's names (:func:`similar_items`, per scope).
-:func:`compute_outline_facts` collects the rest once per document version (off the event loop: it scans
-and renders), with the lines where the file uses each name; :func:`outline_snippets` ranks them for a cursor in well under a
-millisecond and renders the best as one comment block per source file: signature plus the first
-short doc line, methods under their class's header line.
+file's definition that the workspace's code most like the cursor's names (:func:`similar_items`, per
+scope). :func:`compute_outline_facts` collects the rest once per document version (off the event loop:
+it scans and renders), with the lines where the file uses each name; :func:`outline_snippets` ranks
+them for a cursor in well under a millisecond and renders the best as one comment block per source
+file: signature plus the first short doc line, methods under their class's header line.
 
 Ranking: names used in the enclosing scope and near the cursor first, then how often the file uses
 them, then (for this file's definitions) the distance from the cursor. What other definitions of the
@@ -578,15 +578,23 @@ def _module_member_items(aliases: set[str], known: set[tuple[str, int]], importe
     modules = {alias: imported.modules[alias] for alias in sorted(aliases) if alias in imported.modules}
     items: list[OutlineItem] = []
     for alias, module in list(modules.items())[:MAX_MODULES]:
-        members = [d for file_path in _module_files(module, path, language_id, index)[:8]
-                   for d in index.definitions_in(file_path)
-                   if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known
-                   and (language_id != "go" or (_go_exported(d.name) and d.kind != "method"))]
-        members.sort(key=lambda d: d.kind != "function")  # what a next line calls, before the types it names
-        items += [_item(d.name, d, language_id, False, False, owner=alias) for d in members[:MAX_MODULE_MEMBERS]]
+        members = _module_members(_module_files(module, path, language_id, index), known, index, lambda d: (
+            language_id != "go" or (_go_exported(d.name) and d.kind != "method")))
+        items += [_item(d.name, d, language_id, False, False, owner=alias) for d in members]
         if len(items) >= limit:
             break
     return items[:max(limit, 0)]
+
+
+def _module_members(files: Sequence[str], known: set[tuple[str, int]], index: WorkspaceIndex,
+                    keep: Callable[[Definition], bool]) -> list[Definition]:
+    """A module's top-level definitions that ``keep`` takes and are not items yet (from its first 8 files), at most
+    :data:`MAX_MODULE_MEMBERS`: what a next line calls first, then the types it names."""
+    members = [d for file_path in files[:8] for d in index.definitions_in(file_path)
+               if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known
+               and keep(d)]
+    members.sort(key=lambda d: d.kind != "function")
+    return members[:MAX_MODULE_MEMBERS]
 
 
 def _module_mate_items(known: set[tuple[str, int]], named: Collection[str], imported: ImportedNames, path: str,
@@ -600,12 +608,8 @@ def _module_mate_items(known: set[tuple[str, int]], named: Collection[str], impo
     in_workspace = (files for module, _ in from_modules.most_common()  # (not `typing`: no workspace file)
                     if (files := _module_files(module, path, language_id, index)))
     for files in itertools.islice(in_workspace, MAX_MODULES):
-        members = [d for file_path in files[:8] for d in index.definitions_in(file_path)
-                   if not d.container_header and d.kind in OUTLINE_KINDS and (d.path, d.start_line) not in known
-                   and d.name not in named and _importable(d, language_id)]
-        members.sort(key=lambda d: d.kind != "function")  # what a next line calls, before the types it names
-        items += [replace(_item(d.name, d, language_id, False, False), mate=True)
-                  for d in members[:MAX_MODULE_MEMBERS]]
+        members = _module_members(files, known, index, lambda d: d.name not in named and _importable(d, language_id))
+        items += [replace(_item(d.name, d, language_id, False, False), mate=True) for d in members]
         if len(items) >= limit:
             break
     return items[:max(limit, 0)]
@@ -870,10 +874,15 @@ def rank_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tupl
     scored = score_outline(facts, query, skip, weights)
     w = weights
     scored += [(w.external + w.similar + w.similar_only + w.word * len(item.words & query.words)
-                + (w.type_kind + w.type_only * item.type_only if item.kind in _TYPE_KINDS else 0.0), item)
-               for item in extra if (item.path, item.line) not in skip]
+                + _kind_score(item, w), item) for item in extra if (item.path, item.line) not in skip]
     order = sorted(range(len(scored)), key=lambda n: -scored[n][0])  # stable: ties keep the facts' order
     return [scored[n][1] for n in order]
+
+
+def _kind_score(item: OutlineItem, w: RankWeights) -> float:
+    """What a type's kind costs it: a class is constructed less often than a function is called, and an
+    annotation-only type is never called."""
+    return w.type_kind + w.type_only * item.type_only if item.kind in _TYPE_KINDS else 0.0
 
 
 def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tuple[str, int]] = (),
@@ -1000,7 +1009,7 @@ class ScoringIndex:
             w = weights
             found = self._static[weights] = tuple(
                 w.idle * item.idle + w.idle_import * (item.idle and not item.own) + w.module_mate * item.mate
-                + (w.type_kind + w.type_only * item.type_only if item.kind in _TYPE_KINDS else 0.0)
+                + _kind_score(item, w)
                 + (w.frequency * math.log2(1 + len(uses)) if uses else 0.0)
                 + (0.0 if item.own else w.external + w.used_external * (bool(uses) and not item.owner))
                 for item, uses in zip(self._items, self.uses, strict=True))
