@@ -161,12 +161,8 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
         for mode, tally in tallies.items():
             blanked, offset, gone = _blank(site, mode)
             doc = blanked_document(site, language_ids[site.path.suffix], blanked, index)
-            windows.update_document(doc.path, doc.version, doc.text)  # the server does it on open, off the loop
-            start = time.perf_counter()
-            ctx = build_completion_context(doc, offset, index)
-            tally.timings.append(time.perf_counter() - start)
-            # the file's own text again, for the other files' sites (as if saved unchanged)
-            windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
+            ctx, seconds = _context_as_opened(site, doc, offset, windows, index)
+            tally.timings.append(seconds)
             prompt = ctx.prompt()
             tally.prompt_chars.append(len(prompt))
             sent = prompt + ctx.suffix
@@ -186,7 +182,8 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
             if mode == "whole-line" and category == "cross-file" and _imported_ahead(doc, index, site):
                 unwritten = _without_line_imports(doc, offset, gone)
                 if unwritten is not None:
-                    tally.imported_ahead.append((hit, _hit_without_imports(site, doc, *unwritten, headers, index)))
+                    tally.imported_ahead.append((hit, _hit_without_imports(site, doc, *unwritten, headers, windows,
+                                                                           index)))
             if verbose and not hit and site.target is not None:
                 line_start = blanked.rfind("\n", 0, offset) + 1
                 print(f"  MISS {mode} {category} {site.path.relative_to(root)}: "
@@ -215,29 +212,25 @@ def _import_specifiers(doc: Document) -> list[tuple[Node, Node, str]]:
         if node.type == "import_from_statement":
             for spec in node.children_by_field_name("name"):
                 local = spec.child_by_field_name("alias") if spec.type == "aliased_import" else spec
-                found.append((node, spec, _text(local)))
+                found.append((node, spec, doc.node_text(local) if local is not None else ""))
         elif node.type == "import_statement" and doc.language_id != "python":
             clause = next((c for c in node.children if c.type == "import_clause"), None)
             for part in clause.children if clause is not None else ():
                 if part.type == "identifier":
-                    found.append((node, part, _text(part)))
+                    found.append((node, part, doc.node_text(part)))
                 elif part.type == "named_imports":
                     for spec in part.named_children:
                         local = spec.child_by_field_name("alias") or spec.child_by_field_name("name")
-                        found.append((node, spec, _text(local)))
+                        found.append((node, spec, doc.node_text(local) if local is not None else ""))
         else:
             stack.extend(node.named_children)
     return found
 
 
-def _text(node: Node | None) -> str:
-    return node.text.decode("utf-8", errors="replace") if node is not None and node.text is not None else ""
-
-
 def _without_line_imports(doc: Document, offset: int, gone: str) -> tuple[str, int] | None:
     """The blanked text without the imports of names the blanked line uses and nothing else does, and the
     cursor offset in it: the file as it is before an editor's auto-import adds them with the completion."""
-    source = doc.text.encode("utf-8")
+    source = doc.source
     specifiers = _import_specifiers(doc)
     statements = {(s.start_byte, s.end_byte) for s, _, _ in specifiers}
     outside = bytearray(source)
@@ -282,17 +275,25 @@ def _without_line_imports(doc: Document, offset: int, gone: str) -> tuple[str, i
 
 
 def _hit_without_imports(site: Site, doc: Document, text: str, offset: int, headers: set[str],
-                         index: WorkspaceIndex) -> bool:
+                         windows: WindowIndex, index: WorkspaceIndex) -> bool:
     """Whether the callee's header reaches the prompt built from ``text`` (the blanked file, its line's
     imports not written yet)."""
     unwritten = blanked_document(site, doc.language_id, text, index)
-    windows = index.windows
-    if windows is not None:
-        windows.update_document(doc.path, unwritten.version, text)
-    prompt = build_completion_context(unwritten, offset, index).prompt()
-    if windows is not None:
-        windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
+    prompt = _context_as_opened(site, unwritten, offset, windows, index)[0].prompt()
     return any(h in prompt for h in headers)
+
+
+def _context_as_opened(site: Site, doc: Document, offset: int, windows: WindowIndex,
+                       index: WorkspaceIndex) -> tuple[CodeContext, float]:
+    """The context at ``offset`` with ``doc`` open (its windows replace the file's, as the server's update on
+    open does), and the seconds the build took; then the file's own windows again, for the other files' sites
+    (as if saved unchanged)."""
+    windows.update_document(doc.path, doc.version, doc.text)
+    start = time.perf_counter()
+    ctx = build_completion_context(doc, offset, index)
+    seconds = time.perf_counter() - start
+    windows.update_document(doc.path, 2, site.path.read_text("utf-8", errors="replace"))
+    return ctx, seconds
 
 
 def blanked_document(site: Site, language_id: str, blanked: str, index: WorkspaceIndex) -> Document:

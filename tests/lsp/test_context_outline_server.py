@@ -26,19 +26,29 @@ MODELS = (
 )
 
 
-async def test_imported_class_reaches_the_prompt_before_its_name_is_typed(
-        editor: Editor, backend: ScriptedBackend, tmp_path: Path) -> None:
+RAISE = 'raise InvalidURL(f"Invalid URL {url!r}")'
+
+
+async def _prompt_at_the_end(editor: Editor, backend: ScriptedBackend, tmp_path: Path, exceptions: str,
+                             models: str) -> str:
+    """The prompt the backend gets for an inline completion at the end of ``models`` (open, indexed)."""
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "exceptions.py").write_text(EXCEPTIONS)
-    (tmp_path / "pkg" / "models.py").write_text(MODELS + "\n")
-    backend.completion = Reply(chunks=['raise InvalidURL(f"Invalid URL {url!r}")'])
+    (tmp_path / "pkg" / "exceptions.py").write_text(exceptions)
+    (tmp_path / "pkg" / "models.py").write_text(models + "\n")
+    backend.completion = Reply(chunks=[RAISE])
     await editor.start_in(tmp_path, options(backend.url, debounceMs=0))
     await editor.index_built()
     uri = from_fs_path(str(tmp_path / "pkg" / "models.py")) or ""
-    editor.open(uri, MODELS + "\n")
+    editor.open(uri, models + "\n")
     await editor.index_settled()  # the outline facts are computed in a worker thread after the open
-    assert await editor.inline(uri, len(MODELS)) == ['raise InvalidURL(f"Invalid URL {url!r}")']
-    prompt = backend.completion_requests()[-1].json["prompt"]
+    assert await editor.inline(uri, len(models)) == [RAISE]
+    prompt: str = backend.completion_requests()[-1].json["prompt"]
+    return prompt
+
+
+async def test_imported_class_reaches_the_prompt_before_its_name_is_typed(
+        editor: Editor, backend: ScriptedBackend, tmp_path: Path) -> None:
+    prompt = await _prompt_at_the_end(editor, backend, tmp_path, EXCEPTIONS, MODELS)
     block = prompt.split("# Path: pkg/exceptions.py\n", 1)[1].split("# Path:", 1)[0]
     assert "# class InvalidURL(RequestException, ValueError):" in block
     assert len(prompt) <= 2048 * 3.5
@@ -51,15 +61,5 @@ async def test_what_an_imported_module_also_defines_reaches_the_prompt_before_it
     models = MODELS.replace("import InvalidURL, MissingSchema", "import MissingSchema")
     others = "".join(f"class Error{n}(RequestException):\n    \"\"\"Error number {n}.\"\"\"\n\n\n" for n in range(40))
     exceptions = EXCEPTIONS.replace("class MissingSchema", others + "class MissingSchema")
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "exceptions.py").write_text(exceptions)
-    (tmp_path / "pkg" / "models.py").write_text(models + "\n")
-    backend.completion = Reply(chunks=['raise InvalidURL(f"Invalid URL {url!r}")'])
-    await editor.start_in(tmp_path, options(backend.url, debounceMs=0))
-    await editor.index_built()
-    uri = from_fs_path(str(tmp_path / "pkg" / "models.py")) or ""
-    editor.open(uri, models + "\n")
-    await editor.index_settled()
-    assert await editor.inline(uri, len(models)) == ['raise InvalidURL(f"Invalid URL {url!r}")']
-    prompt = backend.completion_requests()[-1].json["prompt"]
+    prompt = await _prompt_at_the_end(editor, backend, tmp_path, exceptions, models)
     assert "# class InvalidURL(RequestException, ValueError):" in prompt.split("# Path: pkg/exceptions.py\n", 1)[1]
