@@ -38,6 +38,7 @@ from lsp.context.outline import (
     query_words,
     rank_outline,
     similar_items,
+    word_items,
 )
 from lsp.context.retrieval import (
     IDENTIFIER,
@@ -433,7 +434,7 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
     On a blank line the outline also takes the snippet share that ``chosen`` left unused (the prefix
     window keeps the size it was planned with). Definitions ``chosen`` in full are left out. Ranked once
     per scope and facts version (the prompt's start stays stable while typing there), with the definitions
-    only the similar code names. Returns the snippets and the facts' version.
+    only the similar code names, or only the words at the cursor. Returns the snippets and the facts' version.
     """
     facts = req.doc.context.outline  # computed off the event loop after an open or an edit
     if facts is None or req.outline_cap <= 0:
@@ -442,8 +443,10 @@ def _outline(req: _Request, sticky: StickySnippets | None, chosen: Sequence[Snip
         return list(sticky.outline), facts.version
     shown = {req.definition_at[s] for s in chosen if s in req.definition_at}
     query = _outline_query(req)
-    ranked = rank_outline(facts, query, shown, extra=similar_items(facts, query.similar, req.index,
-                                                                  req.doc.language_id))
+    language_id = req.doc.language_id
+    unnamed = similar_items(facts, query.similar, req.index, language_id)
+    unnamed += word_items(facts, query.words, unnamed, req.index, language_id)
+    ranked = rank_outline(facts, query, shown, extra=unnamed)
     indent = "    " if req.doc.language_id == "python" else "  "
     cap = req.outline_cap
     if req.blank_line:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
 import logging
+import math
 import os
 import re
 import threading
@@ -42,6 +44,7 @@ from lsp.context.nodes import (
     python_docstring,
     query_chunks,
 )
+from lsp.words import name_words
 
 if TYPE_CHECKING:
     from lsp.context.window_index import WindowIndex
@@ -51,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 20_000
+RARE_WORD_SHARE = 20       # a word at most one top-level name in this many has is rare enough to find names by
+MAX_WORD_CANDIDATES = 512  # names a query's rare words collect, at most
 _MAX_RELATIVE_PATHS = 50_000  # remembered relative paths (per index), forgotten all at once past this
 SKIP_DIRS = frozenset({
     "node_modules", ".venv", "venv", ".env", "env", "dist", "build", "target", "__pycache__", ".git", ".hg",
@@ -451,6 +456,11 @@ def _ignored(path: Path, is_dir: bool, specs: list[tuple[Path, pathspec.GitIgnor
 
 
 # ---- the index --------------------------------------------------------------------------
+def _not_a_member(definition: Definition | _LazyDefinition) -> bool:
+    """Whether a definition is no class's member: a module's own (or a function's nested one)."""
+    return definition.qualified_name in ("", definition.name)
+
+
 def module_names(path: str) -> tuple[str, str]:
     """A file's module stem and its folder's name (``pkg/util.py`` -> ``util``, ``pkg``)."""
     folder, name = os.path.split(path)
@@ -472,6 +482,8 @@ class WorkspaceIndex:
         self._by_path: dict[str, list[Definition | _LazyDefinition]] = {}
         self._by_name: dict[str, list[Definition | _LazyDefinition]] = {}
         self._by_module: dict[str, set[str]] = {}  # a file's stem, and its folder's name -> the indexed files
+        self._non_members: set[str] = set()  # the names of definitions that are no class's members
+        self._by_word: dict[str, set[str]] = {}  # a word of such a name -> those names
         self._doc_versions: dict[str, int] = {}
         self.ready = False
         self.file_count = 0
@@ -565,6 +577,8 @@ class WorkspaceIndex:
                     self._by_name[key] = remaining
                 else:
                     self._by_name.pop(key, None)
+                if key in self._non_members and not any(_not_a_member(d) for d in remaining):
+                    self._index_words(key, add=False)
             if definitions:
                 self._by_path[path] = definitions
                 for key in module_names(path):
@@ -572,6 +586,23 @@ class WorkspaceIndex:
             for definition in definitions:
                 for key in self._keys(definition):
                     self._by_name.setdefault(key, []).append(definition)
+                if _not_a_member(definition) and definition.name not in self._non_members:
+                    self._index_words(definition.name, add=True)
+
+    def _index_words(self, name: str, *, add: bool) -> None:
+        """Record (or forget) a non-member definition's name under each of its words (the lock is held)."""
+        if add:
+            self._non_members.add(name)
+        else:
+            self._non_members.discard(name)
+        for word in name_words(name):
+            names = self._by_word.get(word)
+            if add:
+                self._by_word.setdefault(word, set()).add(name)
+            elif names is not None:
+                names.discard(name)
+                if not names:
+                    del self._by_word[word]
 
     @staticmethod
     def _keys(definition: Definition | _LazyDefinition) -> tuple[str, ...]:
@@ -650,6 +681,31 @@ class WorkspaceIndex:
         rendered = [d.render() if isinstance(d, _LazyDefinition) else d for d in found
                     if d.path != outside and self._allowed(d.path)]
         return sorted(rendered, key=lambda d: (d.path, d.start_line))
+
+    def names_sharing_words(self, words: Iterable[str], limit: int) -> list[tuple[str, float]]:
+        """The names of definitions that are no class's members (a module's functions, classes, constants) that
+        share the rarest of ``words``, best first, each with its score: the summed inverse document frequency
+        (over those names) of the words it shares.
+
+        Only a word that at most one name in ``RARE_WORD_SHARE`` has (or two names) makes names candidates,
+        the rarest words first, up to ``MAX_WORD_CANDIDATES`` names; commoner words (``get``, ``data``) only
+        add to the candidates' scores. The cost stays bounded in a large workspace.
+        """
+        scores: dict[str, float] = {}
+        with self._lock:
+            total = len(self._non_members)
+            found = sorted((len(names), word, names) for word in set(words) if (names := self._by_word.get(word)))
+            for count, _, names in found:
+                weight = math.log(total / count)
+                if count * RARE_WORD_SHARE <= max(total, 2 * RARE_WORD_SHARE) and \
+                        len(scores) + count <= MAX_WORD_CANDIDATES:
+                    for name in names:
+                        scores[name] = scores.get(name, 0.0) + weight
+                else:
+                    for name in (names & scores.keys()) if count < len(scores) else \
+                            (name for name in scores if name in names):
+                        scores[name] += weight
+        return heapq.nsmallest(limit, scores.items(), key=lambda item: (-item[1], item[0]))
 
     def definitions_in(self, path: str) -> list[Definition]:
         """Every definition recorded for a file."""

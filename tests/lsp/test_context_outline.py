@@ -401,6 +401,50 @@ def test_what_only_similar_code_calls_is_a_candidate_before_the_file_imports_it(
     assert "reset_buffer" not in outline
 
 
+_REQUESTS_AUTH = (
+    "def _basic_auth_str(username, password):\n    return username\n\n\n"
+    "class AuthBase:\n    def __call__(self, r):\n        return r\n\n\n"
+    "class HTTPBasicAuth(AuthBase):\n    def __init__(self, username, password):\n        self.username = username\n\n\n"
+    "class HTTPDigestAuth(AuthBase):\n    def __init__(self, username, password):\n        self.username = username\n")
+
+
+def test_what_the_words_at_the_cursor_name_is_a_candidate_before_the_file_imports_it(tmp_path: Path) -> None:
+    # requests' PreparedRequest.prepare_auth, before `from .auth import HTTPBasicAuth` is written: "basic" is rare
+    # in the workspace, "http" and "auth" less so
+    helpers = "".join(f"def get_url_part_{n}(url):\n    return url\n\n\n" for n in range(40))
+    index = _workspace(tmp_path, {"requests/auth.py": _REQUESTS_AUTH,
+                                  "requests/exceptions.py": "class AuthError(Exception):\n    pass\n",
+                                  "requests/utils.py": helpers + "def get_auth_from_url(url):\n    return url\n"})
+    doc, offset = _open(tmp_path / "requests", "models.py", (
+        "from .utils import get_auth_from_url\n\n\nclass PreparedRequest:\n"
+        "    def prepare_auth(self, auth, url=\"\"):\n        \"\"\"Prepares the given HTTP auth data.\"\"\"\n"
+        "        if auth is None:\n            auth = get_auth_from_url(self.url)\n        if auth:\n"
+        "            if isinstance(auth, tuple) and len(auth) == 2:\n                # special-case basic HTTP auth\n"
+        "                <|>\n"), "python")
+    outline = _outline_text(doc, offset, index)
+    assert "# class HTTPBasicAuth(AuthBase):" in outline
+    assert "_basic_auth_str" not in outline  # private: no other module imports it
+    assert "AuthError" not in outline  # "auth", its one word in common with the code, is not rare
+
+
+def test_an_exported_function_the_words_at_the_cursor_name_is_a_candidate(tmp_path: Path) -> None:
+    # query-core's Query.fetch: `this.#queryType === 'infinite' ? infiniteQueryBehavior(...)`, before its import
+    helpers = "".join(f"export function resolveOption{n}(value: number): number {{\n  return value\n}}\n\n"
+                      for n in range(40))
+    index = _workspace(tmp_path, {
+        "utils.ts": helpers + "export function noop(): void {}\n",
+        "infiniteQueryBehavior.ts": (
+            "export function infiniteQueryBehavior<TData>(pages?: number): QueryBehavior<TData> {\n"
+            "  return { onFetch: () => infiniteQueryPages(pages) }\n}\n\n"
+            "function infiniteQueryPages(pages?: number): number {\n  return pages ?? 0\n}\n")})
+    doc, offset = _open(tmp_path, "query.ts", (
+        "import { noop } from './utils'\n\nexport class Query {\n  fetch(): void {\n    noop()\n"
+        "    const behavior =\n      this.queryType === 'infinite'\n        <|>\n  }\n}\n"), "typescript")
+    outline = _outline_text(doc, offset, index)
+    assert "infiniteQueryBehavior<TData>(pages?: number)" in outline
+    assert "infiniteQueryPages" not in outline  # not exported: nothing can import it
+
+
 _RESPONSE = ("class Response:\n    def close(self) -> None:\n        self.raw.release_conn()\n\n"
              "    def __enter__(self) -> Self:\n        return self\n\n"
              "    def __exit__(self, *args: Any) -> None:\n        self.close()\n")

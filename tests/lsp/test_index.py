@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from pathlib import Path
 
@@ -165,6 +166,26 @@ def test_files_by_module_name_follow_updates(workspace: Path) -> None:
     assert index.paths_of_module("jobs") == []
     index.update_document(Document((workspace / "src" / "jobs.py").as_uri(), "python", 2, "def run_job(n):\n    pass\n"))
     assert index.paths_of_module("jobs") == [jobs]
+
+
+def test_names_sharing_the_rarest_words_follow_updates(tmp_path: Path) -> None:
+    # requests' auth.py among forty helpers: "basic" and "http" are rare, "auth" less so (3 of 43 names)
+    _write(tmp_path, "utils.py", "".join(f"def get_url_part_{n}(url):\n    return url\n\n\n" for n in range(40)))
+    _write(tmp_path, "auth.py", "class HTTPBasicAuth:\n    def basic_header(self):\n        pass\n\n\n"
+                                "def basic_auth_str(user):\n    pass\n\n\ndef digest_auth(r):\n    pass\n")
+    index = WorkspaceIndex([tmp_path])
+    index.build_sync()
+    found = dict(index.names_sharing_words({"basic", "auth", "http", "unheard"}, limit=5))
+    # a class's member is not a candidate; nor is a name whose only shared word is a common one (digest_auth)
+    assert list(found) == ["HTTPBasicAuth", "basic_auth_str"]
+    assert found["HTTPBasicAuth"] == pytest.approx(math.log(43 / 2) + math.log(43) + math.log(43 / 3))
+    assert found["basic_auth_str"] == pytest.approx(math.log(43 / 2) + math.log(43 / 3))
+    assert index.names_sharing_words({"auth", "url"}, limit=5) == []
+    auth = tmp_path / "auth.py"
+    index.update_document(Document(auth.as_uri(), "python", 2, "def basic_auth_str(user):\n    pass\n"))
+    assert [name for name, _ in index.names_sharing_words({"basic", "http"}, limit=5)] == ["basic_auth_str"]
+    index.remove(str(auth))
+    assert index.names_sharing_words({"basic", "http"}, limit=5) == []
 
 
 def test_update_ignores_plain_text(tmp_path: Path) -> None:
