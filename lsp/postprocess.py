@@ -8,6 +8,7 @@ The parse check needs a parser: `lsp.documents.worsens_parse` (an incremental re
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # special tokens of the model families we serve; the first one ends the suggestion
@@ -130,33 +131,48 @@ def cut_at_scope_end(completion: str, cursor_line: str, *, brace_language: bool)
     return "\n".join(kept)
 
 
+def _brackets(text: str) -> Iterator[tuple[int, str]]:
+    """The brackets of ``text`` outside string literals, with their offsets (a simple quote tracker, good
+    enough for one suggestion or the lines before it). A ``'`` or ``"`` string ends at its line's end at
+    the latest (an apostrophe in a comment opens none for long); triple quotes and backticks (template
+    literals, Go's raw strings) span lines."""
+    quote = ""
+    escaped = False
+    index = 0
+    while index < len(text):
+        ch = text[index]
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\" and quote != "`":
+                escaped = True
+            elif text.startswith(quote, index):
+                index += len(quote) - 1
+                quote = ""
+            elif ch == "\n" and len(quote) == 1 and quote != "`":
+                quote = ""
+        elif ch in "\"'`":
+            quote = text[index:index + 3] if ch != "`" and text.startswith(ch * 3, index) else ch
+            index += len(quote) - 1
+        elif ch in _OPENERS or ch in _CLOSERS:
+            yield index, ch
+        index += 1
+
+
 def unmatched_brackets(text: str) -> tuple[list[str], int]:
     """Openers left open by ``text`` (in order) and the index of its first closer with no opener in it.
 
     The second value is -1 when every closer matches an opener inside the text. Brackets inside
-    string literals are ignored (a simple quote tracker, good enough for one suggestion).
+    string literals are ignored.
     """
     stack: list[str] = []
-    quote = ""
-    escaped = False
-    for index, ch in enumerate(text):
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'`":
-            quote = ch
-        elif ch in _OPENERS:
+    for index, ch in _brackets(text):
+        if ch in _OPENERS:
             stack.append(ch)
-        elif ch in _CLOSERS:
-            if stack and stack[-1] == _CLOSERS[ch]:
-                stack.pop()
-            else:
-                return stack, index
+        elif stack and stack[-1] == _CLOSERS[ch]:
+            stack.pop()
+        else:
+            return stack, index
     return stack, -1
 
 
@@ -195,20 +211,55 @@ def closed_by_suffix(opened: list[str], cursor_line: str, suffix: str) -> bool:
     return _width(_indent_of(line)) >= _width(_indent_of(cursor_line))
 
 
-def balance_brackets(completion: str, suffix: str, cursor_line: str = "") -> str:
+def open_brackets(text: str) -> list[tuple[str, int]]:
+    """The openers ``text`` leaves open, with their offsets, innermost last (a closer of something opened
+    before the text forgets what was open; brackets inside string literals are ignored)."""
+    stack: list[tuple[str, int]] = []
+    for index, ch in _brackets(text):
+        if ch in _OPENERS:
+            stack.append((ch, index))
+        elif stack and stack[-1][0] == _CLOSERS[ch]:
+            stack.pop()
+        else:
+            stack = []
+    return stack
+
+
+def suffix_closes_earlier(closer: str, prefix: str, suffix: str) -> bool:
+    """Whether the code after the cursor closes the bracket that ``closer`` would close, opened before the
+    cursor: the suffix's first closer of nothing in it is of that kind, on a line indented at least as far as
+    the opener's line. ``fmt.Sprintf("...",`` then a line of arguments ending ``),`` then ``},``: the ``}``
+    closes an enclosing literal, and the line's ``)`` is the call's own.
+    """
+    tail = prefix[-SUFFIX_SCAN_CHARS:]
+    opened = open_brackets(tail)
+    if not opened or opened[-1][0] != _CLOSERS[closer]:
+        return True  # what it closes is out of sight: trust the suffix
+    closers = unclosed_closers(suffix[:SUFFIX_SCAN_CHARS])
+    if not closers or closers[0][0] != closer:
+        return False
+    opener_line = tail[tail.rfind("\n", 0, opened[-1][1]) + 1:]
+    at = closers[0][1]
+    line = suffix[suffix.rfind("\n", 0, at) + 1:at] if "\n" in suffix[:at] else prefix.rsplit("\n", 1)[-1]
+    return _width(_indent_of(line)) >= _width(_indent_of(opener_line))
+
+
+def balance_brackets(completion: str, suffix: str, cursor_line: str = "", prefix: str = "") -> str:
     """Balance only the brackets the completion opened.
 
     A closer that closes a bracket opened before the cursor is left to the code after the cursor when
-    that code already closes it (the suggestion is cut there); brackets the completion opened and did
-    not close on a single-line suggestion are closed, unless the rest of the line closes them or the
-    following lines do (:func:`closed_by_suffix`).
+    that code already closes it (the suggestion is cut there): the rest of the line starts with it, or the
+    line is otherwise finished and the following lines close that bracket (:func:`suffix_closes_earlier`,
+    given the ``prefix``). Brackets the completion opened and did not close on a single-line suggestion are
+    closed, unless the rest of the line closes them or the following lines do (:func:`closed_by_suffix`).
     """
     stack, stray = unmatched_brackets(completion)
     line_rest = suffix.split("\n", 1)[0].strip()
     if stray >= 0:
         closer = completion[stray]
-        if line_rest.startswith(closer) or not line_rest:
-            # the suffix closes it (or the line is otherwise finished): keep what comes before
+        if line_rest.startswith(closer) or (not line_rest and suffix_closes_earlier(closer, prefix + completion[:stray],
+                                                                                    suffix)):
+            # the suffix closes it: keep what comes before
             head = completion[:stray]
             if line_rest.startswith(closer) or head.strip():
                 completion = head.rstrip() if "\n" in head else head
@@ -286,7 +337,7 @@ def postprocess(raw: str, ctx: PostprocessInput) -> str | None:
     if "\n" in text.strip("\n"):
         text = cut_at_scope_end(text, cursor_line, brace_language=ctx.brace_language)
     text = trim_suffix_overlap(text, ctx.suffix)
-    text = balance_brackets(text, ctx.suffix, cursor_line)
+    text = balance_brackets(text, ctx.suffix, cursor_line, ctx.prefix)
     text = text.rstrip() if "\n" in text else text.rstrip("\n")
     if not cursor_line.strip() and text.startswith("\n") and not ctx.multiline:
         text = text.lstrip("\n")

