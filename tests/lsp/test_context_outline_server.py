@@ -63,3 +63,20 @@ async def test_what_an_imported_module_also_defines_reaches_the_prompt_before_it
     exceptions = EXCEPTIONS.replace("class MissingSchema", others + "class MissingSchema")
     prompt = await _prompt_at_the_end(editor, backend, tmp_path, exceptions, models)
     assert "# class InvalidURL(RequestException, ValueError):" in prompt.split("# Path: pkg/exceptions.py\n", 1)[1]
+
+
+
+# requests' auth.py, where nothing shares a token with prepare_auth's lines (the similar code shows none of it)
+AUTH = ("class AuthBase:\n    def __call__(self, r):\n        raise NotImplementedError\n\n\n"
+        "class HTTPBasicAuth(AuthBase):\n    def __init__(self, username, password):\n        self.username = username\n")
+
+
+async def test_a_class_the_words_at_the_cursor_name_reaches_the_prompt_before_any_import_from_its_module(
+        editor: Editor, backend: ScriptedBackend, tmp_path: Path) -> None:
+    # models.py imports nothing from the module yet; "basic" is a rare word of the workspace
+    models = ("import re\n\n\n" + "".join(f"def _helper_{n}(value: str) -> str:\n    return value + '{n}'\n\n\n"
+                                          for n in range(80))
+              + "class PreparedRequest:\n    def prepare_auth(self, auth, url=''):\n        if auth:\n"
+              "            # special-case basic HTTP auth\n            ")
+    prompt = await _prompt_at_the_end(editor, backend, tmp_path, AUTH, models)
+    assert "# class HTTPBasicAuth(AuthBase):" in prompt.partition("# Path: pkg/exceptions.py\n")[2]
