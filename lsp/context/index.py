@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 20_000
-RARE_WORD_SHARE = 20       # a word at most one top-level name in this many has is rare enough to find names by
+RARE_WORD_SHARE = 20       # a word at most one non-member name in this many has is rare enough to find names by
 MAX_WORD_CANDIDATES = 512  # names a query's rare words collect, at most
 _MAX_RELATIVE_PATHS = 50_000  # remembered relative paths (per index), forgotten all at once past this
 SKIP_DIRS = frozenset({
