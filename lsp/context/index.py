@@ -702,8 +702,7 @@ class WorkspaceIndex:
                     for name in names:
                         scores[name] = scores.get(name, 0.0) + weight
                 else:
-                    for name in (names & scores.keys()) if count < len(scores) else \
-                            (name for name in scores if name in names):
+                    for name in scores.keys() & names:
                         scores[name] += weight
         return heapq.nsmallest(limit, scores.items(), key=lambda item: (-item[1], item[0]))
 

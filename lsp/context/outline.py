@@ -5,10 +5,11 @@ already uses elsewhere: something it imports, a member of an imported module, a 
 package, or a helper far up or down the file. Or the file does not name it yet, as before an editor's
 auto-import adds it with the completion: what a module the file imports from also exports, another
 file's definition that the workspace's code most like the cursor's names (:func:`similar_items`), or one
-whose name shares the rarest words with the code at the cursor (:func:`word_items`; both per scope). :func:`compute_outline_facts` collects the rest once per document version (off the event loop:
-it scans and renders), with the lines where the file uses each name; :func:`outline_snippets` ranks
-them for a cursor in well under a millisecond and renders the best as one comment block per source
-file: signature plus the first short doc line, methods under their class's header line.
+whose name shares the rarest words with the code at the cursor (:func:`word_items`; both per scope).
+:func:`compute_outline_facts` collects the rest once per document version (off the event loop: it scans
+and renders), with the lines where the file uses each name; :func:`outline_snippets` ranks them for a
+cursor in well under a millisecond and renders the best as one comment block per source file: signature
+plus the first short doc line, methods under their class's header line.
 
 Ranking: names used in the enclosing scope and near the cursor first, then how often the file uses
 them, then (for this file's definitions) the distance from the cursor. What other definitions of the
@@ -113,6 +114,11 @@ class OutlineFacts:
     def signals(self) -> ScoringIndex:
         """The items indexed for scoring (built on first use: the worker thread computing the facts builds it)."""
         return ScoringIndex(self)
+
+    @functools.cached_property
+    def named(self) -> frozenset[str]:
+        """The names the file uses or has candidates of: a definition found another way is not new to it."""
+        return frozenset(self.uses.keys() | {item.name for item in self.items})
 
 
 # ---- computing the facts (off the event loop) -------------------------------------------------
@@ -631,10 +637,9 @@ def similar_items(facts: OutlineFacts, names: Collection[str], index: WorkspaceI
     has as candidates: what a file not importing them yet may call next (one lookup per name, once per scope)."""
     if index is None:
         return []
-    have = {item.name for item in facts.items}
     items: list[OutlineItem] = []
     for name in sorted(names):
-        if name in have or name in facts.uses:
+        if name in facts.named:
             continue
         found = _top_level_elsewhere(name, facts.path, index)
         if len(found) == 1:
@@ -656,12 +661,12 @@ def word_items(facts: OutlineFacts, words: Collection[str], taken: Collection[Ou
     family = next((f for f in _IMPORTING_FAMILIES if spec is not None and spec.id in f), None)
     if index is None or family is None:
         return []
-    have = {item.name for item in facts.items} | {item.name for item in taken}
+    taken_names = {item.name for item in taken}
     items: list[OutlineItem] = []
     for name, score in index.names_sharing_words(words, WORD_NAMES_READ):
         if score < MIN_WORD_SCORE:
             break
-        if name in have or name in facts.uses:
+        if name in facts.named or name in taken_names:
             continue
         items += [_item(name, d, language_id, False, False) for d in _top_level_elsewhere(name, facts.path, index)
                   if _importable(d, language_id) and (other := spec_for(None, d.path)) is not None
