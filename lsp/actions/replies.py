@@ -44,12 +44,29 @@ def parse(spec: LanguageSpec, code: str) -> tree_sitter.Tree:
 
 
 def error_count(spec: LanguageSpec | None, code: str) -> int:
-    """ERROR/MISSING nodes in the parse of ``code`` (0 for languages without a grammar)."""
+    """ERROR/MISSING nodes, and empty indented blocks, in the parse of ``code`` (0 without a grammar).
+
+    tree-sitter-python parses ``def test_x():`` with nothing below it as a function with an
+    empty block, which Python itself refuses: a reply cut off after a header must not pass.
+    """
     if spec is None:
         return 0
     from lsp.documents import count_errors
 
-    return count_errors(parse(spec, code).root_node)
+    root = parse(spec, code).root_node
+    return count_errors(root) + (empty_blocks(spec, root) if spec.indent_blocks else 0)
+
+
+def empty_blocks(spec: LanguageSpec, root: tree_sitter.Node) -> int:
+    """Body blocks below ``root`` that hold no statement (a comment alone is none)."""
+    count = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type in spec.block_types and not any(c.type != "comment" for c in node.named_children):
+            count += 1
+        stack.extend(node.named_children)
+    return count
 
 
 def best_code(reply: str, spec: LanguageSpec | None, language_id: str, *, join: bool = False) -> str:

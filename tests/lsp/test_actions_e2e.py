@@ -375,6 +375,22 @@ async def test_generate_tests_refuses_a_reply_without_tests(editor: ActionEditor
     assert any("no tests" in m.message for m in messages), messages
 
 
+async def test_generate_tests_refuses_a_reply_cut_after_a_header(editor: ActionEditor, backend: ScriptedBackend,
+                                                                  tmp_path: Path) -> None:
+    """SmolLM2-135M's reply as CI saw it: a test, then a second header with no body (the grammar accepts it)."""
+    write(tmp_path, PYTEST_PROJECT)
+    await editor.start_in(tmp_path, options(backend.url))
+    uri = editor.open_file(tmp_path / "geometry/shapes.py", "python")
+    cut = ('from geometry.shapes import scale\n\n\ndef test_scale():\n    assert scale(2, 3) == 6\n\n\n'
+           'def test_scale():\n')
+    backend.chat = Reply(chunks=chunks(fenced("python", cut), 11))
+    assert await editor.run(pick(await editor.actions_at(uri, editor.texts[uri].index("pass")), "Generate tests")) is None
+    assert editor.applied == []
+    assert not (tmp_path / "tests" / "test_shapes.py").exists()
+    messages = await editor.wait_messages(1)
+    assert any("does not parse" in m.message for m in messages), messages
+
+
 async def test_generate_tests_appends_to_existing_file(editor: ActionEditor, backend: ScriptedBackend,
                                                        tmp_path: Path) -> None:
     write(tmp_path, {**PYTEST_PROJECT, "tests/test_shapes.py": """

@@ -11,7 +11,7 @@ from lsp.actions.base import Files
 from lsp.actions.conventions import js_framework, python_framework, python_module
 from lsp.actions.edits import reindent, shift
 from lsp.actions.implement import is_stub_body
-from lsp.actions.replies import best_code, code_blocks_for
+from lsp.actions.replies import best_code, code_blocks_for, error_count
 from lsp.actions.target import ActionError, spec_of
 from lsp.actions.translate import translated_path
 
@@ -31,6 +31,17 @@ def test_code_blocks_for(reply: str, language: str, expected: list[str]) -> None
 def test_best_code_prefers_a_block_that_parses() -> None:
     reply = "```python\ndef f(:\n```\n```python\ndef f():\n    return 1\n```"
     assert best_code(reply, spec_of("python"), "python") == "def f():\n    return 1"
+
+
+@pytest.mark.parametrize(("code", "errors"), [
+    pytest.param("def test_f():\n    assert f() == 1\n", 0, id="body"),
+    pytest.param("def test_f():\n    assert f() == 1\n\n\ndef test_g():\n", 1, id="header-cut-off"),
+    pytest.param("def f():\n    # later\n", 1, id="comment-only"),
+    pytest.param("class A:\n    def f(self):\n    x = 1\n", 1, id="method-without-body"),
+    pytest.param("if x:\nelse:\n    y()\n", 1, id="empty-branch"),
+])
+def test_error_count_counts_python_blocks_without_a_statement(code: str, errors: int) -> None:
+    assert error_count(spec_of("python"), code) == errors
 
 
 def test_best_code_without_fence_is_a_clear_error() -> None:
