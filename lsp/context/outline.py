@@ -25,7 +25,7 @@ import math
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -56,7 +56,8 @@ MAX_ITEMS = 800
 MAX_HEADER_CHARS = 120
 MAX_DOC_CHARS = 70
 MAX_WITH_DOC_CHARS = 110
-DOC_ITEMS = 8          # the best-ranked items that also show their doc line
+DOC_ITEMS = 8          # the best-ranked items: their whole header and their doc line
+SHORT_HEADER_CHARS = 72  # the other items' headers are cut here (at a parameter when one ends before)
 _CLASS_KINDS = frozenset({"class", "interface", "struct"})
 _PYTHON_BASES = re.compile(r"^\s*class\s+\w+\s*(?:\[[^\]]*\])?\s*\(([^)]*)\)")
 _EXTENDS = re.compile(r"\b(?:extends|implements)\s+([^{]+)")
@@ -91,11 +92,63 @@ class OutlineItem:
     container_name: str = ""  # for members, their class's name (``container`` may name its bases too)
     mate: bool = False  # defined by a module the document imports other names from, and not imported yet
 
-    def rendered(self, comment: str, with_doc: bool) -> str:
-        """The header line, with its doc line as a trailing comment when asked and short enough."""
-        if with_doc and self.doc and len(self.header) + len(self.doc) <= MAX_WITH_DOC_CHARS:
+    def rendered(self, comment: str, leading: bool) -> str:
+        """A leading item's whole header, with its doc line as a trailing comment when short enough; any
+        other item's header cut short (:func:`short_header`)."""
+        if not leading:
+            return short_header(self.header, self.name)
+        if self.doc and len(self.header) + len(self.doc) <= MAX_WITH_DOC_CHARS:
             return f"{self.header}  {comment} {self.doc}"
         return self.header
+
+
+def short_header(header: str, name: str, limit: int = SHORT_HEADER_CHARS) -> str:
+    """``header`` in about ``limit`` characters: type parameters after the name elided, then cut after the last
+    whole parameter that fits, never inside the name: ``def to_native_string(string: str | bytes, ...``,
+    ``function nextUnlessStopped<...>(iterator: AsyncIterator<TValue, TReturn>, ...``. What the model needs
+    from a name it is less likely to call is that it exists and how a call starts; the room goes to more names.
+    """
+    if len(header) <= limit:
+        return header
+    named = re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", header)
+    if named is None:
+        return header[:limit - 3] + "..."
+    after = named.end()
+    if header.startswith("<", after) and (closed := _type_parameters_end(header, after)) > 0:
+        header = f"{header[:after]}<...>{header[closed:]}"
+        if len(header) <= limit:
+            return header
+    opened = header.find("(", after, limit)
+    floor = opened + 1 if opened >= 0 else after
+    cut = max((at + 2 for at in _top_level_commas(header, floor, limit - 3)), default=max(floor, limit - 3))
+    return header[:cut] + "..."
+
+
+def _top_level_commas(header: str, start: int, end: int) -> Iterator[int]:
+    """Offsets of the ``", "`` in ``header[start:end]`` outside any bracket opened after ``start``."""
+    depth = 0
+    for at in range(start, end):
+        char = header[at]
+        if char in "([{<":
+            depth += 1
+        elif char in ")]}" or (char == ">" and header[at - 1] not in "=-"):
+            depth -= 1
+        elif char == "," and depth == 0 and header.startswith(" ", at + 1) and at + 2 <= end:
+            yield at
+
+
+def _type_parameters_end(header: str, start: int) -> int:
+    """The offset after the ``>`` closing the ``<`` at ``start`` (an arrow's ``=>`` is not one); 0 if unclosed."""
+    depth = 0
+    for at in range(start, len(header)):
+        char = header[at]
+        if char == "<":
+            depth += 1
+        elif char == ">" and header[at - 1] != "=":
+            depth -= 1
+            if depth == 0:
+                return at + 1
+    return 0
 
 
 @dataclass(frozen=True)
@@ -1068,7 +1121,8 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
                      relative: Callable[[str], str], indent: str = "    ") -> list[Snippet]:
     """The best-ranked items that fit in ``cap_tokens`` (estimated), one comment block per file (best file first).
 
-    The first :data:`DOC_ITEMS` chosen also show their short doc line; the rest only their signature.
+    The first :data:`DOC_ITEMS` chosen show their whole header and their short doc line; the rest a header cut
+    short.
     """
     chosen: dict[str, list[OutlineItem]] = {}
     headed: dict[str, dict[str, int]] = defaultdict(dict)  # per file, the classes with a header line: its tokens
@@ -1078,7 +1132,7 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
     for item in ranked:
         if item.header in said:
             continue
-        line = item.rendered(comment, len(lines_of) < DOC_ITEMS)
+        line = item.rendered(comment, leading=len(lines_of) < DOC_ITEMS)
         cost = line_cost = item_tokens(line, comment, indent if item.container else "")
         if item.path not in chosen:
             cost += item_tokens(f"Path: {relative(item.path)}", comment, "")

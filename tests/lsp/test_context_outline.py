@@ -31,6 +31,7 @@ from lsp.context.outline import (
     DOC_ITEMS,
     MAX_HEADER_CHARS,
     MAX_MEMBERS,
+    SHORT_HEADER_CHARS,
     WEIGHTS,
     OutlineFacts,
     OutlineItem,
@@ -39,11 +40,13 @@ from lsp.context.outline import (
     _neighbour_lines,
     compact_header,
     compute_outline_facts,
+    item_tokens,
     namesake_calls,
     outline_snippets,
     query_words,
     rank_outline,
     score_outline,
+    short_header,
 )
 from lsp.context.receivers import declarations, declared_types
 from lsp.context.window_index import WindowIndex
@@ -1020,6 +1023,59 @@ def test_a_header_joins_as_written_on_one_line(header: str, expected: str | None
     else:
         assert compact.endswith("...")
         assert len(compact) <= MAX_HEADER_CHARS + 3
+
+
+@pytest.mark.parametrize(
+    ("header", "name", "expected"),
+    [
+        pytest.param("def get_default(self, ctx: Context, call: bool = True) -> t.Any | None:", "get_default",
+                     "def get_default(self, ctx: Context, call: bool = True) -> t.Any | None:", id="click, fits"),
+        pytest.param('def to_native_string(string: str | bytes, encoding: str = "ascii") -> str:', "to_native_string",
+                     "def to_native_string(string: str | bytes, ...", id="requests, cut after a whole parameter"),
+        pytest.param("def handle_parse_result(self, ctx: Context, opts: cabc.Mapping[str, t.Any], args: list[str]) -> "
+                     "tuple[t.Any, list[str]]:", "handle_parse_result",
+                     "def handle_parse_result(self, ctx: Context, ...", id="click, not inside a type's brackets"),
+        pytest.param("function nextUnlessStopped<TValue, TReturn>(iterator: AsyncIterator<TValue, TReturn>, signal: "
+                     "AbortSignal, onErrorAfterS...", "nextUnlessStopped",
+                     "function nextUnlessStopped<...>(iterator: AsyncIterator<TValue, TRetu...",
+                     id="tRPC, type parameters elided first, a parameter cut when none fits whole"),
+        pytest.param("class ZodDefault<T extends ZodTypeAny, TOther extends ZodTypeAny = ZodTypeAny> extends ZodType<...>",
+                     "ZodDefault", "class ZodDefault<...> extends ZodType<...>",
+                     id="zod, a class fits once its type parameters go"),
+        pytest.param("func (cc *ClientConn) RoundTrip(req *http.Request, options RoundTripOptions, more int) "
+                     "(*http.Response, error)", "RoundTrip", "func (cc *ClientConn) RoundTrip(req *http.Request, ...",
+                     id="net/http, the receiver is not a parameter list"),
+        pytest.param("export function aVeryLongFunctionNameThatGoesOnAndOnForeverAndEver(value: number): void",
+                     "aVeryLongFunctionNameThatGoesOnAndOnForeverAndEver",
+                     "export function aVeryLongFunctionNameThatGoesOnAndOnForeverAndEver(va...",
+                     id="never inside the name"),
+    ],
+)
+def test_a_short_header_keeps_the_name_and_the_parameters_that_fit(header: str, name: str, expected: str) -> None:
+    assert short_header(header, name) == expected
+    assert len(expected) <= max(SHORT_HEADER_CHARS, expected.index(name) + len(name) + 4)
+
+
+def test_only_the_leading_items_show_their_whole_header_so_that_more_names_fit(tmp_path: Path) -> None:
+    signature = "(ctx: Context, param: Parameter, value: t.Any, source: ParameterSource | None = None) -> None:"
+    names = [f"check_{n}" for n in range(DOC_ITEMS + 12)]
+    doc, offset = _open(tmp_path, "rules.py", "".join(f"def {name}{signature}\n    pass\n\n\n" for name in names) +
+                        "".join(f"{name}(1)\n" for name in names) + "\n\ndef main():\n    <|>\n", "python")
+    facts = outline_facts(doc, None)
+    assert facts is not None
+    cursor = doc.line_of(offset)
+    ranked = rank_outline(facts, OutlineQuery(cursor, (cursor - 1, cursor + 1), (cursor - 1, cursor + 1)))
+    path_line = item_tokens(f"Path: {doc.path}", "#", "")
+    whole_room = path_line + sum(item_tokens(item.header, "#", "") for item in ranked)
+    room = path_line + sum(item_tokens(item.header if n < DOC_ITEMS else short_header(item.header, item.name), "#", "")
+                           for n, item in enumerate(ranked))
+    assert room < whole_room * 0.85
+    text = "\n".join(s.text for s in outline_snippets(ranked, room, "#", lambda p: p))
+    whole = [item.name for item in ranked if item.header in text]
+    short = [item.name for item in ranked
+             if item.header not in text and f"{short_header(item.header, item.name)}\n" in f"{text}\n"]
+    assert whole == [item.name for item in ranked[:DOC_ITEMS]]
+    assert len(whole) + len(short) == len(names)  # all of them, in less room than their whole headers take
 
 
 def test_methods_of_the_files_own_type_that_a_variable_near_the_cursor_holds(tmp_path: Path) -> None:
