@@ -96,10 +96,15 @@ class OutlineItem:
         """A leading item's whole header, with its doc line as a trailing comment when short enough; any
         other item's header cut short (:func:`short_header`)."""
         if not leading:
-            return short_header(self.header, self.name)
+            return self.short_header
         if self.doc and len(self.header) + len(self.doc) <= MAX_WITH_DOC_CHARS:
             return f"{self.header}  {comment} {self.doc}"
         return self.header
+
+    @functools.cached_property
+    def short_header(self) -> str:
+        """The header as an item past the leading ones shows it (computed once per item)."""
+        return short_header(self.header, self.name)
 
 
 def short_header(header: str, name: str, limit: int = SHORT_HEADER_CHARS) -> str:
@@ -110,10 +115,9 @@ def short_header(header: str, name: str, limit: int = SHORT_HEADER_CHARS) -> str
     """
     if len(header) <= limit:
         return header
-    named = re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", header)
-    if named is None:
+    after = _name_end(header, name)
+    if after < 0:
         return header[:limit - 3] + "..."
-    after = named.end()
     if header.startswith("<", after) and (closed := _type_parameters_end(header, after)) > 0:
         header = f"{header[:after]}<...>{header[closed:]}"
         if len(header) <= limit:
@@ -135,6 +139,21 @@ def _top_level_commas(header: str, start: int, end: int) -> Iterator[int]:
             depth -= 1
         elif char == "," and depth == 0 and header.startswith(" ", at + 1) and at + 2 <= end:
             yield at
+
+
+def _name_end(header: str, name: str) -> int:
+    """The offset after ``name``'s first whole-word occurrence in ``header``; -1 if it has none."""
+    at = header.find(name)
+    while at >= 0:
+        end = at + len(name)
+        if not _word_char(header[at - 1: at]) and not _word_char(header[end: end + 1]):
+            return end
+        at = header.find(name, at + 1)
+    return -1
+
+
+def _word_char(char: str) -> bool:
+    return char == "$" or char == "_" or char.isalnum()
 
 
 def _type_parameters_end(header: str, start: int) -> int:
