@@ -56,7 +56,7 @@ MAX_ITEMS = 800
 MAX_HEADER_CHARS = 120
 MAX_DOC_CHARS = 70
 MAX_WITH_DOC_CHARS = 110
-DOC_ITEMS = 8          # the best-ranked items: their whole header and their doc line
+LEADING_ITEMS = 8      # the best-ranked items: their whole header and their doc line
 SHORT_HEADER_CHARS = 72  # the other items' headers are cut here (at a parameter when one ends before)
 _CLASS_KINDS = frozenset({"class", "interface", "struct"})
 _PYTHON_BASES = re.compile(r"^\s*class\s+\w+\s*(?:\[[^\]]*\])?\s*\(([^)]*)\)")
@@ -1140,7 +1140,7 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
                      relative: Callable[[str], str], indent: str = "    ") -> list[Snippet]:
     """The best-ranked items that fit in ``cap_tokens`` (estimated), one comment block per file (best file first).
 
-    The first :data:`DOC_ITEMS` chosen show their whole header and their short doc line; the rest a header cut
+    The first :data:`LEADING_ITEMS` chosen show their whole header and their short doc line; the rest a header cut
     short.
     """
     chosen: dict[str, list[OutlineItem]] = {}
@@ -1151,7 +1151,7 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
     for item in ranked:
         if item.header in said:
             continue
-        line = item.rendered(comment, leading=len(lines_of) < DOC_ITEMS)
+        line = item.rendered(comment, leading=len(lines_of) < LEADING_ITEMS)
         cost = line_cost = item_tokens(line, comment, indent if item.container else "")
         if item.path not in chosen:
             cost += item_tokens(f"Path: {relative(item.path)}", comment, "")

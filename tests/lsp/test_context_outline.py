@@ -28,7 +28,7 @@ from lsp.context.imports import imported_names
 from lsp.context.index import WorkspaceIndex
 from lsp.context.model import estimate_tokens, render_snippet
 from lsp.context.outline import (
-    DOC_ITEMS,
+    LEADING_ITEMS,
     MAX_HEADER_CHARS,
     MAX_MEMBERS,
     SHORT_HEADER_CHARS,
@@ -595,8 +595,8 @@ def test_names_sharing_words_with_the_code_at_the_cursor_rank_first(tmp_path: Pa
 
 def test_only_the_best_ranked_items_show_their_doc_line(tmp_path: Path) -> None:
     defs = "".join(f'def check_{n}(value: int) -> bool:\n    """Check the {n}th rule."""\n    return True\n\n\n'
-                   for n in range(DOC_ITEMS + 6))
-    doc, offset = _open(tmp_path, "rules.py", defs + "".join(f"check_{n}(1)\n" for n in range(DOC_ITEMS + 6)) +
+                   for n in range(LEADING_ITEMS + 6))
+    doc, offset = _open(tmp_path, "rules.py", defs + "".join(f"check_{n}(1)\n" for n in range(LEADING_ITEMS + 6)) +
                         "\n\ndef main():\n    <|>\n", "python")
     facts = outline_facts(doc, None)
     assert facts is not None
@@ -604,8 +604,8 @@ def test_only_the_best_ranked_items_show_their_doc_line(tmp_path: Path) -> None:
     ranked = rank_outline(facts, OutlineQuery(cursor, (cursor - 1, cursor + 1), (cursor - 1, cursor + 1)))
     text = "\n".join(s.text for s in outline_snippets(ranked, 10_000, "#", lambda p: p))
     with_doc = [line for line in text.split("\n") if "# Check the" in line]
-    assert len(with_doc) == DOC_ITEMS
-    assert all(f"def {item.name}(value: int) -> bool:  # Check the" in text for item in ranked[:DOC_ITEMS])
+    assert len(with_doc) == LEADING_ITEMS
+    assert all(f"def {item.name}(value: int) -> bool:  # Check the" in text for item in ranked[:LEADING_ITEMS])
 
 
 def test_methods_of_a_base_class_in_another_file(tmp_path: Path) -> None:
@@ -1058,7 +1058,7 @@ def test_a_short_header_keeps_the_name_and_the_parameters_that_fit(header: str, 
 
 def test_only_the_leading_items_show_their_whole_header_so_that_more_names_fit(tmp_path: Path) -> None:
     signature = "(ctx: Context, param: Parameter, value: t.Any, source: ParameterSource | None = None) -> None:"
-    names = [f"check_{n}" for n in range(DOC_ITEMS + 12)]
+    names = [f"check_{n}" for n in range(LEADING_ITEMS + 12)]
     doc, offset = _open(tmp_path, "rules.py", "".join(f"def {name}{signature}\n    pass\n\n\n" for name in names) +
                         "".join(f"{name}(1)\n" for name in names) + "\n\ndef main():\n    <|>\n", "python")
     facts = outline_facts(doc, None)
@@ -1067,14 +1067,14 @@ def test_only_the_leading_items_show_their_whole_header_so_that_more_names_fit(t
     ranked = rank_outline(facts, OutlineQuery(cursor, (cursor - 1, cursor + 1), (cursor - 1, cursor + 1)))
     path_line = item_tokens(f"Path: {doc.path}", "#", "")
     whole_room = path_line + sum(item_tokens(item.header, "#", "") for item in ranked)
-    room = path_line + sum(item_tokens(item.header if n < DOC_ITEMS else short_header(item.header, item.name), "#", "")
+    room = path_line + sum(item_tokens(item.header if n < LEADING_ITEMS else short_header(item.header, item.name), "#", "")
                            for n, item in enumerate(ranked))
     assert room < whole_room * 0.85
     text = "\n".join(s.text for s in outline_snippets(ranked, room, "#", lambda p: p))
     whole = [item.name for item in ranked if item.header in text]
     short = [item.name for item in ranked
              if item.header not in text and f"{short_header(item.header, item.name)}\n" in f"{text}\n"]
-    assert whole == [item.name for item in ranked[:DOC_ITEMS]]
+    assert whole == [item.name for item in ranked[:LEADING_ITEMS]]
     assert len(whole) + len(short) == len(names)  # all of them, in less room than their whole headers take
 
 
