@@ -102,6 +102,13 @@ class OutlineItem:
         return self.header
 
     @functools.cached_property
+    def named_as(self) -> tuple[str, str, str]:
+        """Where and how the item is named: its file, its class, and its header up to its name. An overload
+        set's signatures, or a property's getter and setter, share it; Go methods of two types do not."""
+        end = _name_end(self.header, self.name)
+        return self.path, self.container, self.header[:end] if end >= 0 else self.header
+
+    @functools.cached_property
     def short_header(self) -> str:
         """The header as an item past the leading ones shows it (computed once per item)."""
         return short_header(self.header, self.name)
@@ -1148,8 +1155,9 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
     lines_of: dict[OutlineItem, str] = {}
     used = 0
     said: set[str] = set()  # headers already chosen: the same signature again tells the model nothing new
+    named: set[tuple[str, str, str]] = set()  # overloads and property setters: one of a name's signatures is enough
     for item in ranked:
-        if item.header in said:
+        if item.header in said or item.named_as in named:
             continue
         line = item.rendered(comment, leading=len(lines_of) < LEADING_ITEMS)
         cost = line_cost = item_tokens(line, comment, indent if item.container else "")
@@ -1166,6 +1174,7 @@ def outline_snippets(ranked: Sequence[OutlineItem], cap_tokens: int, comment: st
             continue
         used += cost
         said.add(item.header)
+        named.add(item.named_as)
         lines_of[item] = line
         chosen.setdefault(item.path, []).append(item)
         if group:

@@ -629,6 +629,38 @@ def test_methods_of_a_base_class_in_another_file(tmp_path: Path) -> None:
            "//   subscribe(listener: TListener): () => void\n//   hasListeners(): boolean\n" in outline
 
 
+def test_one_signature_per_overload_set_and_property_from_another_file(tmp_path: Path) -> None:
+    # zod v4's Doc.write (two overload signatures and the implementation), requests' @overload stubs of
+    # cookiejar_from_dict, and a property's getter and setter: each name once, with its best-ranked signature
+    index = _workspace(tmp_path, {
+        "doc.ts": (
+            "export class Doc {\n  write(fn: ModeWriter): void;\n  write(line: string): void;\n"
+            "  write(arg: any) {\n    this.content.push(arg)\n  }\n}\n"),
+        "cookies.py": (
+            "from typing import overload\n\n\n@overload\ndef cookiejar_from_dict(cookie_dict: dict[str, str]) -> "
+            "CookieJar: ...\n@overload\ndef cookiejar_from_dict(cookie_dict: None, cookiejar: C) -> C: ...\n"
+            "def cookiejar_from_dict(cookie_dict, cookiejar=None, overwrite=True):\n    return cookiejar\n\n\n"
+            "class Console:\n    @property\n    def width(self) -> int:\n        return self._width\n\n"
+            "    @width.setter\n    def width(self, width: int) -> None:\n        self._width = width\n"),
+    })
+    sources = [
+        ("compile.ts", "typescript", "import { Doc } from './doc'\n\nexport function compile(doc: Doc) {\n"
+                                     "  doc.write('let a')\n  <|>\n}\n", ["write("]),
+        ("sessions.py", "python", "from cookies import Console, cookiejar_from_dict\n\n\n"
+                                  "def merge(console: Console, cookies):\n    jar = cookiejar_from_dict(cookies)\n"
+                                  "    print(console.width)\n    <|>\n", ["def cookiejar_from_dict(", "def width("]),
+    ]
+    for name, language_id, source, starts in sources:
+        doc, offset = _open(tmp_path, name, source, language_id)
+        facts = outline_facts(doc, index)
+        assert facts is not None
+        ranked = [item for item in rank_outline(facts, outline_plan(doc, offset, index)[0]) if not item.own]
+        assert sum(item.header.startswith(starts[0].strip()) for item in ranked) > 1  # the candidates hold them all
+        text = "\n".join(s.text for s in outline_snippets(ranked, 10_000, "#", lambda p: p))
+        for start in starts:
+            assert text.count(start) == 1, text
+
+
 def test_methods_of_the_cursors_base_class_get_the_base_weight_and_only_they(tmp_path: Path) -> None:
     # query-core: `this.hasListeners()` in QueryObserver is the base Subscribable's method. FocusManager
     # extends Subscribable too, but is no base of QueryObserver: its header names the base, its methods
