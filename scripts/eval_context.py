@@ -6,7 +6,7 @@ callee is defined in another file, or in the same file outside the prefix/suffix
 context is built exactly as the language server does (``build_completion_context`` with the default
 budget and deadline, called directly), and we check whether the callee's header reached the prompt
 (its first line, or the outline's short form of it past the leading items: the name and the
-parameters that fit, ``def to_native_string(string: str | bytes, ...``):
+parameters that fit, ``def handle_parse_result(self, ctx: Context, ...``):
 
 - ``after-paren``: the rest of the line after the call's ``(`` is blanked (the name is typed);
 - ``whole-line``: the whole line is blanked and the cursor sits at its indentation: the developer has

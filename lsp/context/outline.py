@@ -115,10 +115,11 @@ class OutlineItem:
 
 
 def short_header(header: str, name: str, limit: int = SHORT_HEADER_CHARS) -> str:
-    """``header`` in about ``limit`` characters: type parameters after the name elided, then cut after the last
-    whole parameter that fits, never inside the name: ``def to_native_string(string: str | bytes, ...``,
-    ``function nextUnlessStopped<...>(iterator: AsyncIterator<TValue, TReturn>, ...``. What the model needs
-    from a name it is less likely to call is that it exists and how a call starts; the room goes to more names.
+    """``header`` in about ``limit`` characters: type parameters after the name elided, then cut after the
+    parameter list, or after its last whole parameter that fits, never inside the name:
+    ``def to_native_string(string: str | bytes, encoding: str = "ascii") ...``,
+    ``def handle_parse_result(self, ctx: Context, ...``. What the model needs from a name it is less likely to
+    call is that it exists and how a call is written; the room goes to more names.
     """
     if len(header) <= limit:
         return header
@@ -131,12 +132,14 @@ def short_header(header: str, name: str, limit: int = SHORT_HEADER_CHARS) -> str
             return header
     opened = header.find("(", after, limit)
     floor = opened + 1 if opened >= 0 else after
-    cut = max((at + 2 for at in _top_level_commas(header, floor, limit - 3)), default=max(floor, limit - 3))
-    return header[:cut] + "..."
+    cut = max(_parameter_ends(header, floor, limit - 4), default=max(floor, limit - 3))
+    return header[:cut] + (" ..." if header[cut - 1] == ")" else "...")
 
 
-def _top_level_commas(header: str, start: int, end: int) -> Iterator[int]:
-    """Offsets of the ``", "`` in ``header[start:end]`` outside any bracket opened after ``start``."""
+def _parameter_ends(header: str, start: int, end: int) -> Iterator[int]:
+    """Where ``header[:end]`` may be cut after a whole parameter: after each top-level ``", "`` from ``start`` on,
+    and after the bracket that closes the list ``start`` is in, where the scan stops (a Go function's results
+    are not its parameters)."""
     depth = 0
     for at in range(start, end):
         char = header[at]
@@ -144,8 +147,11 @@ def _top_level_commas(header: str, start: int, end: int) -> Iterator[int]:
             depth += 1
         elif char in ")]}" or (char == ">" and header[at - 1] not in "=-"):
             depth -= 1
+            if depth < 0:
+                yield at + 1
+                return
         elif char == "," and depth == 0 and header.startswith(" ", at + 1) and at + 2 <= end:
-            yield at
+            yield at + 2
 
 
 def _name_end(header: str, name: str) -> int:

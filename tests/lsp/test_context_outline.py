@@ -1063,7 +1063,8 @@ def test_a_header_joins_as_written_on_one_line(header: str, expected: str | None
         pytest.param("def get_default(self, ctx: Context, call: bool = True) -> t.Any | None:", "get_default",
                      "def get_default(self, ctx: Context, call: bool = True) -> t.Any | None:", id="click, fits"),
         pytest.param('def to_native_string(string: str | bytes, encoding: str = "ascii") -> str:', "to_native_string",
-                     "def to_native_string(string: str | bytes, ...", id="requests, cut after a whole parameter"),
+                     'def to_native_string(string: str | bytes, encoding: str = "ascii") ...',
+                     id="requests, the parameters whole, the return type cut"),
         pytest.param("def handle_parse_result(self, ctx: Context, opts: cabc.Mapping[str, t.Any], args: list[str]) -> "
                      "tuple[t.Any, list[str]]:", "handle_parse_result",
                      "def handle_parse_result(self, ctx: Context, ...", id="click, not inside a type's brackets"),
@@ -1077,6 +1078,9 @@ def test_a_header_joins_as_written_on_one_line(header: str, expected: str | None
         pytest.param("func (cc *ClientConn) RoundTrip(req *http.Request, options RoundTripOptions, more int) "
                      "(*http.Response, error)", "RoundTrip", "func (cc *ClientConn) RoundTrip(req *http.Request, ...",
                      id="net/http, the receiver is not a parameter list"),
+        pytest.param("func (c *Client) PostForm(url string, data url.Values) (resp *Response, err error, extra int)",
+                     "PostForm", "func (c *Client) PostForm(url string, data url.Values) ...",
+                     id="net/http, the parameters whole, never cut among the results"),
         pytest.param("export function aVeryLongFunctionNameThatGoesOnAndOnForeverAndEver(value: number): void",
                      "aVeryLongFunctionNameThatGoesOnAndOnForeverAndEver",
                      "export function aVeryLongFunctionNameThatGoesOnAndOnForeverAndEver(va...",
