@@ -126,8 +126,8 @@ def short_header(header: str, name: str, limit: int = SHORT_HEADER_CHARS) -> str
     after = _name_end(header, name)
     if after < 0:
         return header[:limit - 3] + "..."
-    if header.startswith("<", after) and (closed := _type_parameters_end(header, after)) > 0:
-        header = f"{header[:after]}<...>{header[closed:]}"
+    if header.startswith("<", after) and (closing := _closing_angle(header, after + 1)) >= 0:
+        header = f"{header[:after]}<...{header[closing:]}"
         if len(header) <= limit:
             return header
     opened = header.find("(", after, limit)
@@ -167,20 +167,6 @@ def _name_end(header: str, name: str) -> int:
 
 def _word_char(char: str) -> bool:
     return char == "$" or char == "_" or char.isalnum()
-
-
-def _type_parameters_end(header: str, start: int) -> int:
-    """The offset after the ``>`` closing the ``<`` at ``start`` (an arrow's ``=>`` is not one); 0 if unclosed."""
-    depth = 0
-    for at in range(start, len(header)):
-        char = header[at]
-        if char == "<":
-            depth += 1
-        elif char == ">" and header[at - 1] != "=":
-            depth -= 1
-            if depth == 0:
-                return at + 1
-    return 0
 
 
 @dataclass(frozen=True)
@@ -248,15 +234,23 @@ def compact_header(definition: Definition) -> str:
 def _elide_type_parameters(rest: str) -> str:
     """``TQueryFnData = unknown, TData = TQueryFnData>(key: K): T`` -> ``...>(key: K): T``: a type parameter list
     that runs over lines says least about a call, and its parameters and return type come after it."""
+    closing = _closing_angle(rest, 0)
+    return "..." + rest[closing:] if closing >= 0 else rest
+
+
+def _closing_angle(text: str, start: int) -> int:
+    """The offset of the ``>`` closing a ``<`` opened just before ``start`` (not an arrow's: ``T = () => void``);
+    -1 if it stays open."""
     depth = 1
-    for at, char in enumerate(rest):
+    for at in range(start, len(text)):
+        char = text[at]
         if char == "<":
             depth += 1
-        elif char == ">" and rest[at - 1:at] != "=":  # not an arrow: `T = () => void`
+        elif char == ">" and text[at - 1:at] != "=":
             depth -= 1
             if depth == 0:
-                return "..." + rest[at:]
-    return rest
+                return at
+    return -1
 
 
 _TYPE_ONLY_KINDS = {"typescript": frozenset({"interface", "type"}), "typescriptreact": frozenset({"interface", "type"})}
