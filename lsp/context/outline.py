@@ -91,6 +91,7 @@ class OutlineItem:
     type_only: bool = False  # names a type and nothing else (TypeScript's interfaces and type aliases)
     container_name: str = ""  # for members, their class's name (``container`` may name its bases too)
     mate: bool = False  # defined by a module the document imports other names from, and not imported yet
+    class_level: bool = False  # a classmethod or static method: called through its class's name, no instance
 
     def rendered(self, comment: str, leading: bool) -> str:
         """A leading item's whole header, with its doc line as a trailing comment when short enough; any
@@ -261,7 +262,22 @@ def _item(name: str, definition: Definition, language_id: str, own: bool, idle: 
     type_only = definition.kind in _TYPE_ONLY_KINDS.get(language_id, ())
     return OutlineItem(name, definition.kind, definition.path, definition.start_line, compact_header(definition),
                        definition.container_header, own, idle, _doc_line(definition, language_id), name_words(name),
-                       local_to, owner, type_only, definition.qualified_name.rpartition(".")[0])
+                       local_to, owner, type_only, definition.qualified_name.rpartition(".")[0],
+                       class_level=_is_class_level(definition))
+
+
+_CLASS_LEVEL = re.compile(r"^@(?:classmethod|staticmethod)\b|^(?:(?:public|protected|private|override)\s+)*static\s",
+                          re.MULTILINE)
+
+
+def _is_class_level(definition: Definition) -> bool:
+    """Whether a method is called through its class's name (``Style.null()``, ``ZodString.create()``): a Python
+    classmethod or static method, a TypeScript static method. Its decorators and modifiers open its text."""
+    if definition.kind != "method":
+        return False
+    first_line = definition.header.partition("\n")[0]
+    head = definition.text[:definition.text.find(first_line) + len(first_line)]
+    return _CLASS_LEVEL.search(head) is not None
 
 
 def _uses(text: str) -> dict[str, tuple[int, ...]]:
@@ -946,6 +962,7 @@ class RankWeights:
     owner_near: float = 1.0      # a method of another file's type used near the cursor
     own_type_near: float = 6.0   # a method of this file's (Go) type, the type or a variable holding one used near the cursor
     owner_far: float = -20.0     # a method of another file's type not used near the cursor: only if room is left
+    #                              (a classmethod or static method needs no instance near: it is not far)
     owner_scope: float = -4.0    # the same, but used in the enclosing scope (further up than ``near_lines``)
     base_member: float = 4.0     # a method of another file's base class of the cursor's class (``this.scheduleGc()``)
     type_kind: float = -1.5      # classes / types (their constructor calls are rarer than calls)
@@ -1059,7 +1076,7 @@ def score_outline(facts: OutlineFacts, query: OutlineQuery, skip: Collection[tup
                 scores[i] += w.own_type_near if items[i].own else w.owner_near
         elif owner not in signals.bases:  # (a base's methods, the cursor's base's too, are owned by a base: never far)
             far = w.owner_scope if owner_used_in(owner, query.scope) else w.owner_far
-            add([i for i in indices if not items[i].idle and not items[i].own], far)
+            add([i for i in indices if not (items[i].idle or items[i].own or items[i].class_level)], far)
     if w.base_member:
         for name in cursor_bases:
             add([i for i in signals.by_container.get(name, ()) if not items[i].own], w.base_member)

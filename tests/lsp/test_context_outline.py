@@ -877,6 +877,49 @@ def test_methods_of_an_imported_instance_not_used_yet(tmp_path: Path) -> None:
     assert "//   clearTimeout(timeoutId: ManagedTimerId | undefined): void\n" in outline
 
 
+_STYLE = (
+    "class Style:\n    def __init__(self, *, bold: bool | None = None) -> None:\n        self._bold = bold\n\n"
+    "    @classmethod\n    def null(cls) -> \"Style\":\n        return NULL_STYLE\n\n"
+    "    @staticmethod\n    def pick_first(*values: \"StyleType | None\") -> \"StyleType\":\n        return values[0]\n\n"
+    "    def copy(self) -> \"Style\":\n        return Style(bold=self._bold)\n\n"
+    "    def without_color(self) -> \"Style\":\n        return self.copy()\n"
+)
+
+
+def test_a_classmethod_of_a_class_used_far_away_is_not_ranked_as_far(tmp_path: Path) -> None:
+    # rich's table.py: `Style.pick_first(...)` in one method, `style = Style.null()` 300 lines further down;
+    # a classmethod needs only the class's name, no instance near the cursor
+    index = _workspace(tmp_path, {"rich/style.py": _STYLE})
+    filler = "".join(f"\n    def measure_{n}(self, width: int) -> int:\n        return width + {n}\n" for n in range(40))
+    doc, offset = _open(tmp_path / "rich", "table.py", (
+        "from .style import Style\n\n\nclass Table:\n    def title_style(self) -> Style:\n"
+        "        return Style.pick_first(self.title, \"table.title\")\n" + filler +
+        "\n    def get_row_style(self, index: int) -> \"StyleType\":\n        <|>\n"), "python")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert {i.name: i.class_level for i in facts.items if i.owner == "Style"} == {
+        "__init__": False, "null": True, "pick_first": True, "copy": False, "without_color": False}
+    scores = {item.name: score for score, item in score_outline(facts, outline_plan(doc, offset, index)[0])
+              if item.owner == "Style"}
+    assert scores["null"] - scores["without_color"] == pytest.approx(-WEIGHTS.owner_far)
+    names = _ranked_names(doc, offset, index)
+    assert names.index("null") < names.index("copy")
+
+
+def test_a_typescript_static_method_is_class_level(tmp_path: Path) -> None:
+    # zod's v3 types.ts: `static create = ...` beside instance methods
+    index = _workspace(tmp_path, {"src/types.ts": (
+        "export class ZodString {\n  static create(params?: RawCreateParams): ZodString {\n    return new ZodString()\n"
+        "  }\n\n  public static async load(): Promise<ZodString> {\n    return new ZodString()\n  }\n\n"
+        "  min(minLength: number): ZodString {\n    return this\n  }\n}\n")})
+    doc, _ = _open(tmp_path / "src", "schemas.ts", (
+        "import { ZodString } from './types'\n\nexport function string(): ZodString {\n  <|>\n}\n"), "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert {i.name: i.class_level for i in facts.items if i.owner == "ZodString"} == {
+        "create": True, "load": True, "min": False}
+
+
 def test_methods_of_the_type_a_field_of_a_held_type_declares(tmp_path: Path) -> None:
     # query-core's streamedQuery.ts: `context.client.getQueryData(...)`, where `context` is a
     # QueryFunctionContext, whose definition in types.ts declares `client: QueryClient`
@@ -1319,7 +1362,7 @@ def _reference_scores(facts: OutlineFacts, query: OutlineQuery,
             score += w.own_distance / (1.0 + distance / 100.0) + w.own_close * (distance < 200)
         else:
             score += w.external + w.used_external * (bool(uses) and not item.owner)
-        if item.owner and not owner_near and item.owner not in bases and not item.idle and not item.own:
+        if item.owner and not owner_near and item.owner not in bases and not (item.idle or item.own or item.class_level):
             score += w.owner_scope if owner_used_in(item.owner, query.scope) else w.owner_far
         elif not item.own and item.container_name in cursor_bases:
             score += w.base_member
