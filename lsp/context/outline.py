@@ -280,14 +280,26 @@ def _is_class_level(definition: Definition) -> bool:
     return _CLASS_LEVEL.search(head) is not None
 
 
+# a keyword after a member operator is a member's name (`Style.null()`, `retryer.continue()`, `p.args`)
+_MEMBER_KEYWORD = re.compile(r"(?:\.|::|->)#?(" + "|".join(sorted(STOP_WORDS, key=lambda w: (-len(w), w)))
+                             + r")(?![\w$])")
+
+
 def _uses(text: str) -> dict[str, tuple[int, ...]]:
-    """Lines where each identifier occurs (keywords left out; one-letter names too, unless capitalised: Go's
-    ``E(err)``)."""
+    """Lines where each identifier occurs (keywords left out, unless a member operator comes before them;
+    one-letter names too, unless capitalised: Go's ``E(err)``)."""
     found: dict[str, list[int]] = defaultdict(list)
     for number, line in enumerate(text.split("\n")):
         for name in dict.fromkeys(IDENTIFIER.findall(line)):  # in order: the same facts in every process
             if (len(name) > 1 or name.isupper()) and name not in STOP_WORDS:
                 found[name].append(number)
+    number, counted = 0, 0
+    for match in _MEMBER_KEYWORD.finditer(text):
+        number += text.count("\n", counted, match.start())
+        counted = match.start()
+        name = match.group(1)
+        if (len(name) > 1 or name.isupper()) and (not found[name] or found[name][-1] != number):
+            found[name].append(number)
     return {name: tuple(lines) for name, lines in found.items()}
 
 

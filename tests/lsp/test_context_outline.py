@@ -920,6 +920,20 @@ def test_a_typescript_static_method_is_class_level(tmp_path: Path) -> None:
         "create": True, "load": True, "min": False}
 
 
+def test_a_keyword_after_a_member_operator_is_a_use_of_that_member(tmp_path: Path) -> None:
+    # query-core's query.ts calls `this.#retryer?.continue()`; rich calls `Style.null()`
+    index = _workspace(tmp_path, {"src/retryer.ts": (
+        "export class Retryer {\n  continue(): Promise<unknown> {\n    return this.promise\n  }\n}\n")})
+    doc, _ = _open(tmp_path / "src", "query.ts", (
+        "import { Retryer } from './retryer'\n\nexport class Query {\n  #retryer: Retryer | null = null\n\n"
+        "  resume(): void {\n    this.#retryer?.continue()\n    for (;;) {\n      continue\n    }\n    <|>\n  }\n}\n"),
+        "typescript")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert facts.uses["continue"] == (6,)  # the statement `continue` on line 8 is the keyword
+    assert "null" not in facts.uses
+
+
 def test_methods_of_the_type_a_field_of_a_held_type_declares(tmp_path: Path) -> None:
     # query-core's streamedQuery.ts: `context.client.getQueryData(...)`, where `context` is a
     # QueryFunctionContext, whose definition in types.ts declares `client: QueryClient`
