@@ -19,15 +19,15 @@ from tree_sitter import Language, Parser, Query
 
 logger = logging.getLogger(__name__)
 
-QUERY_KINDS = ("definitions", "imports", "calls")
+QUERY_KINDS = ("definitions", "imports", "calls", "prose")
 
 
 @dataclass(frozen=True)
 class LanguageSpec:
     """Everything context extraction needs to know about one language.
 
-    ``queries`` maps "definitions" | "imports" | "calls" to compiled tree-sitter queries
-    (captures: ``@definition.<kind>`` + ``@name``; ``@import``; ``@call`` + ``@reference``).
+    ``queries`` maps "definitions" | "imports" | "calls" | "prose" to compiled tree-sitter queries
+    (captures: ``@definition.<kind>`` + ``@name``; ``@import``; ``@call`` + ``@reference``; ``@prose``).
     """
 
     id: str

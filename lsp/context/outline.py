@@ -45,7 +45,7 @@ from lsp.context.model import Snippet, estimate_tokens
 from lsp.context.nodes import container_name, enclosing_function
 from lsp.context.receivers import declarations, declared_types
 from lsp.context.retrieval import IDENTIFIER, STOP_WORDS
-from lsp.context.syntax import nested_imports
+from lsp.context.syntax import nested_imports, prose_lines
 from lsp.words import name_words
 
 if TYPE_CHECKING:
@@ -390,9 +390,12 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     imports = (*imports, *nested_texts)
     import_lines.update(n for node in nested for n in range(node.start_point[0], node.end_point[0] + 1))
 
+    prose = prose_lines(tree, spec, text.split("\n"))
+
     def idle(name: str, line: int | None) -> bool:
-        """No use of the name besides its own definition line and the import statements."""
-        return all(n == line or n in import_lines for n in uses.get(name, ()))
+        """No use of the name besides its own definition line, the import statements, and mentions in
+        comments and docstrings."""
+        return all(n == line or n in import_lines or n in prose for n in uses.get(name, ()))
 
     items: list[OutlineItem] = []
     bases: dict[str, list[str]] = {}

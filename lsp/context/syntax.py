@@ -151,6 +151,38 @@ def nested_imports(tree: Tree, spec: LanguageSpec) -> list[Node]:
             if chunk.keeps(node) and _depth(node) > _TOP_LEVEL_DEPTH]
 
 
+_SUBSTITUTIONS = frozenset({"interpolation", "template_substitution"})  # code inside a string: `${name}`
+
+
+def prose_lines(tree: Tree, spec: LanguageSpec, lines: Sequence[str]) -> frozenset[int]:
+    """The lines that hold nothing but a comment's or a string's text: comment lines, a docstring, a
+    JSDoc block. A name there is mentioned (``Used a prompt to confirm a default``), not used; a line of a
+    string that holds a substitution (``${name}``, an f-string's ``{name}``) is code.
+
+    A whole-tree query, for a worker thread: run piece by piece (:func:`query_chunks`).
+    """
+    cursor = QueryCursor(spec.queries["prose"])
+    found: set[int] = set()
+    for chunk in query_chunks(tree):
+        cursor.set_byte_range(chunk.start, chunk.end)
+        for node in cursor.captures(tree.root_node).get("prose", []):
+            if not chunk.keeps(node):
+                continue
+            (first, start_column), (last, end_column) = node.start_point, node.end_point
+            code_rows = {row for child in node.named_children if child.type in _SUBSTITUTIONS
+                         for row in range(child.start_point[0], child.end_point[0] + 1)} if last > first else ()
+            for number in range(first, min(last, len(lines) - 1) + 1):
+                if number in code_rows:
+                    continue
+                line = lines[number]
+                code = line.rstrip()
+                # (tree-sitter's columns count bytes; an indentation's characters are single bytes)
+                if (number > first or start_column <= len(line) - len(line.lstrip())) and \
+                        (number < last or end_column >= (len(code) if code.isascii() else len(code.encode()))):
+                    found.add(number)
+    return frozenset(found)
+
+
 def _depth(node: Node) -> int:
     depth = 0
     parent = node.parent

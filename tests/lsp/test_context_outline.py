@@ -49,6 +49,7 @@ from lsp.context.outline import (
     short_header,
 )
 from lsp.context.receivers import declarations, declared_types
+from lsp.context.syntax import prose_lines
 from lsp.context.window_index import WindowIndex
 from lsp.documents import Document
 
@@ -130,6 +131,49 @@ def test_python_import_used_nowhere_else_reaches_the_prompt(tmp_path: Path) -> N
     outline = _outline_text(doc, offset, index)
     assert "# Path: httpx/_exceptions.py" in outline
     assert "# class InvalidURL(Exception):" in outline
+
+
+@pytest.mark.parametrize(("language_id", "source", "expected"), [
+    pytest.param("python", (
+        "# Options that prompt\ndef prompt_for_value(ctx):\n    \"\"\"Used a prompt to confirm a default\n"
+        "    or provide a value.\"\"\"\n    value = confirm(ctx)  # ask once\n    text = \"\"\"Confirm\n"
+        "    twice\"\"\"\n    label = f\"\"\"{value}\n    {text}\n    done\"\"\"\n    return value\n"),
+                 {0, 2, 3, 6, 9}, id="python"),
+    pytest.param("typescript", (
+        "/**\n * Clears the timer: see clearTimeout.\n */\nexport function stop(id: number): void {\n"
+        "  const message = `stopped\n  ${id}\n  now`\n  clearTimeout(id) // clearTimeout\n}\n"),
+                 {0, 1, 2, 6}, id="typescript"),
+    pytest.param("go", (
+        "package http\n\n// Serve accepts incoming connections, calling srv.Handler.\nfunc Serve(l net.Listener) error {\n"
+        "\tusage := `serve\nlistener`\n\treturn srv.Serve(l) // serve\n}\n"),
+                 {2, 5}, id="go"),
+])
+def test_prose_lines_hold_only_a_comment_or_a_strings_text(language_id: str, source: str, expected: set[int]) -> None:
+    doc = Document("file:///w/a", language_id, 1, source)
+    assert doc.tree is not None
+    assert doc.language is not None
+    assert prose_lines(doc.tree, doc.language, source.split("\n")) == expected
+
+
+def test_a_name_only_comments_and_docstrings_mention_is_still_idle(tmp_path: Path) -> None:
+    # click's core.py imports `confirm` at the top and calls it once, in Option.prompt_for_value; its
+    # docstrings say "confirm" too, which made the import look used
+    index = _workspace(tmp_path, {"click/termui.py": (
+        "def prompt(text: str, default: str | None = None) -> str:\n    return text\n\n\n"
+        "def confirm(text: str, default: bool | None = False) -> bool:\n    return bool(default)\n")})
+    methods = "".join(f"\n    def step_{n}(self, ctx: Context) -> None:\n        self.ctx = ctx\n" for n in range(30))
+    doc, offset = _open(tmp_path / "click", "core.py", (
+        "from .termui import confirm\nfrom .termui import prompt\n\n\nclass Option:\n"
+        "    def value_is_missing(self, value) -> bool:\n        \"\"\"Used a prompt to confirm a default.\"\"\"\n"
+        "        return value is None\n" + methods +
+        "\n    # a flag's prompt is a confirmation: confirm with its default\n"
+        "    def prompt_for_value(self, ctx: Context) -> object:\n        default = self.get_default(ctx)\n"
+        "        if self.is_bool_flag:\n            <|>\n        return prompt(self.prompt, default=default)\n"),
+        "python")
+    facts = outline_facts(doc, index)
+    assert facts is not None
+    assert {i.name: i.idle for i in facts.items if i.name in ("confirm", "prompt")} == {"confirm": True, "prompt": False}
+    assert _ranked_names(doc, offset, index)[0] == "confirm"
 
 
 def _rich_markup_workspace(tmp_path: Path) -> tuple[Document, int, WorkspaceIndex]:

@@ -1,0 +1,2 @@
+; @prose: comments and strings that may fill whole lines: a name there is mentioned, not used.
+(comment) @prose

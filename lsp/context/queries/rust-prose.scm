@@ -1,0 +1,4 @@
+; @prose: comments and strings that may fill whole lines: a name there is mentioned, not used.
+(line_comment) @prose
+(block_comment) @prose
+(raw_string_literal) @prose
