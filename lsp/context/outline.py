@@ -260,10 +260,12 @@ _TYPE_ONLY_KINDS = {"typescript": frozenset({"interface", "type"}), "typescriptr
 def _item(name: str, definition: Definition, language_id: str, own: bool, idle: bool,
           local_to: tuple[int, int] | None = None, owner: str = "") -> OutlineItem:
     type_only = definition.kind in _TYPE_ONLY_KINDS.get(language_id, ())
+    container_name = definition.qualified_name.rpartition(".")[0]
+    class_level = _is_class_level(definition)
+    words = name_words(name) | name_words(container_name) if class_level else name_words(name)
     return OutlineItem(name, definition.kind, definition.path, definition.start_line, compact_header(definition),
-                       definition.container_header, own, idle, _doc_line(definition, language_id), name_words(name),
-                       local_to, owner, type_only, definition.qualified_name.rpartition(".")[0],
-                       class_level=_is_class_level(definition))
+                       definition.container_header, own, idle, _doc_line(definition, language_id), words,
+                       local_to, owner, type_only, container_name, class_level=class_level)
 
 
 _CLASS_LEVEL = re.compile(r"^@(?:classmethod|staticmethod)\b|^(?:(?:public|protected|private|override)\s+)*static\s",

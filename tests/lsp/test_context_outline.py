@@ -943,9 +943,13 @@ def test_a_classmethod_of_a_class_used_far_away_is_not_ranked_as_far(tmp_path: P
     assert facts is not None
     assert {i.name: i.class_level for i in facts.items if i.owner == "Style"} == {
         "__init__": False, "null": True, "pick_first": True, "copy": False, "without_color": False}
+    # `Style.null()` is written with the class's name: its words are the method's and the class's
+    assert {i.name: i.words for i in facts.items if i.name in ("null", "copy")} == {
+        "null": {"null", "style"}, "copy": {"copy"}}
     scores = {item.name: score for score, item in score_outline(facts, outline_plan(doc, offset, index)[0])
               if item.owner == "Style"}
-    assert scores["null"] - scores["without_color"] == pytest.approx(-WEIGHTS.owner_far)
+    # not far, and "style" is a word of the cursor's function, `get_row_style`
+    assert scores["null"] - scores["without_color"] == pytest.approx(-WEIGHTS.owner_far + WEIGHTS.word)
     names = _ranked_names(doc, offset, index)
     assert names.index("null") < names.index("copy")
 
