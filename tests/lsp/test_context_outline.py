@@ -968,16 +968,25 @@ def test_a_typescript_static_method_is_class_level(tmp_path: Path) -> None:
         "create": True, "load": True, "min": False}
 
 
-def test_a_keyword_after_a_member_operator_is_a_use_of_that_member(tmp_path: Path) -> None:
-    # query-core's query.ts calls `this.#retryer?.continue()`; rich calls `Style.null()`
-    index = _workspace(tmp_path, {"src/retryer.ts": (
-        "export class Retryer {\n  continue(): Promise<unknown> {\n    return this.promise\n  }\n}\n")})
-    doc, _ = _open(tmp_path / "src", "query.ts", (
-        "import { Retryer } from './retryer'\n\nexport class Query {\n  #retryer: Retryer | null = null\n\n"
-        "  resume(): void {\n    this.#retryer?.continue()\n    for (;;) {\n      continue\n    }\n    <|>\n  }\n}\n"),
-        "typescript")
+_RETRYER = (  # query-core's retryer.ts
+    "export class Retryer<TData = unknown> {\n  cancel(cancelOptions?: CancelOptions): void {\n    return\n  }\n"
+    "  continue(): Promise<unknown> {\n    return Promise.resolve()\n  }\n}\n")
+
+
+def _query_facts(tmp_path: Path, query_source: str) -> OutlineFacts:
+    """The facts of query-core's query.ts (``query_source``) beside its retryer.ts."""
+    index = _workspace(tmp_path, {"src/retryer.ts": _RETRYER})
+    doc, _ = _open(tmp_path / "src", "query.ts", query_source, "typescript")
     facts = outline_facts(doc, index)
     assert facts is not None
+    return facts
+
+
+def test_a_keyword_after_a_member_operator_is_a_use_of_that_member(tmp_path: Path) -> None:
+    # query-core's query.ts calls `this.#retryer?.continue()`; rich calls `Style.null()`
+    facts = _query_facts(tmp_path, (
+        "import { Retryer } from './retryer'\n\nexport class Query {\n  #retryer: Retryer | null = null\n\n"
+        "  resume(): void {\n    this.#retryer?.continue()\n    for (;;) {\n      continue\n    }\n    <|>\n  }\n}\n"))
     assert facts.uses["continue"] == (6,)  # the statement `continue` on line 8 is the keyword
     assert "null" not in facts.uses
 
@@ -1013,15 +1022,9 @@ def test_methods_of_the_type_a_field_of_a_held_type_declares(tmp_path: Path) -> 
 
 def test_a_variable_reached_through_optional_chaining_holds_its_type(tmp_path: Path) -> None:
     # query-core's query.ts: `this.#retryer?.cancel(options)`, where `#retryer?: Retryer<TData>`
-    index = _workspace(tmp_path, {"src/retryer.ts": (
-        "export class Retryer<TData = unknown> {\n  cancel(cancelOptions?: CancelOptions): void {\n    return\n  }\n"
-        "  continue(): Promise<unknown> {\n    return Promise.resolve()\n  }\n}\n")})
-    doc, _ = _open(tmp_path / "src", "query.ts", (
+    facts = _query_facts(tmp_path, (
         "import type { Retryer } from './retryer'\n\nexport class Query<TData> {\n  #retryer?: Retryer<TData>\n\n"
-        "  cancel(options?: CancelOptions): Promise<void> {\n    this.#retryer?.cancel(options)\n    <|>\n  }\n}\n"),
-        "typescript")
-    facts = outline_facts(doc, index)
-    assert facts is not None
+        "  cancel(options?: CancelOptions): Promise<void> {\n    this.#retryer?.cancel(options)\n    <|>\n  }\n}\n"))
     assert facts.holders.get("Retryer") == ("retryer",)
 
 
