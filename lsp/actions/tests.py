@@ -27,6 +27,7 @@ from lsp.actions.prompts import chat_messages, context_block
 from lsp.actions.replies import best_code, error_count, require_parses
 from lsp.actions.target import ActionError, Target
 from lsp.context.languages import LanguageSpec
+from lsp.context.nodes import definition_name
 from lsp.indentation import indent_unit
 
 PROMPT = """Write unit tests for the {kind} `{name}` below.
@@ -108,6 +109,43 @@ def split_reply(spec: LanguageSpec, code: str) -> tuple[list[str], list[str]]:
             spans.append([child.start_byte, child.end_byte, int(child.type in _GLUE), child.end_point[0]])
     items = [source[a:b].decode("utf-8", errors="replace") for a, b, _, _ in spans]
     return imports, items
+
+
+def usable_items(spec: LanguageSpec, items: list[str], under_test: str) -> tuple[list[str], list[str]]:
+    """The reply's items that belong in a test file, and what was left out, said for the user.
+
+    Left out: a definition of the name under test (a copy of the code, as a small model writes it:
+    the tests would test the copy, or the copy clashes with the import); in Python, a bare ``assert``
+    or a call of a test at the top level, which pytest runs while it collects the file (one that
+    fails stops the whole file).
+    """
+    kept: list[str] = []
+    copies = stray = 0
+    for item in items:
+        root = spec.parser().parse(item.encode("utf-8")).root_node
+        node = next((child for child in root.named_children if child.type not in _GLUE), None)
+        definition = node.child_by_field_name("definition") if node is not None and \
+            node.type == "decorated_definition" else node
+        if definition is not None and definition.child_by_field_name("name") is not None and \
+                definition_name(definition) == under_test:
+            copies += 1
+        elif spec.id == "python" and node is not None and _runs_while_collected(node):
+            stray += 1
+        else:
+            kept.append(item)
+    notes = [f"a copy of `{under_test}`"] * bool(copies)
+    if stray:
+        notes.append(f"{stray} statement{'s' * (stray > 1)} outside a test")
+    return kept, notes
+
+
+def _runs_while_collected(node: tree_sitter.Node) -> bool:
+    """A Python top-level statement that tests something when the module is imported."""
+    if node.type == "assert_statement":
+        return True
+    call = node.named_children[0] if node.type == "expression_statement" and node.named_child_count else None
+    function = call.child_by_field_name("function") if call is not None and call.type == "call" else None
+    return function is not None and function.type == "identifier" and (function.text or b"").startswith(b"test")
 
 
 _JS_NAMED = re.compile(r"^import\s*\{([^}]*)\}\s*from\s*([\"'][^\"']+[\"'])\s*;?$", re.DOTALL)
@@ -361,9 +399,11 @@ class TestsAction(Action):
                 _edit(target.text, s, e, n, target.encoding) for s, e, n in edits])
             return Edit(workspace_edit([change]), f"added tests for {target.label}")
         reply_imports, items = split_reply(spec, code)
+        items, left_out = usable_items(spec, items, plan.under_test)
         marker = _TEST_MARKERS.get(spec.id)
         if not items or (marker is not None and not any(marker.search(item) for item in items)):
             raise ActionError("the model's reply has no tests; nothing was changed")
+        note = f" (left out of the model's reply: {'; '.join(left_out)})" if left_out else ""
         imports = _merge_imports(plan, spec.id, reply_imports)
         imports += _needs(spec.id, "\n".join(items), imports)
         uri = from_fs_path(plan.path) or plan.path
@@ -371,14 +411,14 @@ class TestsAction(Action):
         if existing is None:
             content = new_file_content(spec, plan, imports, items)
             require_parses(spec, content, "test file")
-            return Edit(workspace_edit(create_file_edit(plan.path, content)), f"created {plan.path}", show_uri=uri)
+            return Edit(workspace_edit(create_file_edit(plan.path, content)), f"created {plan.path}{note}", show_uri=uri)
         text, version = existing
         edits, after = append_edits(spec, plan, text, imports, items)
         if error_count(spec, after) > error_count(spec, text):
             raise ActionError(f"the tests would leave {PurePath(plan.path).name} with syntax errors; "
                               "nothing was changed")
         change = document_edit(uri, version, [_edit(text, s, e, n, files.encoding) for s, e, n in edits])
-        return Edit(workspace_edit([change]), f"added tests to {plan.path}", show_uri=uri)
+        return Edit(workspace_edit([change]), f"added tests to {plan.path}{note}", show_uri=uri)
 
     def progress_title(self, target: Target, args: dict[str, Any]) -> str:
         """Progress title."""

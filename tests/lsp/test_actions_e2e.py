@@ -381,6 +381,33 @@ async def test_generate_tests_refuses_a_reply_it_cannot_use(editor: ActionEditor
     assert any(told in m.message for m in messages), messages
 
 
+async def test_generate_tests_leaves_out_a_copy_of_the_code_and_top_level_asserts(
+        editor: ActionEditor, backend: ScriptedBackend, tmp_path: Path) -> None:
+    # SmolLM2-135M's reply in CI, on this project: a copy of the function, one test, and the test's
+    # assert at the top level, which pytest ran while collecting: the whole file failed to collect
+    write(tmp_path, PYTEST_PROJECT)
+    await editor.start_in(tmp_path, options(backend.url))
+    uri = editor.open_file(tmp_path / "geometry/shapes.py", "python")
+    backend.chat = Reply(chunks=chunks(fenced("python", (
+        "from geometry.shapes import scale\nimport pytest\n\n\ndef scale(value, factor):\n    return value * factor\n"
+        "\n\ndef test_scale():\n    assert scale(2, 3) == 6\n\n\nassert scale(2, 3) == 7\n")), 11))
+    edit = await editor.run(pick(await editor.actions_at(uri, editor.texts[uri].index("pass")), "Generate tests"))
+    assert edit is not None
+    test_path = tmp_path / "tests" / "test_shapes.py"
+    content = apply_edit(edit)[str(test_path)]
+    assert "def scale(" not in content
+    assert "== 7" not in content
+    test_path.write_text(content)
+    collected = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert collected.returncode == 0, content + collected.stdout + collected.stderr
+    assert "1 test collected" in collected.stdout
+    if editor.kind == "no-resolve":  # applied by the server: the edit's label says what was left out
+        assert editor.applied[-1].label == ("teampilot: created " + str(test_path) + " (left out of the model's "
+                                            "reply: a copy of `scale`; 1 statement outside a test)")
+
+
 async def test_generate_tests_appends_to_existing_file(editor: ActionEditor, backend: ScriptedBackend,
                                                        tmp_path: Path) -> None:
     write(tmp_path, {**PYTEST_PROJECT, "tests/test_shapes.py": """

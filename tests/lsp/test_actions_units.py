@@ -13,6 +13,7 @@ from lsp.actions.edits import reindent, shift
 from lsp.actions.implement import is_stub_body
 from lsp.actions.replies import best_code, code_blocks_for, error_count
 from lsp.actions.target import ActionError, spec_of
+from lsp.actions.tests import split_reply, usable_items
 from lsp.actions.translate import translated_path
 
 
@@ -42,6 +43,44 @@ def test_best_code_prefers_a_block_that_parses() -> None:
 ])
 def test_error_count_counts_python_blocks_without_a_statement(code: str, errors: int) -> None:
     assert error_count(spec_of("python"), code) == errors
+
+
+# SmolLM2-135M's reply in CI (Generate tests on `word_count`): a copy of the function, one test, then
+# the test's assert twice more at the top level, which failed pytest's collection of the whole file
+_SMOLLM2_TESTS = (
+    "from text_utils import word_count\nimport pytest\n\n\ndef word_count(text):\n    return len(text.split())\n\n\n"
+    "def test_word_count():\n    assert word_count(\"Hello, World!\") == 3\n\n\n"
+    "assert word_count(\"Hello, World!\") == 3\n\n\nassert word_count(\"Hello, World!\") == 3\n")
+
+
+@pytest.mark.parametrize(("language", "reply", "under_test", "kept", "notes"), [
+    pytest.param("python", _SMOLLM2_TESTS, "word_count", ["def test_word_count():"],
+                 ["a copy of `word_count`", "2 statements outside a test"], id="python-smollm2"),
+    pytest.param("python", (
+        "import functools\n\n\n@functools.cache\ndef scale(value, factor):\n    return value * factor\n\n\n"
+        "def test_scale():\n    assert scale(2, 3) == 6\n\n\ntest_scale()\n\n\n"
+        "if __name__ == \"__main__\":\n    test_scale()\n"), "scale", ["def test_scale():", "if __name__"],
+                 ["a copy of `scale`", "1 statement outside a test"], id="python-decorated-copy-and-a-call"),
+    pytest.param("typescript", (
+        "import { scale } from './shapes'\n\nfunction scale(value: number, factor: number): number {\n"
+        "  return value * factor\n}\n\ndescribe('scale', () => {\n  it('multiplies', () => {\n"
+        "    expect(scale(2, 3)).toBe(6)\n  })\n})\n"), "scale", ["describe('scale'"], ["a copy of `scale`"],
+                 id="typescript"),
+    pytest.param("go", (
+        "package shapes\n\nimport \"testing\"\n\nfunc Scale(value, factor float64) float64 {\n\treturn value * factor\n}\n\n"
+        "func TestScale(t *testing.T) {\n\tif Scale(2, 3) != 6 {\n\t\tt.Fatal(\"want 6\")\n\t}\n}\n"), "Scale",
+                 ["func TestScale("], ["a copy of `Scale`"], id="go"),
+    pytest.param("python", "import pytest\n\n\ndef test_scale():\n    assert scale(2, 3) == 6\n", "scale",
+                 ["def test_scale():"], [], id="python-nothing-to-leave-out"),
+])
+def test_a_test_file_leaves_out_copies_of_the_code_and_top_level_checks(
+        language: str, reply: str, under_test: str, kept: list[str], notes: list[str]) -> None:
+    spec = spec_of(language)
+    _, items = split_reply(spec, reply)
+    usable, left_out = usable_items(spec, items, under_test)
+    assert [item.split("\n")[0][:len(start)] for item, start in zip(usable, kept, strict=False)] == kept
+    assert len(usable) == len(kept)
+    assert left_out == notes
 
 
 def test_best_code_without_fence_is_a_clear_error() -> None:
