@@ -115,7 +115,8 @@ class Settings(BaseSettings):
         0, ge=0, le=256, description="transformers engine: torch intra-op threads; 0 = auto (1 for tiny models, "
         "else min(2, CPUs)). On a CPU shared with other busy processes 1 can be several times faster.",
     )
-    seed: int = Field(0, ge=0, description="Seed for engines that need one.")
+    seed: int = Field(0, ge=0, description="The engine's random seed: a request without its own seed draws one "
+                      "from it, so the same requests in the same order sample the same text (as in vLLM).")
     log_prompts: bool = Field(False, description="Log prompts and completions (off: never logged).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
 

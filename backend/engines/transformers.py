@@ -107,6 +107,7 @@ class TransformersEngine:
         )
         self._model: Any = None
         self._torch: Any = None
+        self._seeds = random.Random(settings.seed)  # a request without a seed draws one: a run is reproducible
         self._cache_cls: Any = None
         self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._requests: dict[str, _Request] = {}
@@ -290,7 +291,7 @@ class TransformersEngine:
         if request.cache is None:
             request.cache = self._cache_cls(config=self._model.config)
             request.generator = torch.Generator().manual_seed(
-                request.params.seed if request.params.seed is not None else random.getrandbits(63)
+                request.params.seed if request.params.seed is not None else self._seeds.getrandbits(63)
             )
             request.decoder = self.tokenizer.incremental_decoder(request.prompt)
             with self._lock:

@@ -172,6 +172,29 @@ async def test_seeded_sampling_is_reproducible(engine: Engine) -> None:
     assert any(ids != first.token_ids for ids in others)
 
 
+async def test_unseeded_requests_sample_alike_after_a_restart_with_the_same_seed(tiny_llama3_path: Any) -> None:
+    """A request without a seed draws one from the engine's seed (``Settings.seed``), as in vLLM: the same
+    requests in the same order sample the same text after a restart, so a run can be replayed (the CI's
+    real-model tests sample at the actions' temperature). The embedded engine only: a second vLLM engine
+    takes minutes to start."""
+
+    async def samples(seed: int) -> list[list[int]]:
+        engine = create_engine(Settings(engine="transformers", model="tiny", seed=seed))
+        await engine.start()
+        try:
+            prompt = engine.tokenizer.encode("def ", add_bos=True)
+            params = SamplingParams(max_tokens=24, temperature=1.5, top_p=0.95)
+            return [(await run(engine, prompt, params)).token_ids for _ in range(2)]
+        finally:
+            await engine.shutdown()
+
+    first = await samples(5)
+    assert first == await samples(5)
+    assert first[0] != first[1]  # each request draws its own seed
+    others = [await samples(seed) for seed in (6, 7)]
+    assert any(other != first for other in others)
+
+
 async def test_abort_stops_within_one_step_and_frees_the_slot(engine: Engine, long_prompt: list[int]) -> None:
     before = engine.stats()
     rid = request_id("abort")
