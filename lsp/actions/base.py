@@ -54,11 +54,14 @@ class Answer:
 
 @dataclass(frozen=True)
 class Edit:
-    """A workspace edit to apply, and optionally a document to show afterwards."""
+    """A workspace edit to apply, and optionally a document to show afterwards and a notice for the user
+    (what the edit leaves out of the model's reply), which every client is told, whether it resolves the
+    edit or the server applies it."""
 
     edit: types.WorkspaceEdit
     summary: str
     show_uri: str | None = None
+    notice: str = ""
 
 
 Outcome = Answer | Edit

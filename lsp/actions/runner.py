@@ -106,16 +106,24 @@ class ActionRunner:
             await self._show(path, outcome.markdown)
             return RunResult(ok=True, message=f"answer written to {path}", answer=str(path))
         assert isinstance(outcome, Edit)
+        summary = f"{outcome.summary} ({outcome.notice})" if outcome.notice else outcome.summary
         if not apply:
-            return RunResult(ok=True, message=outcome.summary, edit=outcome.edit, show_uri=outcome.show_uri)
+            self._notify(outcome)
+            return RunResult(ok=True, message=summary, edit=outcome.edit, show_uri=outcome.show_uri)
         result = await self.host.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=outcome.edit, label=f"teampilot: {outcome.summary}"))
+            types.ApplyWorkspaceEditParams(edit=outcome.edit, label=f"teampilot: {summary}"))
         if not result.applied:
             reason = result.failure_reason or "the editor did not apply it"
             return self.fail(f"teampilot: could not apply the edit ({reason})")
+        self._notify(outcome)
         if outcome.show_uri and self.supports_show_document():
             await self.show_uri(outcome.show_uri)
-        return RunResult(ok=True, message=outcome.summary)
+        return RunResult(ok=True, message=summary)
+
+    def _notify(self, outcome: Edit) -> None:
+        if outcome.notice:
+            self.host.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Info, message=f"teampilot: {outcome.summary}; {outcome.notice}"))
 
     async def show_uri(self, uri: str) -> None:
         """Open a document in the editor (a courtesy: failures are only logged)."""

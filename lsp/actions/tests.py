@@ -403,7 +403,7 @@ class TestsAction(Action):
         marker = _TEST_MARKERS.get(spec.id)
         if not items or (marker is not None and not any(marker.search(item) for item in items)):
             raise ActionError("the model's reply has no tests; nothing was changed")
-        note = f" (left out of the model's reply: {'; '.join(left_out)})" if left_out else ""
+        notice = f"left out of the model's reply: {'; '.join(left_out)}" if left_out else ""
         imports = _merge_imports(plan, spec.id, reply_imports)
         imports += _needs(spec.id, "\n".join(items), imports)
         uri = from_fs_path(plan.path) or plan.path
@@ -411,14 +411,15 @@ class TestsAction(Action):
         if existing is None:
             content = new_file_content(spec, plan, imports, items)
             require_parses(spec, content, "test file")
-            return Edit(workspace_edit(create_file_edit(plan.path, content)), f"created {plan.path}{note}", show_uri=uri)
+            return Edit(workspace_edit(create_file_edit(plan.path, content)), f"created {plan.path}", show_uri=uri,
+                        notice=notice)
         text, version = existing
         edits, after = append_edits(spec, plan, text, imports, items)
         if error_count(spec, after) > error_count(spec, text):
             raise ActionError(f"the tests would leave {PurePath(plan.path).name} with syntax errors; "
                               "nothing was changed")
         change = document_edit(uri, version, [_edit(text, s, e, n, files.encoding) for s, e, n in edits])
-        return Edit(workspace_edit([change]), f"added tests to {plan.path}{note}", show_uri=uri)
+        return Edit(workspace_edit([change]), f"added tests to {plan.path}", show_uri=uri, notice=notice)
 
     def progress_title(self, target: Target, args: dict[str, Any]) -> str:
         """Progress title."""

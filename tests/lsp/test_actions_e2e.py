@@ -403,7 +403,10 @@ async def test_generate_tests_leaves_out_a_copy_of_the_code_and_top_level_assert
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert collected.returncode == 0, content + collected.stdout + collected.stderr
     assert "1 test collected" in collected.stdout
-    if editor.kind == "no-resolve":  # applied by the server: the edit's label says what was left out
+    told = f"created {test_path}; left out of the model's reply: a copy of `scale`; 1 statement outside a test"
+    messages = await editor.wait_messages(1)  # both editors: the one that resolves the edit, and the other
+    assert [m.message for m in messages if "left out" in m.message] == [f"teampilot: {told}"]
+    if editor.kind == "no-resolve":  # applied by the server: the edit's label says it too
         assert editor.applied[-1].label == ("teampilot: created " + str(test_path) + " (left out of the model's "
                                             "reply: a copy of `scale`; 1 statement outside a test)")
 
