@@ -287,11 +287,11 @@ _MEMBER_KEYWORD = re.compile(r"(?:\.|::|->)#?(" + "|".join(sorted(STOP_WORDS, ke
                              + r")(?![\w$])")
 
 
-def _uses(text: str) -> dict[str, tuple[int, ...]]:
+def _uses(text: str, lines: Sequence[str]) -> dict[str, tuple[int, ...]]:
     """Lines where each identifier occurs (keywords left out, unless a member operator comes before them;
-    one-letter names too, unless capitalised: Go's ``E(err)``)."""
+    one-letter names too, unless capitalised: Go's ``E(err)``). ``lines``: ``text``'s lines."""
     found: dict[str, list[int]] = defaultdict(list)
-    for number, line in enumerate(text.split("\n")):
+    for number, line in enumerate(lines):
         for name in dict.fromkeys(IDENTIFIER.findall(line)):  # in order: the same facts in every process
             if (len(name) > 1 or name.isupper()) and name not in STOP_WORDS:
                 found[name].append(number)
@@ -384,7 +384,8 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     ``scanned``: the tree's definitions when already scanned (:func:`scan_definitions`).
     """
     text = source.decode("utf-8", errors="replace")
-    uses = _uses(text)
+    lines = text.split("\n")
+    uses = _uses(text, lines)
     import_lines = _import_lines(text, imports)
     nested = nested_imports(tree, spec) if spec.local_import_types else []
     nested_texts = [source[node.start_byte:node.end_byte].decode("utf-8", "replace") for node in nested]
@@ -392,7 +393,7 @@ def compute_outline_facts(spec: LanguageSpec, language_id: str, path: str, versi
     imports = (*imports, *nested_texts)
     import_lines.update(n for node in nested for n in range(node.start_point[0], node.end_point[0] + 1))
 
-    prose = prose_lines(tree, spec, text.split("\n"))
+    prose = prose_lines(tree, spec, lines)
 
     def idle(name: str, line: int | None) -> bool:
         """No use of the name besides its own definition line, the import statements, and mentions in
